@@ -1,0 +1,53 @@
+/**
+ * The `evovla` command: a table of subcommands, each in its own module, loaded on demand so that
+ * `evovla view` does not pay for onnxruntime and `evovla deploy` does not pay for three.js.
+ */
+
+/** A subcommand: parses its own argv, returns the process exit code. */
+export type Command = (argv: string[]) => Promise<number>;
+
+interface CommandEntry {
+  summary: string;
+  load: () => Promise<Command>;
+}
+
+const commands: Record<string, CommandEntry> = {
+  sim: {
+    summary: 'run the simulator with a moving arm and print what it does (smoke test)',
+    load: async () => (await import('./sim.ts')).run,
+  },
+};
+
+/** Thrown by subcommands for bad user input: printed without a stack trace, exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((k) => k.length));
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `usage: evovla <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun 'evovla <command> --help' for a command's options.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const entry = commands[name];
+  if (!entry) {
+    console.error(`evovla: unknown command '${name}' (expected one of: ${Object.keys(commands).join(', ')})`);
+    return 2;
+  }
+  try {
+    const command = await entry.load();
+    return await command(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`evovla ${name}: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+}
