@@ -1,0 +1,60 @@
+/**
+ * Episode file contents: a versioned header, then one record per control step.
+ * The on-disk framing (msgpack records with length + CRC32, atomic rename) lives beside this file.
+ */
+import type { CameraFrame, Pose, RewardTerms } from '../types.ts';
+
+export const EPISODE_FORMAT_VERSION = 1;
+
+export interface EpisodeHeader {
+  format: 'evovla.episode';
+  version: number;
+  task: string;
+  instruction: string;
+  robot: string;
+  seed: number;
+  /** Control rate in Hz (60 by default). */
+  controlHz: number;
+  physicsHz: number;
+  actionMode: 'joint' | 'ee_delta';
+  /** Hash of the env + task config that produced the episode (replay refuses a mismatch). */
+  configHash: string;
+  /** Stage names in order, so readers need not load the task. */
+  stages: string[];
+  /** Names of the recorded cameras, empty when images are off. */
+  cameras: string[];
+  /** Free-form metadata (who wrote it: expert, policy checkpoint, ...). */
+  meta: Record<string, unknown>;
+}
+
+export interface StepRecord {
+  step: number;
+  time: number;
+  action: Float32Array;
+  /** Joint positions (6) + gripper (1) after the step. */
+  proprio: Float32Array;
+  /** Arm link poses, for replay drawing without re-simulating. */
+  links: Record<string, Pose>;
+  ee: Pose;
+  objects: Record<string, Pose>;
+  predicates: Record<string, boolean>;
+  /** Ground-truth stage index. */
+  stage: number;
+  /** Stage the expert/policy reports it is executing, when known. */
+  commandedStage?: number;
+  rewardTerms: RewardTerms;
+  reward: number;
+  terminated: boolean;
+  truncated: boolean;
+  images?: Record<string, CameraFrame>;
+}
+
+/** The footer written when an episode is closed cleanly. */
+export interface EpisodeFooter {
+  steps: number;
+  success: boolean;
+  /** Env.stateHash() after the last step; `evovla replay --verify` checks it. */
+  finalStateHash: string;
+  /** Highest ground-truth stage reached. */
+  maxStage: number;
+}
