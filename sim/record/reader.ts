@@ -1,0 +1,197 @@
+/**
+ * Episode reader. It never throws on a damaged file: it yields every intact record up to the
+ * first damaged one and reports where and why the file breaks (byte offset, record index, reason),
+ * so a crashed recording still gives its prefix and a corrupted one says exactly what is wrong.
+ */
+import * as fs from 'node:fs';
+import { crc32 } from './crc32.ts';
+import {
+  EPISODE_MAGIC,
+  FRAME_HEADER_BYTES,
+  KIND_FOOTER,
+  KIND_HEADER,
+  KIND_STEP,
+  MAX_FRAME_BYTES,
+  PREAMBLE_BYTES,
+  episodePackr,
+} from './format.ts';
+import { EPISODE_FORMAT_VERSION, type EpisodeFooter, type EpisodeHeader, type StepRecord } from './types.ts';
+
+/** Why a file could not be read to its end. */
+export type EpisodeDamageCode =
+  | 'bad_magic'
+  | 'wrong_version'
+  | 'truncated'
+  | 'bad_length'
+  | 'crc_mismatch'
+  | 'bad_record'
+  | 'missing_header'
+  | 'missing_footer'
+  | 'trailing_data';
+
+/** Where and why a file breaks. Records before `recordIndex` are intact. */
+export interface EpisodeDamage {
+  code: EpisodeDamageCode;
+  /** Byte offset of the frame (or preamble field) that is damaged. */
+  offset: number;
+  /** Index of the damaged record, counting the header as record 0. */
+  recordIndex: number;
+  /** One line a user can act on. */
+  message: string;
+}
+
+/** A decoded record, tagged by kind. */
+export type EpisodeRecord =
+  | { kind: 'header'; offset: number; value: EpisodeHeader }
+  | { kind: 'step'; offset: number; value: StepRecord }
+  | { kind: 'footer'; offset: number; value: EpisodeFooter };
+
+/** Everything a reader recovered from one file. */
+export interface EpisodeReadResult {
+  header: EpisodeHeader | null;
+  steps: StepRecord[];
+  footer: EpisodeFooter | null;
+  /** Null when the file is complete and intact (header, steps, footer, nothing after). */
+  damage: EpisodeDamage | null;
+  /** Size of the file in bytes. */
+  bytes: number;
+}
+
+/** Thrown by `requireIntact` for a damaged file. */
+export class EpisodeFormatError extends Error {
+  override name = 'EpisodeFormatError';
+  constructor(readonly damage: EpisodeDamage, readonly file?: string) {
+    super(`${file ? `${file}: ` : ''}${damage.message}`);
+  }
+}
+
+/**
+ * Walk the records of an episode file held in memory. Yields intact records in order; returns the
+ * damage found (null for a complete file) as the generator's return value.
+ */
+export function* iterateEpisode(buf: Uint8Array): Generator<EpisodeRecord, EpisodeDamage | null, void> {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (buf.length < PREAMBLE_BYTES) {
+    const magicOk = buf.every((b, i) => i >= EPISODE_MAGIC.length || b === EPISODE_MAGIC[i]);
+    return magicOk
+      ? damage('truncated', 0, 0, `file is ${buf.length} bytes, shorter than the ${PREAMBLE_BYTES}-byte preamble (empty or truncated recording)`)
+      : damage('bad_magic', 0, 0, `not an evovla episode file: expected magic "EVOVLAEP", got ${hexPrefix(buf, 8)}`);
+  }
+  for (let i = 0; i < EPISODE_MAGIC.length; i++) {
+    if (buf[i] !== EPISODE_MAGIC[i]) {
+      return damage('bad_magic', 0, 0, `not an evovla episode file: expected magic "EVOVLAEP", got ${hexPrefix(buf, 8)}`);
+    }
+  }
+  const version = view.getUint32(8, true);
+  if (version !== EPISODE_FORMAT_VERSION) {
+    return damage(
+      'wrong_version',
+      8,
+      0,
+      `episode format version ${version} is not supported (this build reads version ${EPISODE_FORMAT_VERSION}); no records were read`,
+    );
+  }
+
+  let offset = PREAMBLE_BYTES;
+  let index = 0;
+  let sawFooter = false;
+  while (offset < buf.length) {
+    if (sawFooter) {
+      return damage('trailing_data', offset, index, `${buf.length - offset} bytes after the footer at byte ${offset} (record ${index}); the episode before them is intact`);
+    }
+    if (buf.length - offset < FRAME_HEADER_BYTES) {
+      return damage('truncated', offset, index, `file ends inside the frame header of record ${index} at byte ${offset} (${buf.length - offset} of ${FRAME_HEADER_BYTES} bytes); ${index} intact records before it`);
+    }
+    const length = view.getUint32(offset, true);
+    const storedCrc = view.getUint32(offset + 4, true);
+    if (length < 2 || length > MAX_FRAME_BYTES) {
+      return damage('bad_length', offset, index, `record ${index} at byte ${offset} declares ${length} payload bytes (expected 2..${MAX_FRAME_BYTES}); ${index} intact records before it`);
+    }
+    const start = offset + FRAME_HEADER_BYTES;
+    if (start + length > buf.length) {
+      return damage('truncated', offset, index, `file ends inside record ${index} at byte ${offset}: needs ${length} payload bytes, has ${buf.length - start}; ${index} intact records before it`);
+    }
+    const payload = buf.subarray(start, start + length);
+    const actualCrc = crc32(payload);
+    if (actualCrc !== storedCrc) {
+      return damage('crc_mismatch', offset, index, `record ${index} at byte ${offset} fails its CRC-32 check (stored ${hex32(storedCrc)}, computed ${hex32(actualCrc)}); ${index} intact records before it`);
+    }
+    const kind = payload[0];
+    let value: unknown;
+    try {
+      value = episodePackr.unpack(payload.subarray(1));
+    } catch (err) {
+      return damage('bad_record', offset, index, `record ${index} at byte ${offset} passes its CRC but is not valid msgpack (${(err as Error).message})`);
+    }
+    if (index === 0 && kind !== KIND_HEADER) {
+      return damage('missing_header', offset, 0, `the first record at byte ${offset} is not a header (kind byte ${kind})`);
+    }
+    if (kind === KIND_HEADER) {
+      if (index !== 0) return damage('bad_record', offset, index, `record ${index} at byte ${offset} is a second header`);
+      const header = value as EpisodeHeader;
+      if (header === null || typeof header !== 'object' || header.format !== 'evovla.episode') {
+        return damage('bad_record', offset, 0, `header record at byte ${offset} lacks format 'evovla.episode'`);
+      }
+      if (header.version !== EPISODE_FORMAT_VERSION) {
+        return damage('wrong_version', offset, 0, `header declares version ${String(header.version)}, expected ${EPISODE_FORMAT_VERSION}`);
+      }
+      yield { kind: 'header', offset, value: header };
+    } else if (kind === KIND_STEP) {
+      yield { kind: 'step', offset, value: value as StepRecord };
+    } else if (kind === KIND_FOOTER) {
+      sawFooter = true;
+      yield { kind: 'footer', offset, value: value as EpisodeFooter };
+    } else {
+      return damage('bad_record', offset, index, `record ${index} at byte ${offset} has unknown kind byte ${kind} (expected 'H', 'S' or 'F')`);
+    }
+    offset = start + length;
+    index++;
+  }
+  if (index === 0) return damage('missing_header', offset, 0, `file has a preamble but no header record (recording stopped before it began)`);
+  if (!sawFooter) {
+    return damage('missing_footer', offset, index, `no footer after ${index} intact records (the recording was not closed: crashed or still running)`);
+  }
+  return null;
+}
+
+/** Decode a whole episode held in memory, recovering the intact prefix of a damaged one. */
+export function decodeEpisode(buf: Uint8Array): EpisodeReadResult {
+  const result: EpisodeReadResult = { header: null, steps: [], footer: null, damage: null, bytes: buf.length };
+  const it = iterateEpisode(buf);
+  for (;;) {
+    const next = it.next();
+    if (next.done) {
+      result.damage = next.value;
+      return result;
+    }
+    const rec = next.value;
+    if (rec.kind === 'header') result.header = rec.value;
+    else if (rec.kind === 'step') result.steps.push(rec.value);
+    else result.footer = rec.value;
+  }
+}
+
+/** Read an episode file (see `decodeEpisode`). I/O errors such as a missing file still throw. */
+export function readEpisode(file: string): EpisodeReadResult {
+  return decodeEpisode(fs.readFileSync(file));
+}
+
+/** Throw an `EpisodeFormatError` unless the file read cleanly; narrows header and footer. */
+export function requireIntact(
+  result: EpisodeReadResult,
+  file?: string,
+): asserts result is EpisodeReadResult & { header: EpisodeHeader; footer: EpisodeFooter; damage: null } {
+  if (result.damage) throw new EpisodeFormatError(result.damage, file);
+}
+
+function damage(code: EpisodeDamageCode, offset: number, recordIndex: number, message: string): EpisodeDamage {
+  return { code, offset, recordIndex, message };
+}
+
+function hex32(x: number): string {
+  return `0x${x.toString(16).padStart(8, '0')}`;
+}
+
+function hexPrefix(buf: Uint8Array, n: number): string {
+  return Array.from(buf.subarray(0, n), (b) => b.toString(16).padStart(2, '0')).join(' ') || '(empty)';
+}
