@@ -1,0 +1,206 @@
+/**
+ * Model-building blocks. Each layer creates its parameters in a `ParamSet` when constructed and
+ * emits graph nodes when applied, so one definition traces into both the inference and the
+ * training graph. Weights are stored [in, out] so the forward product needs no transpose.
+ */
+import { Graph, Tensor, shapeString } from './graph.ts';
+import * as op from './ops.ts';
+import { init, type Initializer, type ParamSet, type Parameter } from './params.ts';
+
+/** Activation functions by name. */
+export type Activation = 'relu' | 'gelu' | 'gelu_tanh' | 'tanh' | 'sigmoid' | 'none';
+
+/** GELU, exact (erf) form: x * Phi(x). */
+export function gelu(x: Tensor): Tensor {
+  return op.mul(op.mul(x, 0.5), op.add(op.erf(op.mul(x, Math.SQRT1_2)), 1));
+}
+
+/** GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+export function geluTanh(x: Tensor): Tensor {
+  const inner = op.mul(op.add(x, op.mul(op.mul(op.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
+  return op.mul(op.mul(x, 0.5), op.add(op.tanh(inner), 1));
+}
+
+/** Applies a named activation. */
+export function activate(x: Tensor, a: Activation): Tensor {
+  switch (a) {
+    case 'relu':
+      return op.relu(x);
+    case 'gelu':
+      return gelu(x);
+    case 'gelu_tanh':
+      return geluTanh(x);
+    case 'tanh':
+      return op.tanh(x);
+    case 'sigmoid':
+      return op.sigmoid(x);
+    case 'none':
+      return x;
+  }
+}
+
+/** y = x W + b over the last axis. */
+export class Linear {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+
+  constructor(
+    params: ParamSet,
+    readonly name: string,
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    options: { bias?: boolean; weightInit?: Initializer; biasInit?: Initializer } = {},
+  ) {
+    this.weight = params.add(`${name}.weight`, [inFeatures, outFeatures], options.weightInit ?? init.fanInUniform());
+    this.bias =
+      options.bias === false
+        ? null
+        : params.add(`${name}.bias`, [outFeatures], options.biasInit ?? init.fanInUniform(), { fan: { fanIn: inFeatures, fanOut: outFeatures } });
+  }
+
+  apply(x: Tensor): Tensor {
+    if (x.shape[x.rank - 1] !== this.inFeatures) {
+      throw new Error(`${this.name}: input ${x.name} has shape ${shapeString(x.shape)}, expected last dimension ${this.inFeatures}`);
+    }
+    const g = x.graph;
+    const y = op.matmul(x, g.param(this.weight));
+    return this.bias ? op.add(y, g.param(this.bias)) : y;
+  }
+}
+
+/** A table of `count` learned vectors of size `dim`, looked up by int64 ids. */
+export class Embedding {
+  readonly table: Parameter;
+
+  constructor(params: ParamSet, readonly name: string, readonly count: number, readonly dim: number, initializer: Initializer = init.normal(0.02)) {
+    this.table = params.add(`${name}.table`, [count, dim], initializer, { decay: false });
+  }
+
+  apply(ids: Tensor): Tensor {
+    return op.gather(ids.graph.param(this.table), ids);
+  }
+}
+
+/** Layer normalisation over the last axis with learned gain and bias. */
+export class LayerNorm {
+  readonly scale: Parameter;
+  readonly bias: Parameter;
+
+  constructor(params: ParamSet, readonly name: string, readonly dim: number, readonly epsilon = 1e-5) {
+    this.scale = params.add(`${name}.scale`, [dim], init.ones(), { decay: false });
+    this.bias = params.add(`${name}.bias`, [dim], init.zeros(), { decay: false });
+  }
+
+  apply(x: Tensor): Tensor {
+    const g = x.graph;
+    return op.layerNorm(x, g.param(this.scale), g.param(this.bias), this.epsilon);
+  }
+}
+
+/** A stack of Linear layers with an activation between them (none after the last by default). */
+export class MLP {
+  readonly layers: Linear[] = [];
+
+  /** @param sizes [in, hidden..., out], e.g. [13, 256, 256, 6]. */
+  constructor(
+    params: ParamSet,
+    readonly name: string,
+    sizes: readonly number[],
+    readonly activation: Activation = 'relu',
+    readonly finalActivation: Activation = 'none',
+  ) {
+    if (sizes.length < 2) throw new Error(`${name}: MLP sizes need at least [in, out], got [${sizes.join(',')}]`);
+    for (let i = 0; i + 1 < sizes.length; i++) this.layers.push(new Linear(params, `${name}.${i}`, sizes[i], sizes[i + 1]));
+  }
+
+  apply(x: Tensor): Tensor {
+    let h = x;
+    this.layers.forEach((layer, i) => {
+      h = layer.apply(h);
+      h = activate(h, i + 1 < this.layers.length ? this.activation : this.finalActivation);
+    });
+    return h;
+  }
+}
+
+/**
+ * Cuts images [B, C, H, W] into non-overlapping p x p patches: [B, (H/p)(W/p), C p p], row-major
+ * over the patch grid, each patch flattened channel-first.
+ */
+export function patchify(images: Tensor, patch: number): Tensor {
+  const [, c, h, w] = images.shape;
+  if (images.rank !== 4 || typeof c !== 'number' || typeof h !== 'number' || typeof w !== 'number' || h % patch !== 0 || w % patch !== 0) {
+    throw new Error(`patchify: images must be [B, C, H, W] with H and W multiples of ${patch}, got ${images}`);
+  }
+  const gh = h / patch;
+  const gw = w / patch;
+  const split = op.reshape(images, [0, c, gh, patch, gw, patch]);
+  const grouped = op.transpose(split, [0, 2, 4, 1, 3, 5]);
+  return op.reshape(grouped, [0, gh * gw, c * patch * patch]);
+}
+
+/** Additive attention bias from a key mask [B, T] (1 = attend, 0 = ignore) -> [B, 1, 1, T]. */
+export function keyMaskBias(mask: Tensor): Tensor {
+  return op.unsqueeze(op.mul(op.sub(mask, 1), 1e9), [1, 2]);
+}
+
+/** Additive causal bias [T, T]: position i attends to j <= i. */
+export function causalBias(g: Graph, length: number): Tensor {
+  const data = new Float32Array(length * length);
+  for (let i = 0; i < length; i++) for (let j = i + 1; j < length; j++) data[i * length + j] = -1e9;
+  return g.constantData(data, [length, length]);
+}
+
+/** Multi-head self-attention over [B, T, D]; `bias` is added to the scores (broadcast to [B, H, T, T]). */
+export class MultiHeadAttention {
+  readonly q: Linear;
+  readonly k: Linear;
+  readonly v: Linear;
+  readonly out: Linear;
+  readonly headDim: number;
+
+  constructor(params: ParamSet, readonly name: string, readonly dim: number, readonly heads: number) {
+    if (dim % heads !== 0) throw new Error(`${name}: width ${dim} is not divisible by ${heads} heads`);
+    this.headDim = dim / heads;
+    const w = init.xavierUniform();
+    this.q = new Linear(params, `${name}.q`, dim, dim, { weightInit: w, biasInit: init.zeros() });
+    this.k = new Linear(params, `${name}.k`, dim, dim, { weightInit: w, biasInit: init.zeros() });
+    this.v = new Linear(params, `${name}.v`, dim, dim, { weightInit: w, biasInit: init.zeros() });
+    this.out = new Linear(params, `${name}.out`, dim, dim, { weightInit: w, biasInit: init.zeros() });
+  }
+
+  apply(x: Tensor, bias?: Tensor): Tensor {
+    const t = x.shape[1];
+    if (x.rank !== 3 || typeof t !== 'number') throw new Error(`${this.name}: input must be [B, T, ${this.dim}] with static T, got ${x}`);
+    const heads = (y: Tensor, perm: number[]): Tensor => op.transpose(op.reshape(y, [0, t, this.heads, this.headDim]), perm);
+    // Scale q before the product: one multiply over [B,T,D] instead of over the [B,H,T,T] scores.
+    const q = heads(op.mul(this.q.apply(x), 1 / Math.sqrt(this.headDim)), [0, 2, 1, 3]);
+    const kT = heads(this.k.apply(x), [0, 2, 3, 1]);
+    const v = heads(this.v.apply(x), [0, 2, 1, 3]);
+    let scores = op.matmul(q, kT);
+    if (bias) scores = op.add(scores, bias);
+    const attended = op.matmul(op.softmax(scores, -1), v);
+    const merged = op.reshape(op.transpose(attended, [0, 2, 1, 3]), [0, t, this.dim]);
+    return this.out.apply(merged);
+  }
+}
+
+/** Pre-norm transformer block: x + attn(ln(x)); x + mlp(ln(x)). */
+export class TransformerBlock {
+  readonly ln1: LayerNorm;
+  readonly attn: MultiHeadAttention;
+  readonly ln2: LayerNorm;
+  readonly mlp: MLP;
+
+  constructor(params: ParamSet, readonly name: string, dim: number, heads: number, mlpRatio = 4, activation: Activation = 'gelu') {
+    this.ln1 = new LayerNorm(params, `${name}.ln1`, dim);
+    this.attn = new MultiHeadAttention(params, `${name}.attn`, dim, heads);
+    this.ln2 = new LayerNorm(params, `${name}.ln2`, dim);
+    this.mlp = new MLP(params, `${name}.mlp`, [dim, dim * mlpRatio, dim], activation);
+  }
+
+  apply(x: Tensor, bias?: Tensor): Tensor {
+    const h = op.add(x, this.attn.apply(this.ln1.apply(x), bias));
+    return op.add(h, this.mlp.apply(this.ln2.apply(h)));
+  }
+}

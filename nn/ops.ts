@@ -1,0 +1,630 @@
+/**
+ * Primitive ops over `Tensor`s, each with its static shape rule, and beside each one its
+ * vector-Jacobian product written as standard ONNX ops (the `VJP` table autodiff reads). Only ops
+ * from the default ONNX domain at opset 17 are emitted: onnxruntime-node has no training kernels.
+ */
+import { Graph, Tensor, shapeString, type DType, type Dim, type Node, type Shape } from './graph.ts';
+import { DataType, type AttributeValue } from './proto.ts';
+
+/** A tensor, or a number that becomes a scalar constant of the other operand's graph. */
+export type TensorLike = Tensor | number;
+
+/** Vector-Jacobian product: output gradients in, one gradient (or null) per input out. */
+export type Vjp = (node: Node, gradOutputs: readonly (Tensor | null)[], needs: readonly boolean[]) => (Tensor | null)[];
+
+/** op type -> VJP builder. Ops absent here are not differentiable (comparisons, shapes, indices). */
+export const VJP: Record<string, Vjp> = {};
+
+const int = (value: number): AttributeValue => ({ kind: 'int', value });
+const ints = (value: readonly number[]): AttributeValue => ({ kind: 'ints', value });
+const float = (value: number): AttributeValue => ({ kind: 'float', value });
+
+function attrInt(n: Node, name: string): number {
+  const a = n.attrs[name];
+  if (!a || a.kind !== 'int') throw new Error(`internal: ${n.op} has no int attribute ${name}`);
+  return a.value;
+}
+function attrInts(n: Node, name: string): readonly number[] {
+  const a = n.attrs[name];
+  if (!a || a.kind !== 'ints') throw new Error(`internal: ${n.op} has no ints attribute ${name}`);
+  return a.value;
+}
+function attrFloat(n: Node, name: string): number {
+  const a = n.attrs[name];
+  if (!a || a.kind !== 'float') throw new Error(`internal: ${n.op} has no float attribute ${name}`);
+  return a.value;
+}
+
+function graphOf(...xs: TensorLike[]): Graph {
+  for (const x of xs) if (x instanceof Tensor) return x.graph;
+  throw new Error('an op needs at least one Tensor operand (got only numbers)');
+}
+
+function lift(g: Graph, x: TensorLike): Tensor {
+  return x instanceof Tensor ? x : g.constant(x);
+}
+
+function isFloat(t: Tensor): boolean {
+  return t.dtype === 'float32' || t.dtype === 'float64';
+}
+
+function normAxis(axis: number, rank: number, op: string): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank) throw new Error(`${op}: axis ${axis} is out of range for rank ${rank}`);
+  return a;
+}
+
+/** Numpy broadcasting over static shapes; symbolic dims match only themselves or 1. */
+export function broadcastShapes(op: string, ...shapes: Shape[]): Dim[] {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out: Dim[] = [];
+  for (let i = 0; i < rank; i++) {
+    let dim: Dim = 1;
+    for (const s of shapes) {
+      const d = s[s.length - rank + i];
+      if (d === undefined || d === 1) continue;
+      if (dim === 1) dim = d;
+      else if (dim !== d) {
+        throw new Error(`${op}: shapes ${shapes.map(shapeString).join(' and ')} do not broadcast (dimension ${i} of the result)`);
+      }
+    }
+    out.push(dim);
+  }
+  return out;
+}
+
+/** Sums `grad` (shaped like a broadcast result) back down to the shape of `target`. */
+export function unbroadcast(grad: Tensor, target: Tensor): Tensor {
+  const lead = grad.rank - target.rank;
+  const axes: number[] = [];
+  for (let i = 0; i < grad.rank; i++) {
+    if (i < lead) axes.push(i);
+    else if (target.shape[i - lead] === 1 && grad.shape[i] !== 1) axes.push(i);
+  }
+  if (axes.length === 0) return grad;
+  const summed = reduceSum(grad, axes, true);
+  return lead > 0 ? reshapeLike(summed, target) : summed;
+}
+
+function elementwise(op: string, inputs: Tensor[], dtype?: DType): Tensor {
+  const g = inputs[0].graph;
+  return g.addNode(op, inputs, {}, [{ shape: broadcastShapes(op, ...inputs.map((t) => t.shape)), dtype: dtype ?? inputs[0].dtype }])[0];
+}
+
+function binary(op: string, a: TensorLike, b: TensorLike): Tensor {
+  const g = graphOf(a, b);
+  return elementwise(op, [lift(g, a), lift(g, b)]);
+}
+
+function unary(op: string, x: Tensor, attrs: Record<string, AttributeValue> = {}): Tensor {
+  return x.graph.addNode(op, [x], attrs, [{ shape: x.shape, dtype: x.dtype }])[0];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Element-wise arithmetic
+
+/** a + b (broadcasting). */
+export const add = (a: TensorLike, b: TensorLike): Tensor => binary('Add', a, b);
+VJP.Add = (n, [dy], needs) => [needs[0] ? unbroadcast(dy!, n.inputs[0]!) : null, needs[1] ? unbroadcast(dy!, n.inputs[1]!) : null];
+
+/** a - b (broadcasting). */
+export const sub = (a: TensorLike, b: TensorLike): Tensor => binary('Sub', a, b);
+VJP.Sub = (n, [dy], needs) => [needs[0] ? unbroadcast(dy!, n.inputs[0]!) : null, needs[1] ? unbroadcast(neg(dy!), n.inputs[1]!) : null];
+
+/** a * b (broadcasting). */
+export const mul = (a: TensorLike, b: TensorLike): Tensor => binary('Mul', a, b);
+VJP.Mul = (n, [dy], needs) => {
+  const [a, b] = n.inputs as Tensor[];
+  return [needs[0] ? unbroadcast(mul(dy!, b), a) : null, needs[1] ? unbroadcast(mul(dy!, a), b) : null];
+};
+
+/** a / b (broadcasting). */
+export const div = (a: TensorLike, b: TensorLike): Tensor => binary('Div', a, b);
+VJP.Div = (n, [dy], needs) => {
+  const [a, b] = n.inputs as Tensor[];
+  const y = n.outputs[0];
+  return [needs[0] ? unbroadcast(div(dy!, b), a) : null, needs[1] ? unbroadcast(neg(div(mul(dy!, y), b)), b) : null];
+};
+
+/** Sum of any number of same-broadcastable tensors (one node; used to accumulate gradients). */
+export function sum(xs: readonly Tensor[]): Tensor {
+  if (xs.length === 0) throw new Error('sum: needs at least one tensor');
+  if (xs.length === 1) return xs[0];
+  return elementwise('Sum', [...xs]);
+}
+VJP.Sum = (n, [dy], needs) => n.inputs.map((x, i) => (needs[i] ? unbroadcast(dy!, x!) : null));
+
+/** x ** p for a constant exponent p. */
+export function pow(x: Tensor, p: number): Tensor {
+  if (p === 2) return mul(x, x);
+  return x.graph.addNode('Pow', [x, x.graph.constant(p)], {}, [{ shape: x.shape, dtype: x.dtype }])[0];
+}
+VJP.Pow = (n, [dy], needs) => {
+  const [x, p] = n.inputs as Tensor[];
+  return [needs[0] ? mul(dy!, mul(p, binary('Pow', x, sub(p, 1)))) : null, null];
+};
+
+/** -x */
+export const neg = (x: Tensor): Tensor => unary('Neg', x);
+VJP.Neg = (_n, [dy]) => [neg(dy!)];
+
+/** e^x */
+export const exp = (x: Tensor): Tensor => unary('Exp', x);
+VJP.Exp = (n, [dy]) => [mul(dy!, n.outputs[0])];
+
+/** Natural log. */
+export const log = (x: Tensor): Tensor => unary('Log', x);
+VJP.Log = (n, [dy]) => [div(dy!, n.inputs[0]!)];
+
+/** Square root. */
+export const sqrt = (x: Tensor): Tensor => unary('Sqrt', x);
+VJP.Sqrt = (n, [dy]) => [div(mul(dy!, 0.5), n.outputs[0])];
+
+/** 1 / x */
+export const reciprocal = (x: Tensor): Tensor => unary('Reciprocal', x);
+VJP.Reciprocal = (n, [dy]) => [neg(mul(dy!, mul(n.outputs[0], n.outputs[0])))];
+
+/** |x| (subgradient 0 at 0). */
+export const abs = (x: Tensor): Tensor => unary('Abs', x);
+VJP.Abs = (n, [dy]) => [mul(dy!, unary('Sign', n.inputs[0]!))];
+
+/** tanh(x) */
+export const tanh = (x: Tensor): Tensor => unary('Tanh', x);
+VJP.Tanh = (n, [dy]) => {
+  const y = n.outputs[0];
+  return [mul(dy!, sub(1, mul(y, y)))];
+};
+
+/** Logistic sigmoid. */
+export const sigmoid = (x: Tensor): Tensor => unary('Sigmoid', x);
+VJP.Sigmoid = (n, [dy]) => {
+  const y = n.outputs[0];
+  return [mul(dy!, mul(y, sub(1, y)))];
+};
+
+/** max(x, 0) */
+export const relu = (x: Tensor): Tensor => unary('Relu', x);
+VJP.Relu = (n, [dy]) => [where(greater(n.outputs[0], 0), dy!, 0)];
+
+/**
+ * The error function. ONNX Runtime has no float64 Erf kernel on CPU, so in float64 graphs (gradient
+ * checks) it runs in float32 between two Casts; autodiff passes through the Casts.
+ */
+export function erf(x: Tensor): Tensor {
+  if (x.dtype === 'float64') return cast(unary('Erf', cast(x, 'float32')), 'float64');
+  return unary('Erf', x);
+}
+VJP.Erf = (n, [dy]) => {
+  const x = n.inputs[0]!;
+  return [mul(dy!, mul(2 / Math.sqrt(Math.PI), exp(neg(mul(x, x)))))];
+};
+
+/** Element-wise minimum of two tensors (gradient goes to `a` on ties). */
+export const minimum = (a: TensorLike, b: TensorLike): Tensor => binary('Min', a, b);
+VJP.Min = (n, [dy], needs) => {
+  const [a, b] = n.inputs as Tensor[];
+  const takeA = lessOrEqual(a, b);
+  return [needs[0] ? unbroadcast(where(takeA, dy!, 0), a) : null, needs[1] ? unbroadcast(where(takeA, 0, dy!), b) : null];
+};
+
+/** Element-wise maximum of two tensors (gradient goes to `a` on ties). */
+export const maximum = (a: TensorLike, b: TensorLike): Tensor => binary('Max', a, b);
+VJP.Max = (n, [dy], needs) => {
+  const [a, b] = n.inputs as Tensor[];
+  const takeA = greaterOrEqual(a, b);
+  return [needs[0] ? unbroadcast(where(takeA, dy!, 0), a) : null, needs[1] ? unbroadcast(where(takeA, 0, dy!), b) : null];
+};
+
+/** Clamps x to [lo, hi] (constant bounds); the gradient is zero outside. */
+export function clip(x: Tensor, lo: number, hi: number): Tensor {
+  const g = x.graph;
+  return g.addNode('Clip', [x, g.constant(lo), g.constant(hi)], {}, [{ shape: x.shape, dtype: x.dtype }])[0];
+}
+VJP.Clip = (n, [dy]) => {
+  const [x, lo, hi] = n.inputs as Tensor[];
+  const inside = x.graph.addNode('And', [greaterOrEqual(x, lo), lessOrEqual(x, hi)], {}, [{ shape: x.shape, dtype: 'bool' }])[0];
+  return [where(inside, dy!, 0), null, null];
+};
+
+/** Selects a where cond is true, else b (broadcasting). */
+export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  const g = cond.graph;
+  const ta = lift(g, a);
+  const tb = lift(g, b);
+  return g.addNode('Where', [cond, ta, tb], {}, [{ shape: broadcastShapes('Where', cond.shape, ta.shape, tb.shape), dtype: ta.dtype }])[0];
+}
+VJP.Where = (n, [dy], needs) => {
+  const [cond, a, b] = n.inputs as Tensor[];
+  return [null, needs[1] ? unbroadcast(where(cond, dy!, 0), a) : null, needs[2] ? unbroadcast(where(cond, 0, dy!), b) : null];
+};
+
+function compare(op: string, a: TensorLike, b: TensorLike): Tensor {
+  const g = graphOf(a, b);
+  return elementwise(op, [lift(g, a), lift(g, b)], 'bool');
+}
+/** a > b (bool). */
+export const greater = (a: TensorLike, b: TensorLike): Tensor => compare('Greater', a, b);
+/** a < b (bool). */
+export const less = (a: TensorLike, b: TensorLike): Tensor => compare('Less', a, b);
+/** a >= b (bool). */
+export const greaterOrEqual = (a: TensorLike, b: TensorLike): Tensor => compare('GreaterOrEqual', a, b);
+/** a <= b (bool). */
+export const lessOrEqual = (a: TensorLike, b: TensorLike): Tensor => compare('LessOrEqual', a, b);
+
+/** Converts element type. Float-to-float casts pass gradients through. */
+export function cast(x: Tensor, to: DType): Tensor {
+  const code = { float32: DataType.FLOAT, float64: DataType.DOUBLE, int64: DataType.INT64, bool: DataType.BOOL }[to];
+  return x.graph.addNode('Cast', [x], { to: int(code) }, [{ shape: x.shape, dtype: to }])[0];
+}
+VJP.Cast = (n, [dy]) => {
+  const x = n.inputs[0]!;
+  if (!isFloat(x)) return [null];
+  return [cast(dy!, x.dtype)];
+};
+
+/** Identity; with `stop` set, the gradient does not flow through it. */
+export function identity(x: Tensor): Tensor {
+  return unary('Identity', x);
+}
+VJP.Identity = (_n, [dy]) => [dy];
+
+/** A value treated as a constant by autodiff (e.g. PPO targets computed in-graph). */
+export function stopGradient(x: Tensor): Tensor {
+  return x.graph.addNode('Identity', [x], {}, [{ shape: x.shape, dtype: x.dtype, name: x.graph.fresh('stopgrad') }])[0];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear algebra
+
+function matmulShape(a: Shape, b: Shape): Dim[] {
+  if (a.length < 2 || b.length < 2) {
+    throw new Error(`MatMul: operands need rank >= 2, got ${shapeString(a)} and ${shapeString(b)}`);
+  }
+  const k1 = a[a.length - 1];
+  const k2 = b[b.length - 2];
+  if (k1 !== k2) throw new Error(`MatMul: inner dimensions differ: ${shapeString(a)} x ${shapeString(b)}`);
+  const batch = broadcastShapes('MatMul', a.slice(0, -2), b.slice(0, -2));
+  return [...batch, a[a.length - 2], b[b.length - 1]];
+}
+
+/** Matrix product with numpy batching: [..., m, k] x [..., k, n]. */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  return a.graph.addNode('MatMul', [a, b], {}, [{ shape: matmulShape(a.shape, b.shape), dtype: a.dtype }])[0];
+}
+VJP.MatMul = (n, [dy], needs) => {
+  const [a, b] = n.inputs as Tensor[];
+  const g = a.graph;
+  let da: Tensor | null = null;
+  let db: Tensor | null = null;
+  if (b.rank === 2) {
+    // Weight-style product: fold all leading axes of `a` into rows so the weight gradient is one GEMM.
+    const k = a.shape[a.rank - 1];
+    const nOut = b.shape[1];
+    if (needs[0]) da = a.rank === 2 ? gemm(dy!, b, { transB: true }) : matmul(dy!, transpose(b, [1, 0]));
+    if (needs[1]) {
+      const a2 = a.rank === 2 ? a : reshape(a, [-1, k as number]);
+      const dy2 = a.rank === 2 ? dy! : reshape(dy!, [-1, nOut as number]);
+      db = gemm(a2, dy2, { transA: true });
+    }
+  } else {
+    const swapLast = (t: Tensor): Tensor => {
+      const perm = t.shape.map((_, i) => i);
+      [perm[t.rank - 2], perm[t.rank - 1]] = [perm[t.rank - 1], perm[t.rank - 2]];
+      return transpose(t, perm);
+    };
+    if (needs[0]) da = unbroadcast(matmul(dy!, swapLast(b)), a);
+    if (needs[1]) db = unbroadcast(matmul(swapLast(a), dy!), b);
+  }
+  void g;
+  return [da, db];
+};
+
+/** 2-D GEMM: op(a) x op(b) (+ c). Emitted by the MatMul gradient; also usable directly. */
+export function gemm(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean; c?: Tensor } = {}): Tensor {
+  if (a.rank !== 2 || b.rank !== 2) throw new Error(`Gemm: operands must be 2-D, got ${shapeString(a.shape)} and ${shapeString(b.shape)}`);
+  const [m, k1] = opts.transA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
+  const [k2, nOut] = opts.transB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
+  if (k1 !== k2 && typeof k1 === 'number' && typeof k2 === 'number') {
+    throw new Error(`Gemm: inner dimensions differ: ${shapeString(a.shape)}${opts.transA ? 'ᵀ' : ''} x ${shapeString(b.shape)}${opts.transB ? 'ᵀ' : ''}`);
+  }
+  const attrs: Record<string, AttributeValue> = {};
+  if (opts.transA) attrs.transA = int(1);
+  if (opts.transB) attrs.transB = int(1);
+  const inputs = opts.c ? [a, b, opts.c] : [a, b];
+  return a.graph.addNode('Gemm', inputs, attrs, [{ shape: [m, nOut], dtype: a.dtype }])[0];
+}
+VJP.Gemm = (n, [dy], needs) => {
+  const [a, b, c] = n.inputs as (Tensor | undefined)[];
+  const transA = n.attrs.transA !== undefined;
+  const transB = n.attrs.transB !== undefined;
+  let da: Tensor | null = null;
+  let db: Tensor | null = null;
+  if (needs[0]) da = transA ? gemm(b!, dy!, { transA: transB, transB: true }) : gemm(dy!, b!, { transB: !transB });
+  if (needs[1]) db = transB ? gemm(dy!, a!, { transA: true, transB: transA }) : gemm(a!, dy!, { transA: !transA });
+  return [da, db, c && needs[2] ? unbroadcast(dy!, c) : null];
+};
+
+// ---------------------------------------------------------------------------------------------
+// Reductions
+
+function reducedShape(x: Tensor, axes: readonly number[], keepdims: boolean): Dim[] {
+  const set = new Set(axes.map((a) => normAxis(a, x.rank, 'Reduce')));
+  const out: Dim[] = [];
+  x.shape.forEach((d, i) => {
+    if (!set.has(i)) out.push(d);
+    else if (keepdims) out.push(1);
+  });
+  return out;
+}
+
+/** Sum over `axes` (all axes when omitted). */
+export function reduceSum(x: Tensor, axes?: readonly number[], keepdims = false): Tensor {
+  const ax = axes ?? x.shape.map((_, i) => i);
+  const g = x.graph;
+  return g.addNode('ReduceSum', [x, g.constInt64(ax)], { keepdims: int(keepdims ? 1 : 0) }, [{ shape: reducedShape(x, ax, keepdims), dtype: x.dtype }])[0];
+}
+
+function expandBack(n: Node, dy: Tensor, axes: readonly number[]): Tensor {
+  const x = n.inputs[0]!;
+  const keep = attrInt(n, 'keepdims') === 1;
+  const kept = keep ? dy : unsqueeze(dy, axes.map((a) => normAxis(a, x.rank, 'Reduce')).sort((p, q) => p - q));
+  return expand(kept, x);
+}
+VJP.ReduceSum = (n, [dy]) => {
+  const axes = constInts(n.inputs[1]!);
+  return [expandBack(n, dy!, axes), null];
+};
+
+/** Mean over `axes` (all axes when omitted). */
+export function reduceMean(x: Tensor, axes?: readonly number[], keepdims = false): Tensor {
+  const ax = axes ?? x.shape.map((_, i) => i);
+  return x.graph.addNode('ReduceMean', [x], { axes: ints(ax), keepdims: int(keepdims ? 1 : 0) }, [{ shape: reducedShape(x, ax, keepdims), dtype: x.dtype }])[0];
+}
+VJP.ReduceMean = (n, [dy]) => {
+  const x = n.inputs[0]!;
+  const axes = attrInts(n, 'axes');
+  const dims = axes.map((a) => x.shape[normAxis(a, x.rank, 'ReduceMean')]);
+  let count: TensorLike;
+  if (dims.every((d) => typeof d === 'number')) count = (dims as number[]).reduce((p, q) => p * q, 1);
+  else {
+    const size = (t: Tensor): Tensor => cast(t.graph.addNode('Size', [t], {}, [{ shape: [], dtype: 'int64' }])[0], x.dtype);
+    count = div(size(x), size(n.outputs[0]));
+  }
+  return [div(expandBack(n, dy!, axes), count)];
+};
+
+// The int64 values of a constant tensor created by `constInt64` (axes, starts, ends inputs).
+function constInts(t: Tensor): number[] {
+  const values = t.graph.int64Values(t);
+  if (!values) throw new Error(`internal: ${t.name} is not an int64 constant`);
+  return values;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shapes
+
+/**
+ * Reshape with ONNX semantics: 0 copies the input's dimension, -1 is inferred. Static shape
+ * tracking keeps symbolic dimensions (e.g. the batch) where it can.
+ */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const out: Dim[] = shape.map((d, i) => (d === 0 ? x.shape[i] : d));
+  const inferred = out.indexOf(-1);
+  if (out.filter((d) => d === -1).length > 1) throw new Error(`reshape: at most one -1 allowed, got ${shapeString(shape)}`);
+  const known = (s: readonly Dim[]): { num: number; syms: string[] } => {
+    let num = 1;
+    const syms: string[] = [];
+    for (const d of s) {
+      if (typeof d === 'number') {
+        if (d !== -1) num *= d;
+      } else syms.push(d);
+    }
+    return { num, syms };
+  };
+  const src = known(x.shape);
+  const dst = known(out);
+  const left = [...src.syms];
+  for (const s of dst.syms) {
+    const i = left.indexOf(s);
+    if (i >= 0) left.splice(i, 1);
+  }
+  if (inferred >= 0) {
+    if (src.num % dst.num !== 0) throw new Error(`reshape: cannot reshape ${x.name}${shapeString(x.shape)} to ${shapeString(shape)}`);
+    const ratio = src.num / dst.num;
+    out[inferred] = left.length === 0 ? ratio : left.length === 1 && ratio === 1 ? left[0] : `${left.join('*')}*${ratio}`;
+  } else if (left.length === 0 && src.syms.length === dst.syms.length && src.num !== dst.num) {
+    throw new Error(`reshape: ${x.name}${shapeString(x.shape)} has ${src.num} elements per batch, target ${shapeString(shape)} has ${dst.num}`);
+  }
+  return x.graph.addNode('Reshape', [x, x.graph.constInt64(shape)], {}, [{ shape: out, dtype: x.dtype }])[0];
+}
+VJP.Reshape = (n, [dy]) => [reshapeLike(dy!, n.inputs[0]!), null];
+
+/** Reshapes `x` to the (runtime) shape of `like`. */
+export function reshapeLike(x: Tensor, like: Tensor): Tensor {
+  return x.graph.addNode('Reshape', [x, x.graph.shape(like)], {}, [{ shape: like.shape, dtype: x.dtype }])[0];
+}
+
+/** Broadcasts `x` to the runtime shape of `like`. */
+export function expand(x: Tensor, like: Tensor): Tensor {
+  return x.graph.addNode('Expand', [x, x.graph.shape(like)], {}, [{ shape: broadcastShapes('Expand', x.shape, like.shape), dtype: x.dtype }])[0];
+}
+VJP.Expand = (n, [dy]) => [unbroadcast(dy!, n.inputs[0]!), null];
+
+/** Permutes axes. */
+export function transpose(x: Tensor, perm: readonly number[]): Tensor {
+  if (perm.length !== x.rank || [...perm].sort().some((p, i) => p !== i)) {
+    throw new Error(`transpose: perm ${shapeString(perm)} is not a permutation of ${x.rank} axes of ${x}`);
+  }
+  return x.graph.addNode('Transpose', [x], { perm: ints(perm) }, [{ shape: perm.map((p) => x.shape[p]), dtype: x.dtype }])[0];
+}
+VJP.Transpose = (n, [dy]) => {
+  const perm = attrInts(n, 'perm');
+  const inv = new Array<number>(perm.length);
+  perm.forEach((p, i) => (inv[p] = i));
+  return [transpose(dy!, inv)];
+};
+
+/** Inserts size-1 axes (positions in the output). */
+export function unsqueeze(x: Tensor, axes: readonly number[]): Tensor {
+  const rank = x.rank + axes.length;
+  const set = new Set(axes.map((a) => normAxis(a, rank, 'unsqueeze')));
+  const out: Dim[] = [];
+  let j = 0;
+  for (let i = 0; i < rank; i++) out.push(set.has(i) ? 1 : x.shape[j++]);
+  return x.graph.addNode('Unsqueeze', [x, x.graph.constInt64(axes)], {}, [{ shape: out, dtype: x.dtype }])[0];
+}
+VJP.Unsqueeze = (n, [dy]) => [reshapeLike(dy!, n.inputs[0]!), null];
+
+/** Removes size-1 axes. */
+export function squeeze(x: Tensor, axes: readonly number[]): Tensor {
+  const set = new Set(axes.map((a) => normAxis(a, x.rank, 'squeeze')));
+  for (const a of set) if (x.shape[a] !== 1) throw new Error(`squeeze: axis ${a} of ${x} is not 1`);
+  return x.graph.addNode('Squeeze', [x, x.graph.constInt64(axes)], {}, [{ shape: x.shape.filter((_, i) => !set.has(i)), dtype: x.dtype }])[0];
+}
+VJP.Squeeze = (n, [dy]) => [reshapeLike(dy!, n.inputs[0]!), null];
+
+/** Joins tensors along `axis` (other dimensions must match). */
+export function concat(xs: readonly Tensor[], axis: number): Tensor {
+  if (xs.length === 0) throw new Error('concat: needs at least one tensor');
+  const rank = xs[0].rank;
+  const ax = normAxis(axis, rank, 'concat');
+  let total: Dim = 0;
+  for (const x of xs) {
+    if (x.rank !== rank || x.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) {
+      throw new Error(`concat: shapes ${xs.map((t) => shapeString(t.shape)).join(', ')} differ outside axis ${ax}`);
+    }
+    const d = x.shape[ax];
+    total = typeof total === 'number' && typeof d === 'number' ? total + d : `${total}+${d}`;
+  }
+  const shape = xs[0].shape.map((d, i) => (i === ax ? total : d));
+  return xs[0].graph.addNode('Concat', [...xs], { axis: int(ax) }, [{ shape, dtype: xs[0].dtype }])[0];
+}
+VJP.Concat = (n, [dy], needs) => {
+  const ax = attrInt(n, 'axis');
+  let offset = 0;
+  return n.inputs.map((x, i) => {
+    const d = x!.shape[ax];
+    if (typeof d !== 'number') throw new Error(`concat gradient: axis ${ax} of ${x} must have a static size`);
+    const start = offset;
+    offset += d;
+    return needs[i] ? slice(dy!, [start], [start + d], [ax]) : null;
+  });
+};
+
+/** Static slice [starts, ends) on `axes` (step 1). Negative indices count from the end. */
+export function slice(x: Tensor, starts: readonly number[], ends: readonly number[], axes: readonly number[]): Tensor {
+  const g = x.graph;
+  const shape = [...x.shape];
+  axes.forEach((a, i) => {
+    const ax = normAxis(a, x.rank, 'slice');
+    const d = x.shape[ax];
+    if (typeof d !== 'number') throw new Error(`slice: axis ${ax} of ${x} must have a static size`);
+    const norm = (v: number): number => Math.min(Math.max(v < 0 ? v + d : v, 0), d);
+    shape[ax] = Math.max(norm(ends[i]) - norm(starts[i]), 0);
+  });
+  return g.addNode('Slice', [x, g.constInt64(starts), g.constInt64(ends), g.constInt64(axes)], {}, [{ shape, dtype: x.dtype }])[0];
+}
+VJP.Slice = (n, [dy]) => {
+  const x = n.inputs[0]!;
+  const starts = constInts(n.inputs[1]!);
+  const ends = constInts(n.inputs[2]!);
+  const axes = constInts(n.inputs[3]!);
+  const pads = new Array<number>(2 * x.rank).fill(0);
+  axes.forEach((a, i) => {
+    const ax = normAxis(a, x.rank, 'slice');
+    const d = x.shape[ax] as number;
+    const norm = (v: number): number => Math.min(Math.max(v < 0 ? v + d : v, 0), d);
+    pads[ax] = norm(starts[i]);
+    pads[ax + x.rank] = d - norm(ends[i]);
+  });
+  const g = x.graph;
+  const padded = g.addNode('Pad', [dy!, g.constInt64(pads)], {}, [{ shape: x.shape, dtype: x.dtype }])[0];
+  return [padded, null, null, null];
+};
+
+/** Rows of `table` [V, D] picked by int64 `indices` [...] -> [..., D] (an embedding lookup). */
+export function gather(table: Tensor, indices: Tensor): Tensor {
+  if (table.rank !== 2) throw new Error(`gather: the table must be [V, D], got ${table}`);
+  if (indices.dtype !== 'int64') throw new Error(`gather: indices must be int64, got ${indices}`);
+  return table.graph.addNode('Gather', [table, indices], { axis: int(0) }, [{ shape: [...indices.shape, table.shape[1]], dtype: table.dtype }])[0];
+}
+VJP.Gather = (n, [dy], needs) => {
+  // The table gradient as one-hot(indices)^T x dy: a GEMM instead of a scatter (vocabularies are small).
+  const [table, indices] = n.inputs as Tensor[];
+  if (!needs[0]) return [null, null];
+  const [v, d] = table.shape as number[];
+  const flat = reshape(indices, [-1]);
+  const hot = oneHot(flat, v, table.dtype);
+  return [gemm(hot, reshape(dy!, [-1, d]), { transA: true }), null];
+};
+
+/** One-hot encoding of int64 `indices` along a new last axis of size `depth`. */
+export function oneHot(indices: Tensor, depth: number, dtype: DType = indices.graph.floatType): Tensor {
+  const g = indices.graph;
+  const values = dtype === 'float64' || dtype === g.floatType ? g.constant([0, 1]) : cast(g.constant([0, 1]), dtype);
+  return g.addNode('OneHot', [indices, g.constInt64([depth], []), values], { axis: int(-1) }, [{ shape: [...indices.shape, depth], dtype }])[0];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalisation and probability
+
+/** Softmax over `axis`. */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  return unary('Softmax', x, { axis: int(normAxis(axis, x.rank, 'softmax')) });
+}
+VJP.Softmax = (n, [dy]) => {
+  const y = n.outputs[0];
+  const axis = attrInt(n, 'axis');
+  return [mul(y, sub(dy!, reduceSum(mul(dy!, y), [axis], true)))];
+};
+
+/** log(softmax(x)) over `axis`, computed stably. */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  return unary('LogSoftmax', x, { axis: int(normAxis(axis, x.rank, 'logSoftmax')) });
+}
+VJP.LogSoftmax = (n, [dy]) => {
+  const y = n.outputs[0];
+  const axis = attrInt(n, 'axis');
+  return [sub(dy!, mul(exp(y), reduceSum(dy!, [axis], true)))];
+};
+
+/**
+ * Layer normalisation over the last axis with gain and bias. In float32 graphs this is ONNX's fused
+ * LayerNormalization, whose saved mean and 1/std feed the gradient; in float64 graphs ONNX Runtime
+ * has no kernel for those side outputs, so only Y is produced and the gradient recomputes them.
+ */
+export function layerNorm(x: Tensor, scale: Tensor, bias: Tensor, epsilon = 1e-5): Tensor {
+  const d = x.shape[x.rank - 1];
+  if (scale.rank !== 1 || scale.shape[0] !== d || bias.rank !== 1 || bias.shape[0] !== d) {
+    throw new Error(`layerNorm: scale ${scale} and bias ${bias} must be [${d}] for input ${x}`);
+  }
+  const statShape = [...x.shape.slice(0, -1), 1];
+  const outs =
+    x.dtype === 'float64'
+      ? [{ shape: x.shape, dtype: x.dtype }]
+      : [
+          { shape: x.shape, dtype: x.dtype },
+          { shape: statShape, dtype: x.dtype },
+          { shape: statShape, dtype: x.dtype },
+        ];
+  return x.graph.addNode('LayerNormalization', [x, scale, bias], { axis: int(-1), epsilon: float(epsilon) }, outs)[0];
+}
+VJP.LayerNormalization = (n, [dy], needs) => {
+  const [x, scale, bias] = n.inputs as Tensor[];
+  const eps = attrFloat(n, 'epsilon');
+  let mean: Tensor;
+  let invStd: Tensor;
+  if (n.outputs.length === 3) {
+    [, mean, invStd] = n.outputs;
+  } else {
+    mean = reduceMean(x, [-1], true);
+    const centred = sub(x, mean);
+    invStd = reciprocal(sqrt(add(reduceMean(mul(centred, centred), [-1], true), eps)));
+  }
+  const xhat = mul(sub(x, mean), invStd);
+  const dxhat = mul(dy!, scale);
+  const dx = needs[0]
+    ? mul(invStd, sub(sub(dxhat, reduceMean(dxhat, [-1], true)), mul(xhat, reduceMean(mul(dxhat, xhat), [-1], true))))
+    : null;
+  return [dx, needs[1] ? unbroadcast(mul(dy!, xhat), scale) : null, needs[2] ? unbroadcast(dy!, bias) : null];
+};
