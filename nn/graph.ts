@@ -108,6 +108,8 @@ export class Graph {
   private readonly constantByName = new Map<string, ConstantEntry>();
   private readonly names = new Set<string>();
   private readonly shapeOf = new Map<Tensor, Tensor>();
+  /** Nodes autodiff treats as constants (see `stopGradient` in ops.ts). */
+  readonly stopGradientNodes = new Set<Node>();
   /** Which node produced each tensor (graph inputs, params and constants have none). */
   readonly producer = new Map<Tensor, Node>();
   private counter = 0;
@@ -166,12 +168,12 @@ export class Graph {
     return this.inputList;
   }
 
-  /** A float constant of the graph's float type (deduplicated by value). */
-  constant(values: number | readonly number[], shape?: readonly number[]): Tensor {
+  /** A float constant, of the graph's float type unless `dtype` says otherwise (deduplicated by value). */
+  constant(values: number | readonly number[], shape?: readonly number[], dtype: 'float32' | 'float64' = this.floatType): Tensor {
     const arr = typeof values === 'number' ? [values] : values;
     const dims = shape ?? (typeof values === 'number' ? [] : [arr.length]);
-    const data = this.floatType === 'float64' ? Float64Array.from(arr) : Float32Array.from(arr);
-    return this.constantTensor(data, dims, this.floatType, 'c');
+    const data = dtype === 'float64' ? Float64Array.from(arr) : Float32Array.from(arr);
+    return this.constantTensor(data, dims, dtype, 'c');
   }
 
   /** An int64 constant (shapes, axes, indices). */

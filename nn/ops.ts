@@ -40,8 +40,12 @@ function graphOf(...xs: TensorLike[]): Graph {
   throw new Error('an op needs at least one Tensor operand (got only numbers)');
 }
 
-function lift(g: Graph, x: TensorLike): Tensor {
-  return x instanceof Tensor ? x : g.constant(x);
+// Numbers become scalar constants of the other operand's float type, so float32 islands inside
+// float64 graphs (Erf) stay type-consistent.
+function lift(g: Graph, x: TensorLike, like?: TensorLike): Tensor {
+  if (x instanceof Tensor) return x;
+  const dtype = like instanceof Tensor && (like.dtype === 'float32' || like.dtype === 'float64') ? like.dtype : g.floatType;
+  return g.constant(x, undefined, dtype);
 }
 
 function isFloat(t: Tensor): boolean {
@@ -93,7 +97,7 @@ function elementwise(op: string, inputs: Tensor[], dtype?: DType): Tensor {
 
 function binary(op: string, a: TensorLike, b: TensorLike): Tensor {
   const g = graphOf(a, b);
-  return elementwise(op, [lift(g, a), lift(g, b)]);
+  return elementwise(op, [lift(g, a, b), lift(g, b, a)]);
 }
 
 function unary(op: string, x: Tensor, attrs: Record<string, AttributeValue> = {}): Tensor {
@@ -137,7 +141,7 @@ VJP.Sum = (n, [dy], needs) => n.inputs.map((x, i) => (needs[i] ? unbroadcast(dy!
 /** x ** p for a constant exponent p. */
 export function pow(x: Tensor, p: number): Tensor {
   if (p === 2) return mul(x, x);
-  return x.graph.addNode('Pow', [x, x.graph.constant(p)], {}, [{ shape: x.shape, dtype: x.dtype }])[0];
+  return x.graph.addNode('Pow', [x, lift(x.graph, p, x)], {}, [{ shape: x.shape, dtype: x.dtype }])[0];
 }
 VJP.Pow = (n, [dy], needs) => {
   const [x, p] = n.inputs as Tensor[];
@@ -218,7 +222,7 @@ VJP.Max = (n, [dy], needs) => {
 /** Clamps x to [lo, hi] (constant bounds); the gradient is zero outside. */
 export function clip(x: Tensor, lo: number, hi: number): Tensor {
   const g = x.graph;
-  return g.addNode('Clip', [x, g.constant(lo), g.constant(hi)], {}, [{ shape: x.shape, dtype: x.dtype }])[0];
+  return g.addNode('Clip', [x, lift(g, lo, x), lift(g, hi, x)], {}, [{ shape: x.shape, dtype: x.dtype }])[0];
 }
 VJP.Clip = (n, [dy]) => {
   const [x, lo, hi] = n.inputs as Tensor[];
@@ -229,8 +233,8 @@ VJP.Clip = (n, [dy]) => {
 /** Selects a where cond is true, else b (broadcasting). */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const g = cond.graph;
-  const ta = lift(g, a);
-  const tb = lift(g, b);
+  const ta = lift(g, a, b);
+  const tb = lift(g, b, a);
   return g.addNode('Where', [cond, ta, tb], {}, [{ shape: broadcastShapes('Where', cond.shape, ta.shape, tb.shape), dtype: ta.dtype }])[0];
 }
 VJP.Where = (n, [dy], needs) => {
@@ -240,7 +244,7 @@ VJP.Where = (n, [dy], needs) => {
 
 function compare(op: string, a: TensorLike, b: TensorLike): Tensor {
   const g = graphOf(a, b);
-  return elementwise(op, [lift(g, a), lift(g, b)], 'bool');
+  return elementwise(op, [lift(g, a, b), lift(g, b, a)], 'bool');
 }
 /** a > b (bool). */
 export const greater = (a: TensorLike, b: TensorLike): Tensor => compare('Greater', a, b);
@@ -262,7 +266,7 @@ VJP.Cast = (n, [dy]) => {
   return [cast(dy!, x.dtype)];
 };
 
-/** Identity; with `stop` set, the gradient does not flow through it. */
+/** Identity (gradient passes through). */
 export function identity(x: Tensor): Tensor {
   return unary('Identity', x);
 }
@@ -270,7 +274,9 @@ VJP.Identity = (_n, [dy]) => [dy];
 
 /** A value treated as a constant by autodiff (e.g. PPO targets computed in-graph). */
 export function stopGradient(x: Tensor): Tensor {
-  return x.graph.addNode('Identity', [x], {}, [{ shape: x.shape, dtype: x.dtype, name: x.graph.fresh('stopgrad') }])[0];
+  const [y] = x.graph.addNode('Identity', [x], {}, [{ shape: x.shape, dtype: x.dtype }]);
+  x.graph.stopGradientNodes.add(x.graph.producer.get(y)!);
+  return y;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -558,11 +564,15 @@ VJP.Gather = (n, [dy], needs) => {
   return [gemm(hot, reshape(dy!, [-1, d]), { transA: true }), null];
 };
 
-/** One-hot encoding of int64 `indices` along a new last axis of size `depth`. */
+/**
+ * One-hot encoding of int64 `indices` along a new last axis of size `depth`, as
+ * Equal(indices, 0..depth-1) then Cast: ONNX Runtime's OneHot kernel lacks float64 outputs.
+ */
 export function oneHot(indices: Tensor, depth: number, dtype: DType = indices.graph.floatType): Tensor {
   const g = indices.graph;
-  const values = dtype === 'float64' || dtype === g.floatType ? g.constant([0, 1]) : cast(g.constant([0, 1]), dtype);
-  return g.addNode('OneHot', [indices, g.constInt64([depth], []), values], { axis: int(-1) }, [{ shape: [...indices.shape, depth], dtype }])[0];
+  const range = g.constInt64(Array.from({ length: depth }, (_, i) => i));
+  const hit = elementwise('Equal', [unsqueeze(indices, [indices.rank]), range], 'bool');
+  return cast(hit, dtype);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -628,3 +638,18 @@ VJP.LayerNormalization = (n, [dy], needs) => {
     : null;
   return [dx, needs[1] ? unbroadcast(mul(dy!, xhat), scale) : null, needs[2] ? unbroadcast(dy!, bias) : null];
 };
+
+/** Splits `x` along `axis` into pieces of the given static sizes (not differentiable: optimizer use). */
+export function split(x: Tensor, sizes: readonly number[], axis = 0): Tensor[] {
+  const ax = normAxis(axis, x.rank, 'split');
+  const d = x.shape[ax];
+  const total = sizes.reduce((a, b) => a + b, 0);
+  if (typeof d === 'number' && d !== total) throw new Error(`split: sizes [${sizes.join(',')}] sum to ${total}, axis ${ax} of ${x} is ${d}`);
+  const g = x.graph;
+  return g.addNode(
+    'Split',
+    [x, g.constInt64(sizes)],
+    { axis: int(ax) },
+    sizes.map((s) => ({ shape: x.shape.map((dim, i) => (i === ax ? s : dim)), dtype: x.dtype })),
+  );
+}

@@ -1,0 +1,145 @@
+/**
+ * Runs a generated training graph: holds the parameters (in the ParamSet, so exports always see the
+ * current weights) and the AdamW moments as Float32Arrays, feeds them with each batch and takes the
+ * updated ones back. ONNX Runtime returns every output in a freshly allocated array, so a run never
+ * writes into a buffer it reads; the previous step's arrays are simply dropped.
+ */
+import type { ModelDefinition } from './model.ts';
+import type { ParamSet, Parameter } from './params.ts';
+import { createSession, type HostTensor, type Session, type SessionOptions } from './runtime.ts';
+import { TRAIN_IO, buildTrainingGraph, encodeTrainingGraph, trainingOutputNames, type LossFn, type TrainingGraphOptions, type TrainingLayout } from './train-graph.ts';
+
+/** Options of `Trainer.create`. */
+export interface TrainerOptions extends TrainingGraphOptions {
+  model: ModelDefinition;
+  loss: LossFn;
+  session?: SessionOptions;
+}
+
+/** The result of one step. */
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+  /** Learning rate applied (after warmup). */
+  lr: number;
+  metrics: Record<string, number>;
+  /** Forward outputs, when the graph exposes them. */
+  forward: Record<string, HostTensor>;
+}
+
+/** Optimizer state as plain arrays (for checkpoints). */
+export interface OptimizerState {
+  step: number;
+  m: Float32Array;
+  v: Float32Array;
+}
+
+export class Trainer {
+  private m: Float32Array;
+  private v: Float32Array;
+  private stepCount = 0;
+  private lr: number;
+  private readonly outputNames: string[];
+  private readonly byName: Map<string, Parameter>;
+
+  private constructor(
+    readonly session: Session,
+    readonly layout: TrainingLayout,
+    readonly params: ParamSet,
+    /** The ONNX bytes of the training graph (for inspection or saving). */
+    readonly modelBytes: Uint8Array,
+  ) {
+    this.m = new Float32Array(layout.flatSize);
+    this.v = new Float32Array(layout.flatSize);
+    this.lr = layout.optimizer.lr;
+    this.outputNames = trainingOutputNames(layout);
+    this.byName = new Map(params.list().map((p) => [p.name, p]));
+  }
+
+  /** Generates the training graph for `model` + `loss` and opens a session for it. */
+  static async create(options: TrainerOptions): Promise<Trainer> {
+    if (options.floatType === 'float64') throw new Error('Trainer runs float32 graphs; float64 graphs are for gradient checks');
+    const { graph, layout } = buildTrainingGraph(options.model, options.loss, options);
+    const bytes = encodeTrainingGraph(graph, layout);
+    const session = await createSession(bytes, options.session);
+    return new Trainer(session, layout, options.model.params, bytes);
+  }
+
+  /** Number of updates applied so far. */
+  get step(): number {
+    return this.stepCount;
+  }
+
+  /** Base learning rate fed to the graph (warmup scales it inside the graph). */
+  get learningRate(): number {
+    return this.lr;
+  }
+
+  set learningRate(lr: number) {
+    if (!(lr >= 0)) throw new Error(`learning rate must be >= 0, got ${lr}`);
+    this.lr = lr;
+  }
+
+  /** One forward/backward/AdamW update on `batch` (every batch input of the layout, by name). */
+  async trainStep(batch: Readonly<Record<string, HostTensor>>): Promise<StepResult> {
+    const feeds: Record<string, HostTensor> = {};
+    for (const { name } of this.layout.batchInputs) {
+      const t = batch[name];
+      if (!t) throw new Error(`trainStep: batch lacks "${name}" (expects ${this.layout.batchInputs.map((b) => b.name).join(', ')})`);
+      feeds[name] = t;
+    }
+    for (const slot of this.layout.trainable) {
+      const p = this.byName.get(slot.name)!;
+      feeds[slot.name] = { data: p.data, shape: p.shape };
+    }
+    for (const name of this.layout.frozen) {
+      const p = this.byName.get(name)!;
+      feeds[name] = { data: p.data, shape: p.shape };
+    }
+    feeds[TRAIN_IO.m] = { data: this.m, shape: [this.m.length] };
+    feeds[TRAIN_IO.v] = { data: this.v, shape: [this.v.length] };
+    feeds[TRAIN_IO.step] = { data: Float32Array.of(this.stepCount + 1), shape: [] };
+    feeds[TRAIN_IO.lr] = { data: Float32Array.of(this.lr), shape: [] };
+    const out = await this.session.run(feeds, this.outputNames);
+    const loss = (out[TRAIN_IO.loss].data as Float32Array)[0];
+    if (!Number.isFinite(loss)) {
+      // Keep the old state: a non-finite loss would poison every parameter through the moments.
+      throw new Error(`trainStep: loss is ${loss} at step ${this.stepCount + 1}; parameters were not updated`);
+    }
+    for (const slot of this.layout.trainable) this.byName.get(slot.name)!.data = out[TRAIN_IO.next(slot.name)].data as Float32Array;
+    this.m = out[TRAIN_IO.nextM].data as Float32Array;
+    this.v = out[TRAIN_IO.nextV].data as Float32Array;
+    this.stepCount++;
+    const metrics: Record<string, number> = {};
+    for (const name of this.layout.metrics) metrics[name] = (out[TRAIN_IO.metric(name)].data as Float32Array)[0];
+    const forward: Record<string, HostTensor> = {};
+    for (const name of this.layout.forwardOutputs) forward[name] = out[TRAIN_IO.forward(name)];
+    return {
+      loss,
+      gradNorm: (out[TRAIN_IO.gradNorm].data as Float32Array)[0],
+      lr: (out[TRAIN_IO.appliedLr].data as Float32Array)[0],
+      metrics,
+      forward,
+    };
+  }
+
+  /** A copy of the optimizer state. */
+  optimizerState(): OptimizerState {
+    return { step: this.stepCount, m: this.m.slice(), v: this.v.slice() };
+  }
+
+  /** Replaces the optimizer state (e.g. from a checkpoint); sizes must match the layout. */
+  setOptimizerState(state: OptimizerState): void {
+    if (state.m.length !== this.layout.flatSize || state.v.length !== this.layout.flatSize) {
+      throw new Error(`optimizer state has moments of ${state.m.length}/${state.v.length} values, this model needs ${this.layout.flatSize}`);
+    }
+    if (!Number.isInteger(state.step) || state.step < 0) throw new Error(`optimizer step must be an integer >= 0, got ${state.step}`);
+    this.m = state.m.slice();
+    this.v = state.v.slice();
+    this.stepCount = state.step;
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.dispose();
+  }
+}
