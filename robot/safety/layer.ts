@@ -255,12 +255,25 @@ export class SafetyLayer {
     const cap = (check: string, maxAbs: number[], perStep: (i: number) => number) => {
       const r = stepScale(delta.map((d) => d * scale), maxAbs);
       if (r.scale < 1) {
-        clamps.push({ check, field: names[r.joint], value: perStep(r.joint), limit: maxAbs[r.joint] / (check === 'velocity' ? this.dt : 1) });
+        clamps.push({ check, field: names[r.joint], value: perStep(r.joint), limit: maxAbs[r.joint] / (check === 'max_step' ? 1 : this.dt) });
         scale *= r.scale;
       }
     };
     if (c.maxStep.enabled) cap('max_step', this.stepMax, (i) => delta[i] * scale);
     if (c.velocityLimits.enabled) cap('velocity', this.vmax.map((v) => v * this.dt), (i) => (delta[i] * scale) / this.dt);
+    if (c.positionLimits.enabled && c.accelerationLimits.enabled) {
+      // Braking distance: never move toward a position limit faster than the arm can still stop
+      // before it at its acceleration limit (v dt + v^2 / 2a <= distance left), as ros2_control's
+      // joint_limits does; otherwise the position clamp would stop the joint in one step.
+      const brake = delta.map((d, i) => {
+        const l = this.spec.limits[i];
+        const room = d > 0 ? l.upper - c.positionLimits.margin - prev[i] : prev[i] - (l.lower + c.positionLimits.margin);
+        const a = this.amax[i];
+        const v = a * (-this.dt + Math.sqrt(this.dt * this.dt + (2 * Math.max(0, room)) / a));
+        return v * this.dt;
+      });
+      cap('brake', brake, (i) => (delta[i] * scale) / this.dt);
+    }
 
     let next = delta.map((d, i) => prev[i] + d * scale);
     if (c.accelerationLimits.enabled) {

@@ -13,7 +13,7 @@ import type { JointLimits } from '../types.ts';
 
 /** One change the safety layer made (or refused to make), named for the log. */
 export interface Finding {
-  /** Which check: 'nonfinite', 'shape', 'position', 'velocity', 'acceleration', 'max_step', 'workspace', 'ee_jump', 'gripper'. */
+  /** Which check: 'nonfinite', 'shape', 'position', 'velocity', 'brake' (stopping distance to a position limit), 'acceleration', 'max_step', 'workspace', 'ee_jump'. */
   check: string;
   /** The action field concerned, e.g. 'joint3' or 'gripper', or 'ee' for end-effector checks. */
   field: string;

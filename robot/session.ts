@@ -1,0 +1,40 @@
+/**
+ * Starting a deploy safely, in order: connect, check the robot against what the policy was trained
+ * with (refuse on mismatch), wrap it in the safety layer, check the start state (refuse when
+ * e-stopped, moving, out of limits or out of the workspace), begin the start-up hold.
+ */
+import type { Clock } from './clock.ts';
+import type { DeployConfig } from './config.ts';
+import type { DeployPolicy } from './policies/types.ts';
+import { SafeRobot } from './safe_robot.ts';
+import type { ForwardKinematics } from './safety/layer.ts';
+import { assertSpecMatches } from './safety/spec_check.ts';
+import type { Robot } from './types.ts';
+
+export interface StartOptions {
+  robot: Robot;
+  /** Policy spec to check against; the policy itself may be created after connect (the expert needs the episode). */
+  policySpec: DeployPolicy['spec'];
+  config: DeployConfig;
+  clock: Clock;
+  fk?: ForwardKinematics;
+}
+
+/**
+ * Spec check first (offline, before connecting: a mismatched robot is never commanded), then
+ * connect, then the start-state check and start-up hold. Returns the safety-wrapped robot.
+ */
+export async function startSafeRobot(o: StartOptions): Promise<SafeRobot> {
+  if (o.config.safety.specCheck.enabled) {
+    assertSpecMatches(o.robot.spec(), o.policySpec, o.config.safety.specCheck.limitTolerance);
+  }
+  const safe = new SafeRobot({ robot: o.robot, clock: o.clock, safety: o.config.safety, controlHz: o.config.controlHz, fk: o.fk });
+  await safe.connect();
+  try {
+    safe.start();
+  } catch (err) {
+    await safe.disconnect();
+    throw err;
+  }
+  return safe;
+}
