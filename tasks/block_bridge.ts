@@ -1,0 +1,305 @@
+/**
+ * Block Bridge (Discoverse-L "block_bridge_place"), 74 stages.
+ *
+ * Description: a small arch bridge, made of two halves standing side by side 3 cm apart (centre to
+ * centre), is on the table with two upright bars and six cubes around it. Stand each bar beside
+ * one end of the bridge, then build a tower of three cubes on each bar.
+ * Bars (10 stages each): above the arch, above the bar, reach, grasp, settle, lift 9 cm, above the
+ * spot beside the bridge, lower 3 cm, release, raise 6 cm.
+ * Cubes (9 stages each): above, reach, grasp, settle, lift 9 cm, above the tower, lower, release, raise.
+ * The original places cubes 1-3 on the second bar and 4-6 on the first; so do we.
+ *
+ * Randomizations: every bar and cube moves by up to +-1 mm along X and Y (the original's range).
+ *
+ * Success: both bars upright (long axis within ~5.7 degrees of vertical; the original demands
+ * |R22| < 0.001 of its rotated frame, which a physics engine's resting jitter can exceed), the
+ * bridge halves still 3 cm +- 2 mm apart, each bar within 1.5 cm of its spot, every cube on its
+ * tower at its level (1.5 cm horizontally, 8 mm vertically) and nothing left in the gripper.
+ * Failure: an object fell off the table, or the bridge was knocked apart (halves off by > 1 cm).
+ */
+import type { Rng } from '../sim/rng.ts';
+import type { Evaluation, Expert, ExpertTools, Randomization, Stage, Task } from '../sim/task.ts';
+import type { ObjectDesc, Pose, SceneDesc, SimState, Vec3 } from '../sim/types.ts';
+import {
+  ScriptedExpert,
+  TABLE_TOP,
+  add,
+  boxObject,
+  currentStage,
+  distXY,
+  fingerContacts,
+  objectPose,
+  pickPlaceRound,
+  pickPlaceScript,
+  pickPlaceStages,
+  poseXYZYaw,
+  stagePredicates,
+  tableObject,
+  toolNear,
+  topDown,
+  uprightness,
+  validateStages,
+  type ExpertStep,
+  type PickPlaceSpec,
+  type StageRound,
+} from './stagekit.ts';
+
+/** Arch half: two legs and a deck, spanning world Y; its origin is the centre of its footprint. */
+export const ARCH = { halfDepth: 0.015, halfSpan: 0.06, legHalfWidth: 0.0075, legHeight: 0.045, deckThickness: 0.015 } as const;
+export const ARCH_HEIGHT = ARCH.legHeight + ARCH.deckThickness;
+/** Centre-to-centre distance of the two halves along X. */
+export const HALF_GAP = 0.03;
+export const BAR_HALF: Vec3 = [0.015, 0.015, 0.03];
+export const CUBE_HALF = 0.0125;
+
+const BRIDGE1: [number, number] = [0.3, 0.0];
+/** Spots beside the bridge ends (offset from the bridge centre along Y), one per bar: 7.5 mm clear of the legs. */
+const SPOT_OFFSET_Y = ARCH.halfSpan + 0.0075 + BAR_HALF[1];
+const BARS = ['bar_a', 'bar_b'] as const;
+const BAR_START: Record<(typeof BARS)[number], [number, number]> = { bar_a: [0.42, 0.1], bar_b: [0.42, -0.1] };
+const BAR_SPOT_SIGN: Record<(typeof BARS)[number], number> = { bar_a: 1, bar_b: -1 };
+const CUBES = ['cube_1', 'cube_2', 'cube_3', 'cube_4', 'cube_5', 'cube_6'] as const;
+const CUBE_START: [number, number][] = [
+  [0.18, -0.07],
+  [0.18, 0.0],
+  [0.18, 0.07],
+  [0.235, -0.07],
+  [0.235, 0.0],
+  [0.235, 0.07],
+];
+/** Which bar each cube goes on, and at which level (1 = on the bar). */
+const CUBE_PLAN: { bar: (typeof BARS)[number]; level: number }[] = [
+  { bar: 'bar_b', level: 1 },
+  { bar: 'bar_b', level: 2 },
+  { bar: 'bar_b', level: 3 },
+  { bar: 'bar_a', level: 1 },
+  { bar: 'bar_a', level: 2 },
+  { bar: 'bar_a', level: 3 },
+];
+const ORDINAL = ['first', 'second', 'third', 'fourth', 'fifth', 'sixth'];
+const CUBE_GAP = 2 * CUBE_HALF;
+const BAR_TO_CUBE = BAR_HALF[2] + CUBE_HALF;
+
+export interface BlockBridgeRandomization extends Randomization {
+  /** Start positions [x, y] of bars and cubes by name. */
+  starts: Record<string, [number, number]>;
+}
+
+function startsOf(r: Randomization): Record<string, [number, number]> {
+  const starts = (r as Partial<BlockBridgeRandomization>).starts;
+  const names = [...BARS, ...CUBES];
+  if (!starts || names.some((n) => !Array.isArray(starts[n]) || starts[n].length !== 2)) {
+    throw new TypeError(`block_bridge randomization must have starts.{${names.join(',')}} as [x, y], got ${JSON.stringify(r)}`);
+  }
+  return starts;
+}
+
+/** Centre of the bridge (between the halves), on the table. */
+function bridgeCentre(s: SimState): Vec3 {
+  const a = objectPose(s, 'bridge1').p;
+  const b = objectPose(s, 'bridge2').p;
+  return [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2, TABLE_TOP];
+}
+
+/** Where a bar's centre belongs: beside one end of the bridge, standing on the table. */
+export function barSpot(s: SimState, bar: (typeof BARS)[number]): Vec3 {
+  const c = bridgeCentre(s);
+  return [c[0], c[1] + BAR_SPOT_SIGN[bar] * SPOT_OFFSET_Y, TABLE_TOP + BAR_HALF[2]];
+}
+
+/** What a cube stands on: its bar (level 1) or the cube below it. */
+function supportOf(i: number): { name: string; gap: number } {
+  const plan = CUBE_PLAN[i];
+  if (plan.level === 1) return { name: plan.bar, gap: BAR_TO_CUBE };
+  const below = CUBE_PLAN.findIndex((p) => p.bar === plan.bar && p.level === plan.level - 1);
+  return { name: CUBES[below], gap: CUBE_GAP };
+}
+
+const BAR_NOUN = { bar_a: 'the first bar', bar_b: 'the second bar' } as const;
+const END_NOUN = { bar_a: 'the spot beside the left end of the bridge', bar_b: 'the spot beside the right end of the bridge' } as const;
+
+function barSpec(bar: (typeof BARS)[number]): PickPlaceSpec {
+  return {
+    object: bar,
+    noun: BAR_NOUN[bar],
+    targetNoun: END_NOUN[bar],
+    halfWidth: BAR_HALF[0],
+    restZ: TABLE_TOP + BAR_HALF[2],
+    graspOffset: [0, 0, 0.015],
+    hoverHeight: 0.1,
+    liftHeight: 0.09,
+    target: (s) => barSpot(s, bar),
+    placeTolXY: 0.015,
+  };
+}
+
+function cubeSpec(i: number): PickPlaceSpec {
+  const support = supportOf(i);
+  const plan = CUBE_PLAN[i];
+  const targetNoun = plan.level === 1 ? `the top of ${BAR_NOUN[plan.bar]}` : `the ${ORDINAL[CUBES.indexOf(support.name as (typeof CUBES)[number])]} cube`;
+  return {
+    object: CUBES[i],
+    noun: `the ${ORDINAL[i]} cube`,
+    targetNoun,
+    halfWidth: CUBE_HALF,
+    restZ: TABLE_TOP + CUBE_HALF,
+    graspOffset: [0, 0, 0.011],
+    hoverHeight: 0.1,
+    liftHeight: 0.09,
+    target: (s) => add(objectPose(s, support.name).p, [0, 0, support.gap]),
+    placeTolXY: 0.012,
+  };
+}
+
+const ABOVE_ARCH_HEIGHT = ARCH_HEIGHT + 0.08;
+
+function aboveArchStage(bar: (typeof BARS)[number]): Stage {
+  return {
+    name: `above_bridge_before_${bar}`,
+    object: 'bridge1',
+    done: (s) => toolNear(s, add(bridgeCentre(s), [0, 0, ABOVE_ARCH_HEIGHT]), 0.02, 0.03) && s.gripper >= BAR_HALF[0] + 0.004 && fingerContacts(s, bar).length === 0,
+    texts: {
+      positive: 'the open gripper hovers above the middle of the bridge, touching nothing',
+      negative: 'the gripper is down at the table, far from the bridge',
+      nearMisses: [
+        'the open gripper hovers above one end of the bridge instead of its middle',
+        'the gripper is low over the bridge, almost touching its deck',
+        'the gripper is above the bridge but its fingers are closed',
+      ],
+    },
+  };
+}
+
+const BAR_SPECS = { bar_a: barSpec('bar_a'), bar_b: barSpec('bar_b') };
+const CUBE_SPECS = CUBES.map((_, i) => cubeSpec(i));
+
+const ROUNDS: StageRound[] = [
+  ...BARS.map((bar) => pickPlaceRound([aboveArchStage(bar), ...pickPlaceStages(bar, BAR_SPECS[bar])], BAR_SPECS[bar])),
+  ...CUBES.map((cube, i) => pickPlaceRound(pickPlaceStages(cube, CUBE_SPECS[i]), CUBE_SPECS[i])),
+];
+const STAGES = validateStages('block_bridge', ROUNDS.flatMap((r) => r.stages), 74);
+
+/** Success predicates, exported for tests. */
+export function blockBridgeChecks(s: SimState): Record<string, boolean> {
+  const b1 = objectPose(s, 'bridge1').p;
+  const b2 = objectPose(s, 'bridge2').p;
+  const out: Record<string, boolean> = {
+    barsUpright: BARS.every((b) => uprightness(objectPose(s, b).q) > 0.995),
+    bridgeIntact: Math.abs(distXY(b1, b2) - HALF_GAP) <= 0.002,
+    barsAtSpots: BARS.every((b) => distXY(objectPose(s, b).p, barSpot(s, b)) <= 0.015),
+  };
+  out.cubesStacked = CUBES.every((c, i) => {
+    const plan = CUBE_PLAN[i];
+    const bar = objectPose(s, plan.bar).p;
+    const p = objectPose(s, c).p;
+    const expectedZ = bar[2] + BAR_TO_CUBE + CUBE_GAP * (plan.level - 1);
+    return distXY(p, bar) <= 0.015 && Math.abs(p[2] - expectedZ) <= 0.008;
+  });
+  out.released = [...BARS, ...CUBES].every((o) => fingerContacts(s, o).length === 0);
+  return out;
+}
+
+function archHalf(name: string, x: number, y: number): ObjectDesc {
+  const leg = (sign: number) => ({
+    shape: { kind: 'box' as const, halfExtents: [ARCH.halfDepth, ARCH.legHalfWidth, ARCH.legHeight / 2] as Vec3 },
+    pose: { p: [0, sign * (ARCH.halfSpan - ARCH.legHalfWidth), ARCH.legHeight / 2] as Vec3, q: [0, 0, 0, 1] as [number, number, number, number] },
+    friction: 1.0,
+  });
+  return {
+    name,
+    type: 'dynamic',
+    pose: poseXYZYaw(x, y, TABLE_TOP),
+    // Heavy enough that a brush of the arm does not slide it (a wooden arch of this size).
+    mass: 0.25,
+    color: [0.15, 0.65, 0.63],
+    colliders: [
+      leg(1),
+      leg(-1),
+      {
+        shape: { kind: 'box', halfExtents: [ARCH.halfDepth, ARCH.halfSpan, ARCH.deckThickness / 2] },
+        pose: { p: [0, 0, ARCH.legHeight + ARCH.deckThickness / 2], q: [0, 0, 0, 1] },
+        friction: 1.0,
+      },
+    ],
+  };
+}
+
+export const blockBridgeTask: Task = {
+  id: 'block_bridge',
+  instruction: 'stand the two bars beside the ends of the bridge, then stack three cubes on each bar',
+  // 70 s at 60 Hz, the original's limit.
+  maxSteps: 4200,
+  stages: STAGES,
+
+  randomize(rng: Rng): BlockBridgeRandomization {
+    const starts: Record<string, [number, number]> = {};
+    BARS.forEach((b) => (starts[b] = [BAR_START[b][0] + rng.uniform(-0.001, 0.001), BAR_START[b][1] + rng.uniform(-0.001, 0.001)]));
+    CUBES.forEach((c, i) => (starts[c] = [CUBE_START[i][0] + rng.uniform(-0.001, 0.001), CUBE_START[i][1] + rng.uniform(-0.001, 0.001)]));
+    return { starts };
+  },
+
+  buildScene(r: Randomization): SceneDesc {
+    const starts = startsOf(r);
+    return {
+      robot: 'airbot_play',
+      robotBase: { p: [0, 0, TABLE_TOP], q: [0, 0, 0, 1] },
+      objects: [
+        tableObject(),
+        archHalf('bridge1', BRIDGE1[0], BRIDGE1[1]),
+        archHalf('bridge2', BRIDGE1[0] + HALF_GAP, BRIDGE1[1]),
+        ...BARS.map((b) => boxObject(b, poseXYZYaw(starts[b][0], starts[b][1], TABLE_TOP + BAR_HALF[2]), BAR_HALF, 0.03, [0.3, 0.6, 0.075], 1.2)),
+        ...CUBES.map((c) => boxObject(c, poseXYZYaw(starts[c][0], starts[c][1], TABLE_TOP + CUBE_HALF), [CUBE_HALF, CUBE_HALF, CUBE_HALF], 0.015, [0.65, 0.27, 0.64], 1.2)),
+      ],
+    };
+  },
+
+  evaluate(s: SimState): Evaluation {
+    const checks = blockBridgeChecks(s);
+    const success = Object.values(checks).every(Boolean);
+    const b1 = objectPose(s, 'bridge1').p;
+    const b2 = objectPose(s, 'bridge2').p;
+    const fell = [...BARS, ...CUBES, 'bridge1', 'bridge2'].some((o) => objectPose(s, o).p[2] < TABLE_TOP - 0.05);
+    const failure = fell || Math.abs(distXY(b1, b2) - HALF_GAP) > 0.01;
+    return { predicates: { ...stagePredicates(STAGES, s), ...checks, success }, stage: currentStage(ROUNDS, s), success, failure };
+  },
+
+  expert(_r: Randomization, tools: ExpertTools): Expert {
+    // Fingers open along world X (yaw 90 degrees): at the spots beside the bridge, fingers opened
+    // along Y would land on the bridge's legs.
+    const yaw = Math.PI / 2;
+    const steps: ExpertStep[] = [];
+    let k = 0;
+    for (const bar of BARS) {
+      const spec = BAR_SPECS[bar];
+      steps.push({
+        kind: 'move',
+        stage: k,
+        gripper: 0.03,
+        target: (s): Pose => ({ p: add(bridgeCentre(s), [0, 0, ABOVE_ARCH_HEIGHT]), q: topDown(yaw) }),
+      });
+      steps.push(
+        ...pickPlaceScript(k + 1, spec, {
+          yaw: () => yaw,
+          carryHeight: spec.graspOffset[2] + 0.03 + 0.003,
+          placeHeight: spec.graspOffset[2] + 0.003,
+          openWidth: 0.03,
+          raise: 0.06,
+        }),
+      );
+      k += 10;
+    }
+    CUBE_SPECS.forEach((spec) => {
+      steps.push(
+        ...pickPlaceScript(k, spec, {
+          yaw: () => yaw,
+          carryHeight: spec.graspOffset[2] + 0.03,
+          placeHeight: spec.graspOffset[2] + 0.003,
+          openWidth: 0.024,
+          raise: 0.04,
+        }),
+      );
+      k += 9;
+    });
+    return new ScriptedExpert(steps, STAGES.map((st) => st.name), tools);
+  },
+};

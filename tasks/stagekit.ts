@@ -1,0 +1,813 @@
+/**
+ * Shared building blocks of the Discoverse-L tasks: pose arithmetic, ground-truth predicates over
+ * a SimState, the stage-index rule, scene primitives, and the scripted-expert state machine.
+ *
+ * Pure TypeScript over sim/ types: no physics engine, renderer or ROS here, so predicates can be
+ * unit-tested on hand-built states.
+ */
+import type { Rng } from '../sim/rng.ts';
+import type { Expert, ExpertTools, Stage } from '../sim/task.ts';
+import type { ColliderDesc, Color, ObjectDesc, Pose, Quat, SimState, Vec3 } from '../sim/types.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Pose arithmetic (quaternions are [x, y, z, w], as everywhere in sim/).
+
+/** Quaternion from intrinsic-free roll/pitch/yaw: R = Rz(yaw) Ry(pitch) Rx(roll) (scipy "xyz" extrinsic). */
+export function quatFromEuler(roll: number, pitch: number, yaw: number): Quat {
+  const cr = Math.cos(roll / 2), sr = Math.sin(roll / 2);
+  const cp = Math.cos(pitch / 2), sp = Math.sin(pitch / 2);
+  const cy = Math.cos(yaw / 2), sy = Math.sin(yaw / 2);
+  return [
+    sr * cp * cy - cr * sp * sy,
+    cr * sp * cy + sr * cp * sy,
+    cr * cp * sy - sr * sp * cy,
+    cr * cp * cy + sr * sp * sy,
+  ];
+}
+
+/** Quaternion product a * b (apply b, then a). */
+export function quatMul(a: Quat, b: Quat): Quat {
+  const [ax, ay, az, aw] = a;
+  const [bx, by, bz, bw] = b;
+  return [
+    aw * bx + ax * bw + ay * bz - az * by,
+    aw * by - ax * bz + ay * bw + az * bx,
+    aw * bz + ax * by - ay * bx + az * bw,
+    aw * bw - ax * bx - ay * by - az * bz,
+  ];
+}
+
+/** Rotate vector v by unit quaternion q. */
+export function rotate(q: Quat, v: Vec3): Vec3 {
+  const [x, y, z, w] = q;
+  const [vx, vy, vz] = v;
+  // t = 2 * cross(q.xyz, v); v' = v + w t + cross(q.xyz, t)
+  const tx = 2 * (y * vz - z * vy);
+  const ty = 2 * (z * vx - x * vz);
+  const tz = 2 * (x * vy - y * vx);
+  return [vx + w * tx + (y * tz - z * ty), vy + w * ty + (z * tx - x * tz), vz + w * tz + (x * ty - y * tx)];
+}
+
+/** World direction of a body's local axis (0 = x, 1 = y, 2 = z). */
+export function axis(q: Quat, i: 0 | 1 | 2): Vec3 {
+  return rotate(q, i === 0 ? [1, 0, 0] : i === 1 ? [0, 1, 0] : [0, 0, 1]);
+}
+
+/** Z component of the body's local Z axis: R[2][2] of its rotation matrix (1 = upright). */
+export function uprightness(q: Quat): number {
+  const [x, y] = q;
+  return 1 - 2 * (x * x + y * y);
+}
+
+/** Yaw of a body (rotation about world Z of its local X axis). */
+export function yawOf(q: Quat): number {
+  const ax = axis(q, 0);
+  return Math.atan2(ax[1], ax[0]);
+}
+
+export function add(a: Vec3, b: Vec3): Vec3 {
+  return [a[0] + b[0], a[1] + b[1], a[2] + b[2]];
+}
+
+/** Horizontal distance between two points. */
+export function distXY(a: Vec3, b: Vec3): number {
+  return Math.hypot(a[0] - b[0], a[1] - b[1]);
+}
+
+export function dist(a: Vec3, b: Vec3): number {
+  return Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+}
+
+/** A point given in a body's frame, in world coordinates. */
+export function pointInWorld(body: Pose, local: Vec3): Vec3 {
+  return add(body.p, rotate(body.q, local));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ground-truth predicates over a SimState.
+
+/** Finger links of the gripper are recognised by name (robot descriptions call them *finger*). */
+export function isFingerLink(link: string): boolean {
+  return /finger/i.test(link);
+}
+
+/** Finger links touching `object` this step (each link once). */
+export function fingerContacts(state: SimState, object: string): string[] {
+  const links = new Set<string>();
+  for (const c of state.contacts) if (c.object === object && isFingerLink(c.link) && c.impulse > 0) links.add(c.link);
+  return [...links];
+}
+
+/** True while any robot link touches `object`. */
+export function touching(state: SimState, object: string): boolean {
+  return state.contacts.some((c) => c.object === object && c.impulse > 0);
+}
+
+/**
+ * Held in a pinch: two distinct fingers press on the object and the gripper is not fully open.
+ * One finger touching is the classic near miss ("touching the block but not grasping it").
+ */
+export function isGrasped(state: SimState, object: string, maxOpening = 0.035): boolean {
+  return fingerContacts(state, object).length >= 2 && state.gripper < maxOpening;
+}
+
+/** Object pose by name, with an error naming the missing object and the ones present. */
+export function objectPose(state: SimState, name: string): Pose {
+  const pose = state.objects[name];
+  if (!pose) throw new RangeError(`object '${name}' is not in the sim state (objects: ${Object.keys(state.objects).join(', ')})`);
+  return pose;
+}
+
+/** Speed of an object (m/s); 0 when the state carries no velocity for it (fixed bodies). */
+export function speedOf(state: SimState, name: string): number {
+  const v = state.objectVel[name];
+  return v ? Math.hypot(v[0], v[1], v[2]) : 0;
+}
+
+/**
+ * The tool is at `offset` (world frame) from the object within `tolXY` horizontally and `tolZ`
+ * vertically. Used for "above the block", "at the handle", ...
+ */
+export function toolNear(state: SimState, target: Vec3, tolXY: number, tolZ: number): boolean {
+  return distXY(state.ee.p, target) <= tolXY && Math.abs(state.ee.p[2] - target[2]) <= tolZ;
+}
+
+/**
+ * `top` rests on `bottom`: centred within `tolXY`, its centre `gap` above the bottom's centre
+ * (within `tolZ`), nearly still, and not held by the gripper.
+ */
+export function restsOn(
+  state: SimState,
+  top: string,
+  bottom: string,
+  gap: number,
+  tolXY: number,
+  tolZ = 0.006,
+): boolean {
+  const a = objectPose(state, top).p;
+  const b = objectPose(state, bottom).p;
+  return distXY(a, b) <= tolXY && Math.abs(a[2] - b[2] - gap) <= tolZ && !isGrasped(state, top) && speedOf(state, top) < 0.05;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stages.
+
+/**
+ * A pick-and-place round of stages. Stage predicates are instantaneous ground truth (what the
+ * positive text says is true *now*); `placed` and `retreated` are the persistent milestones that
+ * say the round is over, so later rounds can be scored without memory of the past.
+ */
+export interface StageRound {
+  stages: Stage[];
+  /** The round's object is where it belongs and released. */
+  placed(state: SimState): boolean;
+  /** ... and the gripper has moved clear of it (the round's last stage). */
+  retreated(state: SimState): boolean;
+}
+
+/**
+ * Current stage without memory of the past, so evaluate() stays a pure function of the state (and
+ * snapshots/replays need no extra bookkeeping). A round is complete when its object is placed and
+ * the gripper is clear of it, or when it is placed and the next round already shows progress (the
+ * gripper may later pass close to an object it placed long ago). Inside the first incomplete
+ * round the stage is the one after the furthest stage whose predicate holds now, so a pick that
+ * slips back to the table moves the stage back: that is the ground truth.
+ */
+export function currentStage(rounds: StageRound[], state: SimState): number {
+  let base = 0;
+  for (let r = 0; r < rounds.length; r++) {
+    const round = rounds[r];
+    const next = rounds[r + 1];
+    const complete =
+      round.placed(state) &&
+      (round.retreated(state) || (next !== undefined && (next.placed(state) || next.stages.some((st) => st.done(state)))));
+    if (!complete) {
+      let furthest = -1;
+      for (let k = round.stages.length - 1; k >= 0; k--) {
+        if (round.stages[k].done(state)) {
+          furthest = k;
+          break;
+        }
+      }
+      return base + furthest + 1;
+    }
+    base += round.stages.length;
+  }
+  return base;
+}
+
+/** The round of a standard pick-and-place spec (plus optional extra stages before it). */
+export function pickPlaceRound(stages: Stage[], spec: PickPlaceSpec): StageRound {
+  return { stages, placed: (s) => isPlaced(s, spec), retreated: (s) => retreated(s, spec) };
+}
+
+/** Named predicates: one per stage (by stage name) plus the task's own extras. */
+export function stagePredicates(stages: Stage[], state: SimState): Record<string, boolean> {
+  const out: Record<string, boolean> = {};
+  for (const s of stages) out[s.name] = s.done(state);
+  return out;
+}
+
+/** Check a task's stage list for the mistakes that break rewards silently (dup names, colour words). */
+export function validateStages(taskId: string, stages: Stage[], expectedCount: number): Stage[] {
+  if (stages.length !== expectedCount) {
+    throw new Error(`task '${taskId}' must have ${expectedCount} stages, has ${stages.length}`);
+  }
+  const names = new Set<string>();
+  for (const s of stages) {
+    if (names.has(s.name)) throw new Error(`task '${taskId}': duplicate stage name '${s.name}'`);
+    names.add(s.name);
+    for (const t of [s.texts.positive, s.texts.negative, ...s.texts.nearMisses]) {
+      const colour = COLOUR_WORDS.exec(t);
+      if (colour) throw new Error(`task '${taskId}', stage '${s.name}': text uses colour word '${colour[0]}': "${t}"`);
+    }
+    if (s.texts.nearMisses.length < 2) throw new Error(`task '${taskId}', stage '${s.name}': needs at least 2 near-miss texts`);
+  }
+  return stages;
+}
+
+/** Colour words the stage texts must not use (the reward must ground on geometry and contact). */
+export const COLOUR_WORDS =
+  /\b(red|green|blue|yellow|purple|violet|orange|pink|white|black|grey|gray|brown|cyan|magenta|teal)\b/i;
+
+// ---------------------------------------------------------------------------------------------
+// Scene primitives.
+
+/** Table surface height in the world frame; tasks place objects relative to it. */
+export const TABLE_TOP = 0;
+
+/** A fixed table slab whose top face is at TABLE_TOP. */
+export function tableObject(center: Vec3 = [0.35, 0, 0], half: Vec3 = [0.45, 0.6, 0.02]): ObjectDesc {
+  return {
+    name: 'table',
+    type: 'fixed',
+    pose: { p: [center[0], center[1], TABLE_TOP - half[2]], q: [0, 0, 0, 1] },
+    colliders: [{ shape: { kind: 'box', halfExtents: half }, friction: 0.8 }],
+    color: [0.62, 0.58, 0.52],
+  };
+}
+
+/** A dynamic box-shaped object. */
+export function boxObject(name: string, pose: Pose, half: Vec3, mass: number, color: Color, friction = 1.0): ObjectDesc {
+  return { name, type: 'dynamic', pose, mass, color, colliders: [{ shape: { kind: 'box', halfExtents: half }, friction }] };
+}
+
+/** Identity-rotation pose at p rotated by yaw about Z. */
+export function poseXYZYaw(x: number, y: number, z: number, yaw = 0): Pose {
+  return { p: [x, y, z], q: [0, 0, Math.sin(yaw / 2), Math.cos(yaw / 2)] };
+}
+
+/** Colliders of an open cylindrical shell (cup wall) made of `n` boxes around local Z. */
+export function shellColliders(
+  radius: number,
+  thickness: number,
+  height: number,
+  n: number,
+  z0: number,
+  friction: number,
+): ColliderDesc[] {
+  const out: ColliderDesc[] = [];
+  // Each stave spans its arc's chord plus a little overlap so no gap opens between staves.
+  const halfWidth = (radius * Math.tan(Math.PI / n)) + thickness * 0.5;
+  for (let i = 0; i < n; i++) {
+    const a = (2 * Math.PI * i) / n;
+    out.push({
+      shape: { kind: 'box', halfExtents: [thickness / 2, halfWidth, height / 2] },
+      pose: { p: [(radius - thickness / 2) * Math.cos(a), (radius - thickness / 2) * Math.sin(a), z0 + height / 2], q: [0, 0, Math.sin(a / 2), Math.cos(a / 2)] },
+      friction,
+    });
+  }
+  return out;
+}
+
+/**
+ * Sample `n` points uniformly in boxes around `centers` (± `half` each) with every pair at least
+ * `minDist` apart, by rejection (the originals do the same). Throws after many failures rather
+ * than looping forever on an impossible layout.
+ */
+export function samplePlacements(rng: Rng, centers: [number, number][], half: [number, number][], minDist: number): [number, number][] {
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const pts = centers.map(([cx, cy], i): [number, number] => [cx + rng.uniform(-half[i][0], half[i][0]), cy + rng.uniform(-half[i][1], half[i][1])]);
+    let ok = true;
+    for (let i = 0; i < pts.length && ok; i++) {
+      for (let j = i + 1; j < pts.length; j++) {
+        if (Math.hypot(pts[i][0] - pts[j][0], pts[i][1] - pts[j][1]) < minDist) {
+          ok = false;
+          break;
+        }
+      }
+    }
+    if (ok) return pts;
+  }
+  throw new Error(`could not place ${centers.length} objects at least ${minDist} m apart after 1000 tries`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripted experts.
+
+/** One step of an expert's script. Targets are computed when the step starts, as in the originals. */
+export type ExpertStep =
+  | {
+      kind: 'move';
+      stage: number;
+      target: (state: SimState, prev: Pose | null) => Pose;
+      gripper?: number;
+      speed?: number;
+      /**
+       * Which of the two equivalent gripper orientations (a half turn apart) to take: 'near' (the
+       * default) keeps the IK solution nearest the current joints; 'centred' keeps the last (wrist
+       * roll) joint nearest zero, leaving it room to turn later while carrying. Use 'centred' when
+       * the hand is empty, before a grasp.
+       */
+      wrist?: 'near' | 'centred';
+    }
+  | { kind: 'grip'; stage: number; opening: number }
+  | { kind: 'wait'; stage: number; seconds: number };
+
+/** Tuning shared by every expert. */
+export interface ExpertTuning {
+  /** Joint speed of the fastest-moving joint while interpolating to an IK target (rad/s). */
+  jointSpeed: number;
+  /** A move is done when every joint is within this of its target (rad). */
+  jointTol: number;
+  /** A move gives up waiting for convergence after this long past the end of interpolation (s). */
+  settleTimeout: number;
+  /** A grip is done when the opening is within this of the command (m) ... */
+  gripTol: number;
+  /** ... or the fingers have stopped moving (blocked by the object) for this long (s). */
+  gripStall: number;
+  /** Minimum duration of a grip step (s). */
+  gripMin: number;
+}
+
+export const DEFAULT_TUNING: ExpertTuning = {
+  jointSpeed: 1.2,
+  jointTol: 0.02,
+  settleTimeout: 0.6,
+  gripTol: 0.002,
+  gripStall: 0.15,
+  gripMin: 0.15,
+};
+
+/** Largest absolute joint difference (rad). */
+export function jointDistance(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  for (let i = 0; i < Math.min(a.length, b.length); i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+
+/** Thrown by an expert whose IK cannot reach a target: names the stage and the target. */
+export class ExpertIkError extends Error {
+  override name = 'ExpertIkError';
+}
+
+/**
+ * Runs an expert script: each `act()` advances the current step when its completion test holds and
+ * returns joint targets interpolated toward the step's IK solution at a bounded joint speed
+ * (Discoverse's step_func with per-joint speed ratios, so all joints arrive together).
+ * After the last step it holds the last command and reports stage = stages.length.
+ */
+export class ScriptedExpert implements Expert {
+  private index = -1;
+  private stepTime = 0;
+  private target: number[] = [];
+  private command: number[] = [];
+  private gripperCmd = 0.04;
+  private ratio: number[] = [];
+  private lastGoal: Pose | null = null;
+  private lastGripper = Number.NaN;
+  private stall = 0;
+  private interpDone = false;
+
+  constructor(
+    private readonly steps: ExpertStep[],
+    private readonly stageNames: string[],
+    private readonly tools: ExpertTools,
+    private readonly tuning: ExpertTuning = DEFAULT_TUNING,
+  ) {
+    if (tools.actionMode !== 'joint') {
+      throw new RangeError(`scripted experts emit joint targets; env action mode is '${tools.actionMode}', expected 'joint'`);
+    }
+  }
+
+  /** Index of the step being executed (steps.length when finished). */
+  get stepIndex(): number {
+    return this.index;
+  }
+
+  get finished(): boolean {
+    return this.index >= this.steps.length;
+  }
+
+  act(state: SimState): { action: number[]; stage: number; stageName: string } {
+    const dt = this.tools.controlDt;
+    if (this.index < 0) {
+      this.command = state.q.slice(0, 6);
+      this.target = this.command.slice();
+      this.gripperCmd = state.gripper;
+      this.begin(0, state);
+    } else if (!this.finished && this.stepDone(state)) {
+      this.begin(this.index + 1, state);
+    }
+    this.stepTime += dt;
+    // Interpolate the command toward the target, every joint scaled to arrive together.
+    let moving = false;
+    const step = this.steps[this.index];
+    const speed = step && step.kind === 'move' && step.speed ? step.speed : this.tuning.jointSpeed;
+    for (let j = 0; j < this.command.length; j++) {
+      const d = this.target[j] - this.command[j];
+      const maxStep = speed * this.ratio[j] * dt;
+      if (Math.abs(d) > maxStep) {
+        this.command[j] += Math.sign(d) * maxStep;
+        moving = true;
+      } else this.command[j] = this.target[j];
+    }
+    if (!moving && !this.interpDone) {
+      this.interpDone = true;
+      this.stepTime = 0;
+    }
+    const stage = this.finished ? this.stageNames.length : this.steps[this.index].stage;
+    return {
+      action: [...this.command, this.gripperCmd],
+      stage,
+      stageName: this.stageNames[stage] ?? 'done',
+    };
+  }
+
+  private begin(i: number, state: SimState): void {
+    this.index = i;
+    this.stepTime = 0;
+    this.stall = 0;
+    this.lastGripper = state.gripper;
+    this.interpDone = false;
+    const step = this.steps[i];
+    if (!step) return;
+    if (step.kind === 'move') {
+      const asked = step.target(state, this.lastGoal);
+      // A parallel gripper is symmetric under a half turn about its approach axis: of the two
+      // equivalent goals, take the one whose IK solution is nearer in joint space, so the wrist
+      // never swings round (and flings the object) between two consecutive targets.
+      let goal = asked;
+      let sol = this.tools.ik(asked, this.target);
+      const flipped: Pose = { p: asked.p, q: quatMul(asked.q, [0, 0, 1, 0]) };
+      const alt = this.tools.ik(flipped, this.target);
+      const score = (q: number[]) => (step.wrist === 'centred' ? Math.abs(q[q.length - 1]) : jointDistance(q, this.target));
+      if (alt.ok && (!sol.ok || score(alt.q) < score(sol.q))) {
+        goal = flipped;
+        sol = alt;
+      }
+      if (!sol.ok) {
+        throw new ExpertIkError(
+          `IK failed for stage '${this.stageNames[step.stage]}' target p=[${goal.p.map((v) => v.toFixed(3)).join(', ')}] (position error ${sol.posErr.toExponential(2)} m, rotation error ${sol.rotErr.toExponential(2)} rad)`,
+        );
+      }
+      this.lastGoal = goal;
+      this.target = sol.q.slice(0, 6);
+      if (step.gripper !== undefined) this.gripperCmd = step.gripper;
+      const diffs = this.target.map((t, j) => Math.abs(t - this.command[j]));
+      const max = Math.max(...diffs, 1e-6);
+      this.ratio = diffs.map((d) => d / max);
+    } else if (step.kind === 'grip') {
+      this.gripperCmd = step.opening;
+      this.ratio = this.target.map(() => 1);
+    } else {
+      this.ratio = this.target.map(() => 1);
+    }
+  }
+
+  private stepDone(state: SimState): boolean {
+    const step = this.steps[this.index];
+    const dt = this.tools.controlDt;
+    if (step.kind === 'move') {
+      if (!this.interpDone) return false;
+      const converged = state.q.slice(0, 6).every((q, j) => Math.abs(q - this.target[j]) <= this.tuning.jointTol);
+      return converged || this.stepTime >= this.tuning.settleTimeout;
+    }
+    if (step.kind === 'grip') {
+      const moved = Math.abs(state.gripper - this.lastGripper);
+      this.lastGripper = state.gripper;
+      this.stall = moved < 2e-5 ? this.stall + dt : 0;
+      if (this.stepTime < this.tuning.gripMin) return false;
+      return Math.abs(state.gripper - step.opening) <= this.tuning.gripTol || this.stall >= this.tuning.gripStall;
+    }
+    return this.stepTime >= step.seconds;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pick-and-place stage builders. Each returns one Stage with its predicate and text triplet; tasks
+// assemble them into rounds. Nouns are passed in ("the middle block", "the cup") so every text is
+// specific to its object and never names a colour.
+
+/** Geometry and wording of one pick-and-place round. */
+export interface PickPlaceSpec {
+  /** Object being moved (key of SimState.objects). */
+  object: string;
+  /** Noun phrase for it, e.g. "the middle block". */
+  noun: string;
+  /** Noun phrase for where it goes, e.g. "the base block", "the plate". */
+  targetNoun: string;
+  /** Half the object's width across the fingers (m). */
+  halfWidth: number;
+  /** Height of the object's origin when it rests on the table (m). */
+  restZ: number;
+  /** Tool point (between the pads) above the object's origin when grasping (m, world Z). */
+  graspOffset: Vec3;
+  /** Tool height above the object's origin for the "above" stage (m). */
+  hoverHeight: number;
+  /** How far the grasped object is lifted (m). */
+  liftHeight: number;
+  /** Where the object's origin must end up (world), from the current state. */
+  target(state: SimState): Vec3;
+  /** Horizontal tolerance of the final placement (m). */
+  placeTolXY: number;
+  /** Vertical tolerance of the final placement (m); default 6 mm. */
+  placeTolZ?: number;
+  /** Override of "placed": e.g. the jujube is placed when it is inside the cup. */
+  placed?(state: SimState): boolean;
+}
+
+function objP(state: SimState, spec: PickPlaceSpec): Vec3 {
+  return objectPose(state, spec.object).p;
+}
+
+/** The object sits at its target, released by the fingers. */
+export function isPlaced(state: SimState, spec: PickPlaceSpec): boolean {
+  if (spec.placed) return spec.placed(state) && fingerContacts(state, spec.object).length === 0;
+  const p = objP(state, spec);
+  const t = spec.target(state);
+  return (
+    distXY(p, t) <= spec.placeTolXY &&
+    Math.abs(p[2] - t[2]) <= (spec.placeTolZ ?? 0.006) &&
+    fingerContacts(state, spec.object).length === 0 &&
+    speedOf(state, spec.object) < 0.05
+  );
+}
+
+export function aboveStage(name: string, spec: PickPlaceSpec): Stage {
+  const { noun } = spec;
+  return {
+    name,
+    object: spec.object,
+    // "Above" holds all the way down until the fingers reach the grasp height, so the stage does
+    // not flicker back while the tool descends.
+    done: (s) => {
+      const p = objP(s, spec);
+      const dz = s.ee.p[2] - p[2];
+      return (
+        distXY(s.ee.p, add(p, spec.graspOffset)) <= 0.02 &&
+        dz > spec.graspOffset[2] + 0.012 &&
+        dz <= spec.hoverHeight + 0.03 &&
+        s.gripper >= spec.halfWidth + 0.004 &&
+        fingerContacts(s, spec.object).length === 0
+      );
+    },
+    texts: {
+      positive: `the open gripper hovers directly above ${noun}, not touching it`,
+      negative: `the gripper is far from ${noun}, which rests untouched on the table`,
+      nearMisses: [
+        `the open gripper hovers above the table beside ${noun}, not over it`,
+        `the gripper is above ${noun} but its fingers are closed`,
+        `the gripper is directly above ${noun} but far too high`,
+      ],
+    },
+  };
+}
+
+export function reachStage(name: string, spec: PickPlaceSpec): Stage {
+  const { noun } = spec;
+  return {
+    name,
+    object: spec.object,
+    done: (s) => toolNear(s, add(objP(s, spec), spec.graspOffset), 0.012, 0.012) && objP(s, spec)[2] < spec.restZ + 0.02,
+    texts: {
+      positive: `the fingers are lowered around ${noun}, one on each side of it`,
+      negative: `the gripper is high above the table, away from ${noun}`,
+      nearMisses: [
+        `the gripper is lowered beside ${noun} with one finger pressing on its top`,
+        `the fingers are lowered next to ${noun} but off to one side`,
+        `the gripper is above ${noun} but has not come down to it`,
+      ],
+    },
+  };
+}
+
+export function graspStage(name: string, spec: PickPlaceSpec): Stage {
+  const { noun } = spec;
+  return {
+    name,
+    object: spec.object,
+    done: (s) => isGrasped(s, spec.object) && s.gripper <= spec.halfWidth + 0.003,
+    texts: {
+      positive: `both fingers have closed on ${noun} and press it from opposite sides`,
+      negative: `the gripper is open and ${noun} is free`,
+      nearMisses: [
+        `the gripper is touching ${noun} but not grasping it`,
+        `the fingers have closed on empty air next to ${noun}`,
+        `only one finger presses against ${noun}`,
+      ],
+    },
+  };
+}
+
+export function settleStage(name: string, spec: PickPlaceSpec): Stage {
+  const { noun } = spec;
+  return {
+    name,
+    object: spec.object,
+    // Still in the hand, or already on its way up (lifting moves it, and that is not slipping).
+    done: (s) =>
+      isGrasped(s, spec.object) &&
+      s.gripper <= spec.halfWidth + 0.003 &&
+      (speedOf(s, spec.object) < 0.02 || objP(s, spec)[2] > spec.restZ + 0.005),
+    texts: {
+      positive: `${noun} is held firmly and still between the fingers`,
+      negative: `${noun} lies loose, with no finger on it`,
+      nearMisses: [
+        `${noun} is slipping out from between the fingers`,
+        `the gripper is touching ${noun} but not grasping it`,
+        `${noun} is pinched by its edge and tilting`,
+      ],
+    },
+  };
+}
+
+export function liftStage(name: string, spec: PickPlaceSpec): Stage {
+  const { noun } = spec;
+  return {
+    name,
+    object: spec.object,
+    done: (s) => isGrasped(s, spec.object) && objP(s, spec)[2] >= spec.restZ + 0.6 * spec.liftHeight,
+    texts: {
+      positive: `the gripper holds ${noun} lifted clear above the table`,
+      negative: `${noun} rests on the table`,
+      nearMisses: [
+        `the gripper rises but ${noun} stays behind on the table`,
+        `${noun} is held but only just off the table`,
+        `${noun} dangles from one finger and is about to drop`,
+      ],
+    },
+  };
+}
+
+/** Carried over the target, at least `minAbove` above its final height (and at most `maxAbove`). */
+export function carryStage(name: string, spec: PickPlaceSpec, minAbove: number, maxAbove = 1): Stage {
+  const { noun, targetNoun } = spec;
+  return {
+    name,
+    object: spec.object,
+    done: (s) => {
+      if (!isGrasped(s, spec.object)) return false;
+      const p = objP(s, spec);
+      const t = spec.target(s);
+      const h = p[2] - t[2];
+      return distXY(p, t) <= 0.015 && h >= minAbove && h <= maxAbove;
+    },
+    texts: {
+      positive: `the gripper holds ${noun} directly above ${targetNoun}`,
+      negative: `${noun} is held far away from ${targetNoun}`,
+      nearMisses: [
+        `${noun} is above ${targetNoun} but not aligned with it`,
+        `${noun} is held at the right height but to one side of ${targetNoun}`,
+        `the gripper is above ${targetNoun} but holds nothing`,
+      ],
+    },
+  };
+}
+
+export function lowerStage(name: string, spec: PickPlaceSpec, maxAbove = 0.015): Stage {
+  const { noun, targetNoun } = spec;
+  return {
+    name,
+    object: spec.object,
+    done: (s) => {
+      if (!isGrasped(s, spec.object)) return false;
+      const p = objP(s, spec);
+      const t = spec.target(s);
+      const h = p[2] - t[2];
+      return distXY(p, t) <= 0.012 && h >= -0.004 && h <= maxAbove;
+    },
+    texts: {
+      positive: `${noun} is held just above ${targetNoun}, lined up with it`,
+      negative: `${noun} is held high above the table, far from ${targetNoun}`,
+      nearMisses: [
+        `${noun} is low but not aligned with ${targetNoun}`,
+        `${noun} is above ${targetNoun} but still high`,
+        `${noun} is pressed against the side of ${targetNoun}`,
+      ],
+    },
+  };
+}
+
+export function releaseStage(name: string, spec: PickPlaceSpec): Stage {
+  const { noun, targetNoun } = spec;
+  return {
+    name,
+    object: spec.object,
+    done: (s) => isPlaced(s, spec) && s.gripper >= spec.halfWidth + 0.003,
+    texts: {
+      positive: `the fingers have opened and ${noun} stands on ${targetNoun} by itself`,
+      negative: `the gripper still grips ${noun}`,
+      nearMisses: [
+        `the gripper released ${noun} but it fell off ${targetNoun}`,
+        `${noun} is on ${targetNoun} but still squeezed by the fingers`,
+        `${noun} was dropped beside ${targetNoun}`,
+      ],
+    },
+  };
+}
+
+export function retreatStage(name: string, spec: PickPlaceSpec): Stage {
+  const { noun, targetNoun } = spec;
+  return {
+    name,
+    object: spec.object,
+    done: (s) => retreated(s, spec),
+    texts: {
+      positive: `the open gripper has moved up and away, leaving ${noun} on ${targetNoun}`,
+      negative: `the gripper is still down at ${noun}`,
+      nearMisses: [
+        `the gripper moved up but knocked ${noun} off ${targetNoun}`,
+        `the gripper is still touching ${noun}`,
+        `the gripper moved away but ${noun} is not on ${targetNoun}`,
+      ],
+    },
+  };
+}
+
+/** Placed, released, and the tool is clear of the object (up by 3.5 cm or 6 cm to the side). */
+export function retreated(s: SimState, spec: PickPlaceSpec): boolean {
+  if (!isPlaced(s, spec) || touching(s, spec.object)) return false;
+  const p = objP(s, spec);
+  return s.ee.p[2] >= p[2] + spec.graspOffset[2] + 0.035 || distXY(s.ee.p, p) >= 0.06;
+}
+
+/** The standard nine stages (above, reach, grasp, settle, lift, carry, lower, release, retreat). */
+export function pickPlaceStages(prefix: string, spec: PickPlaceSpec, carryMinAbove = 0.015): Stage[] {
+  return [
+    aboveStage(`above_${prefix}`, spec),
+    reachStage(`reach_${prefix}`, spec),
+    graspStage(`grasp_${prefix}`, spec),
+    settleStage(`settle_${prefix}`, spec),
+    liftStage(`lift_${prefix}`, spec),
+    carryStage(`${prefix}_above_target`, spec, carryMinAbove),
+    lowerStage(`lower_${prefix}`, spec, carryMinAbove),
+    releaseStage(`release_${prefix}`, spec),
+    retreatStage(`retreat_from_${prefix}`, spec),
+  ];
+}
+
+/** Top-down tool orientation (approach axis pointing down) with the fingers opening along world (-sin yaw, cos yaw). */
+export function topDown(yaw: number): Quat {
+  // Rz(yaw) * Ry(pi): the TCP's +Z (approach) maps to world -Z.
+  return quatMul([0, 0, Math.sin(yaw / 2), Math.cos(yaw / 2)], [0, 1, 0, 0]);
+}
+
+/**
+ * The expert script of one standard round: hover, descend, close, settle, lift, carry over the
+ * target, lower, open, raise. Targets are read from the state when each step starts.
+ */
+export function pickPlaceScript(
+  firstStage: number,
+  spec: PickPlaceSpec,
+  opts: {
+    yaw: (s: SimState) => number;
+    /** Tool height above the target origin while carrying over it. */
+    carryHeight: number;
+    /** Tool height above the target origin at release (object just above its final spot). */
+    placeHeight: number;
+    openWidth: number;
+    raise: number;
+    settleSeconds?: number;
+  },
+): ExpertStep[] {
+  let yaw = 0;
+  const at = (p: Vec3, dz: number): Pose => ({ p: [p[0] + spec.graspOffset[0], p[1] + spec.graspOffset[1], p[2] + dz], q: topDown(yaw) });
+  const k = firstStage;
+  return [
+    {
+      kind: 'move',
+      stage: k,
+      gripper: opts.openWidth,
+      wrist: 'centred',
+      target: (s) => {
+        yaw = opts.yaw(s);
+        return at(objP(s, spec), spec.hoverHeight);
+      },
+    },
+    { kind: 'move', stage: k + 1, target: (s) => at(objP(s, spec), spec.graspOffset[2]), speed: 0.6 },
+    { kind: 'grip', stage: k + 2, opening: 0 },
+    { kind: 'wait', stage: k + 3, seconds: opts.settleSeconds ?? 0.35 },
+    { kind: 'move', stage: k + 4, target: (_s, prev) => lifted(prev, spec.liftHeight), speed: 0.6 },
+    { kind: 'move', stage: k + 5, target: (s) => at(spec.target(s), opts.carryHeight) },
+    { kind: 'move', stage: k + 6, target: (s) => at(spec.target(s), opts.placeHeight), speed: 0.4 },
+    { kind: 'grip', stage: k + 7, opening: opts.openWidth },
+    { kind: 'move', stage: k + 8, target: (_s, prev) => lifted(prev, opts.raise), speed: 0.6 },
+  ];
+}
+
+/** The previous goal raised by `dz` (the originals' "tmat_tgt_local[2,3] += dz"). */
+export function lifted(prev: Pose | null, dz: number): Pose {
+  if (!prev) throw new Error('a relative move needs a previous target (script starts with a relative move)');
+  return { p: [prev.p[0], prev.p[1], prev.p[2] + dz], q: prev.q };
+}
