@@ -59,6 +59,8 @@ export class Ros2Robot implements Robot {
   private lastGripperGoal = NaN;
   private lastDiagnosticsAt = -Infinity;
   private lastDiagnosticsKey = '';
+  /** Called after every incoming message while connect() waits. */
+  private wake: () => void = () => {};
   /** Messages published, by topic (for status output and tests). */
   readonly published = new Map<string, number>();
 
@@ -109,11 +111,20 @@ export class Ros2Robot implements Robot {
     this.diagnosticsPub = node.createPublisher('diagnostic_msgs/msg/DiagnosticArray', ros2.topics.diagnostics, command);
     node.spin();
 
-    const deadline = clock.now() + ros2.connectTimeoutS;
-    const ready = () => this.latest !== null && this.opts.spec.cameras.every((c) => this.frames[c.name]);
-    while (!ready() && !this.lastStateError && !this.frameError && clock.now() < deadline) {
-      await clock.sleepUntil(Math.min(deadline, clock.now() + 0.01));
-    }
+    // Wait for the first joint state and frame of each camera (or an error), event-driven.
+    await new Promise<void>((resolve) => {
+      const timer = clock.setTimer(ros2.connectTimeoutS, finish);
+      this.wake = () => {
+        const ready = this.latest !== null && this.opts.spec.cameras.every((c) => this.frames[c.name]);
+        if (ready || this.lastStateError || this.frameError) finish();
+      };
+      function finish() {
+        timer.cancel();
+        resolve();
+      }
+      this.wake();
+    });
+    this.wake = () => {};
     if (this.lastStateError) throw new Ros2ConnectError(this.lastStateError.message);
     if (this.frameError) throw new Ros2ConnectError(this.frameError.message);
     if (!this.latest) {
@@ -134,6 +145,7 @@ export class Ros2Robot implements Robot {
     } catch (err) {
       // Wrong names are a configuration error: keep it so connect() (or the next read) reports it.
       this.lastStateError = err as Error;
+      this.wake();
       return;
     }
     let qd = reading.qd;
@@ -151,6 +163,7 @@ export class Ros2Robot implements Robot {
       gripper: reading.gripper,
       images: this.latestImages(),
     };
+    this.wake();
   }
 
   private onImage(name: string, width: number, height: number, msg: ImageMsg | CompressedImageMsg, compressed: boolean): void {
@@ -163,6 +176,7 @@ export class Ros2Robot implements Robot {
     } catch (err) {
       this.frameError = err as Error;
     }
+    this.wake();
   }
 
   private latestImages(): Record<string, CameraFrame> | undefined {
@@ -196,7 +210,7 @@ export class Ros2Robot implements Robot {
     const g = this.opts.ros2.gripper;
     if (this.gripperPub) {
       this.publish(this.gripperPub, g.topic, gripperPositionMessage(opening, this.map));
-    } else if (this.gripperAction && Math.abs(opening - this.lastGripperGoal) > 1e-4) {
+    } else if (this.gripperAction && !(Math.abs(opening - this.lastGripperGoal) <= 1e-4)) {
       // One goal per change, not per tick: each goal pre-empts the last and restarts the controller's stall logic.
       this.lastGripperGoal = opening;
       const goal = { command: gripperCommandMessage(opening, this.map, g.maxEffort) };
