@@ -146,9 +146,10 @@ export class SafetyLayer {
     const problems: string[] = [];
     if (c.estop.enabled && inputs.estop) problems.push('the robot reports an engaged e-stop / protective stop');
     const state = [...obs.q, obs.gripper];
-    for (const f of nonFiniteFields(state, this.spec.jointNames)) problems.push(`measured ${f.field} is ${f.value}`);
-    if (obs.q.length !== ARM) problems.push(`measured ${obs.q.length} joint positions, expected ${ARM}`);
-    if (problems.length) return problems;
+    const unreadable = nonFiniteFields(state, this.spec.jointNames).map((f) => `measured ${f.field} is ${f.value}`);
+    if (obs.q.length !== ARM) unreadable.push(`measured ${obs.q.length} joint positions, expected ${ARM}`);
+    // The remaining checks need a readable state.
+    if (unreadable.length) return [...problems, ...unreadable];
     if (c.positionLimits.enabled) {
       obs.q.forEach((q, i) => {
         const l = this.spec.limits[i];
