@@ -50,16 +50,22 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[]): Tensor[] {
     if (!node.outputs.some((o) => dependsOnWrt.has(o) && contributions.has(o))) continue;
     const gradOutputs = node.outputs.map((o) => gradOf(o));
     if (gradOutputs.every((d) => d === null)) continue;
-    const needs = node.inputs.map((t) => t !== null && dependsOnWrt.has(t));
+    const custom = node.outputs.length === 1 ? g.customGradients.get(node.outputs[0]) : undefined;
+    const inputs = custom ? custom.inputs : node.inputs;
+    const needs = inputs.map((t) => t !== null && dependsOnWrt.has(t));
     if (!needs.some(Boolean)) continue;
-    const vjp = VJP[node.op];
-    if (!vjp) throw new Error(`gradients: op ${node.op} (output ${node.outputs[0].name}) has no gradient rule`);
-    const gradInputs = vjp(node, gradOutputs, needs);
-    node.inputs.forEach((t, k) => {
+    let gradInputs: (Tensor | null)[];
+    if (custom) gradInputs = custom.vjp(gradOutputs[0]!);
+    else {
+      const vjp = VJP[node.op];
+      if (!vjp) throw new Error(`gradients: op ${node.op} (output ${node.outputs[0].name}) has no gradient rule`);
+      gradInputs = vjp(node, gradOutputs, needs);
+    }
+    inputs.forEach((t, k) => {
       const d = gradInputs[k];
       if (!t || !needs[k] || !d) return;
       if (d.rank !== t.rank) {
-        throw new Error(`gradients: ${node.op} gave a gradient ${shapeString(d.shape)} for input ${t} (rank differs)`);
+        throw new Error(`gradients: ${custom ? 'a custom gradient' : node.op} gave a gradient ${shapeString(d.shape)} for input ${t} (rank differs)`);
       }
       const list = contributions.get(t);
       if (list) list.push(d);

@@ -110,6 +110,12 @@ export class Graph {
   private readonly shapeOf = new Map<Tensor, Tensor>();
   /** Nodes autodiff treats as constants (see `stopGradient` in ops.ts). */
   readonly stopGradientNodes = new Set<Node>();
+  /**
+   * Composite functions with a hand-written gradient (e.g. GELU): output tensor -> its inputs and a
+   * rule giving their gradients. Autodiff uses the rule at the output's producer and so skips the
+   * composite's internal nodes, whose naive gradients would cost more element-wise passes.
+   */
+  readonly customGradients = new Map<Tensor, { inputs: readonly Tensor[]; vjp: (dy: Tensor) => (Tensor | null)[] }>();
   /** Which node produced each tensor (graph inputs, params and constants have none). */
   readonly producer = new Map<Tensor, Node>();
   private counter = 0;
@@ -264,11 +270,22 @@ export class Graph {
     const extra: NodeSpec[] = [];
     const outputInfos: ValueInfoSpec[] = [];
     const live = new Set<Tensor>();
+    // A node output exported once is renamed to its output name (no copy); a tensor exported twice,
+    // or a graph input / parameter / constant exported as an output, goes through an Identity.
+    const rename = new Map<Tensor, string>();
+    const exportedNames = new Set(wanted.map(([, t]) => t.name));
     for (const [n, t] of wanted) {
       live.add(t);
-      if (n !== t.name) extra.push({ opType: 'Identity', inputs: [t.name], outputs: [n] });
+      if (n === t.name) {
+        // exported under its own name
+      } else if (this.producer.has(t) && !rename.has(t) && !exportedNames.has(t.name) && !this.names.has(n)) {
+        rename.set(t, n);
+      } else {
+        extra.push({ opType: 'Identity', inputs: [rename.get(t) ?? t.name], outputs: [n] });
+      }
       outputInfos.push({ name: n, elemType: dtypeCode(t.dtype), shape: t.shape });
     }
+    const nameOf = (t: Tensor): string => rename.get(t) ?? t.name;
     const kept: Node[] = [];
     for (let i = this.nodes.length - 1; i >= 0; i--) {
       const node = this.nodes[i];
@@ -279,8 +296,8 @@ export class Graph {
     kept.reverse();
     const nodes: NodeSpec[] = kept.map((n) => ({
       opType: n.op,
-      inputs: n.inputs.map((t) => (t ? t.name : '')),
-      outputs: n.outputs.map((t) => (live.has(t) || n.outputs.length === 1 ? t.name : '')),
+      inputs: n.inputs.map((t) => (t ? nameOf(t) : '')),
+      outputs: n.outputs.map((t) => (live.has(t) || n.outputs.length === 1 ? nameOf(t) : '')),
       attributes: n.attrs,
     }));
     const inputs: ValueInfoSpec[] = [];

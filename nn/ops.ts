@@ -86,6 +86,8 @@ export function unbroadcast(grad: Tensor, target: Tensor): Tensor {
     else if (target.shape[i - lead] === 1 && grad.shape[i] !== 1) axes.push(i);
   }
   if (axes.length === 0) return grad;
+  // Only leading axes: one ReduceSum without keepdims already has the target's shape.
+  if (axes.length === lead) return reduceSum(grad, axes, false);
   const summed = reduceSum(grad, axes, true);
   return lead > 0 ? reshapeLike(summed, target) : summed;
 }
@@ -266,6 +268,16 @@ VJP.Cast = (n, [dy]) => {
   return [cast(dy!, x.dtype)];
 };
 
+/**
+ * Gives the composite `output` = f(inputs) a hand-written gradient: autodiff calls `vjp(dy)` for
+ * the inputs' gradients and ignores the nodes between them.
+ */
+export function withCustomGradient(output: Tensor, inputs: readonly Tensor[], vjp: (dy: Tensor) => (Tensor | null)[]): Tensor {
+  if (!output.graph.producer.has(output)) throw new Error(`withCustomGradient: ${output} must be produced by a node`);
+  output.graph.customGradients.set(output, { inputs, vjp });
+  return output;
+}
+
 /** Identity (gradient passes through). */
 export function identity(x: Tensor): Tensor {
   return unary('Identity', x);
@@ -417,29 +429,41 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const out: Dim[] = shape.map((d, i) => (d === 0 ? x.shape[i] : d));
   const inferred = out.indexOf(-1);
   if (out.filter((d) => d === -1).length > 1) throw new Error(`reshape: at most one -1 allowed, got ${shapeString(shape)}`);
+  // A symbolic dim may be a product such as "B*80"; split it into symbols and a numeric factor.
   const known = (s: readonly Dim[]): { num: number; syms: string[] } => {
     let num = 1;
     const syms: string[] = [];
     for (const d of s) {
       if (typeof d === 'number') {
         if (d !== -1) num *= d;
-      } else syms.push(d);
+        continue;
+      }
+      for (const part of d.split('*')) {
+        if (/^\d+$/.test(part)) num *= Number(part);
+        else syms.push(part);
+      }
     }
     return { num, syms };
   };
   const src = known(x.shape);
   const dst = known(out);
   const left = [...src.syms];
+  let unmatched = 0;
   for (const s of dst.syms) {
     const i = left.indexOf(s);
     if (i >= 0) left.splice(i, 1);
+    else unmatched++;
   }
   if (inferred >= 0) {
-    if (src.num % dst.num !== 0) throw new Error(`reshape: cannot reshape ${x.name}${shapeString(x.shape)} to ${shapeString(shape)}`);
     const ratio = src.num / dst.num;
-    out[inferred] = left.length === 0 ? ratio : left.length === 1 && ratio === 1 ? left[0] : `${left.join('*')}*${ratio}`;
-  } else if (left.length === 0 && src.syms.length === dst.syms.length && src.num !== dst.num) {
-    throw new Error(`reshape: ${x.name}${shapeString(x.shape)} has ${src.num} elements per batch, target ${shapeString(shape)} has ${dst.num}`);
+    if (left.length === 0 && unmatched === 0) {
+      if (!Number.isInteger(ratio)) throw new Error(`reshape: cannot reshape ${x}${''} to ${shapeString(shape)}`);
+      out[inferred] = ratio;
+    } else {
+      out[inferred] = Number.isInteger(ratio) && ratio !== 1 && unmatched === 0 ? [...left, String(ratio)].join('*') : unmatched === 0 && ratio === 1 ? left.join('*') : x.graph.fresh('dim');
+    }
+  } else if (left.length === 0 && unmatched === 0 && src.num !== dst.num) {
+    throw new Error(`reshape: ${x} has ${src.num} elements, the target ${shapeString(shape)} has ${dst.num}`);
   }
   return x.graph.addNode('Reshape', [x, x.graph.constInt64(shape)], {}, [{ shape: out, dtype: x.dtype }])[0];
 }

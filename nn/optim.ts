@@ -73,25 +73,30 @@ export interface AdamWUpdate {
  */
 export function adamw(g: Graph, params: readonly Parameter[], grads: readonly Tensor[], cfg: ResolvedAdamW, state: AdamWState): AdamWUpdate {
   const sizes = params.map((p) => p.data.length);
-  const flat = (ts: readonly Tensor[]): Tensor => (ts.length === 1 ? op.reshape(ts[0], [-1]) : op.concat(ts.map((t) => op.reshape(t, [-1])), 0));
+  const flatten = (t: Tensor): Tensor => (t.rank === 1 ? t : op.reshape(t, [-1]));
+  const flat = (ts: readonly Tensor[]): Tensor => (ts.length === 1 ? flatten(ts[0]) : op.concat(ts.map(flatten), 0));
   const gFlat = flat(grads);
   const pFlat = flat(params.map((p) => g.param(p)));
 
-  const gradNorm = op.sqrt(op.reduceSum(op.mul(gFlat, gFlat)));
+  const gSquared = op.mul(gFlat, gFlat);
+  const gradNorm = op.sqrt(op.reduceSum(gSquared));
   // Clip factor min(1, c / (norm + 1e-6)), folded into the moment coefficients (scalar math only).
   const scale = cfg.clipNorm > 0 ? op.minimum(op.div(cfg.clipNorm, op.add(gradNorm, 1e-6)), 1) : null;
   const c1 = scale ? op.mul(scale, 1 - cfg.beta1) : 1 - cfg.beta1;
   const c2 = scale ? op.mul(op.mul(scale, scale), 1 - cfg.beta2) : 1 - cfg.beta2;
   const m = op.add(op.mul(state.m, cfg.beta1), op.mul(gFlat, c1));
-  const v = op.add(op.mul(state.v, cfg.beta2), op.mul(op.mul(gFlat, gFlat), c2));
+  const v = op.add(op.mul(state.v, cfg.beta2), op.mul(gSquared, c2));
 
   const t = state.step;
   const lr = cfg.warmupSteps > 0 ? op.mul(state.lr, op.minimum(op.div(t, cfg.warmupSteps), 1)) : state.lr;
   const bias1 = op.sub(1, powScalar(g, cfg.beta1, t));
   const bias2 = op.sub(1, powScalar(g, cfg.beta2, t));
   // m_hat / (sqrt(v_hat) + eps) = (m / bias1) / (sqrt(v) / sqrt(bias2) + eps)
-  const denom = op.add(op.mul(op.sqrt(v), op.reciprocal(op.sqrt(bias2))), cfg.eps);
-  const stepSize = op.div(lr, bias1);
+  //                            = m / (sqrt(v) + eps sqrt(bias2)) * sqrt(bias2) / bias1,
+  // which keeps the bias corrections in scalar math: 4 passes over the vectors instead of 5.
+  const sqrtBias2 = op.sqrt(bias2);
+  const denom = op.add(op.sqrt(v), op.mul(sqrtBias2, cfg.eps));
+  const stepSize = op.div(op.mul(lr, sqrtBias2), bias1);
   let next = op.sub(pFlat, op.mul(op.div(m, denom), stepSize));
   if (cfg.weightDecay > 0) {
     const decayed = params.filter((p) => p.decay).length;
@@ -107,7 +112,7 @@ export function adamw(g: Graph, params: readonly Parameter[], grads: readonly Te
     }
   }
   const pieces = params.length === 1 ? [next] : op.split(next, sizes, 0);
-  const newParams = pieces.map((piece, i) => op.reshape(piece, params[i].shape));
+  const newParams = pieces.map((piece, i) => (params[i].shape.length === 1 ? piece : op.reshape(piece, params[i].shape)));
   return { params: newParams, m, v, gradNorm, lr };
 }
 
