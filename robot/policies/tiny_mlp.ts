@@ -1,0 +1,49 @@
+/**
+ * A small ONNX policy that follows the deploy contract (robot/policies/onnx.ts), for the latency
+ * benchmark, tests and trying the ONNX path before a trained VLA exists: a residual MLP,
+ * action = proprio + 0.05 * tanh(MLP(proprio)), so its targets stay near the current pose.
+ */
+import { MLP } from '../../nn/layers.ts';
+import { exportInference, writeFileAtomic } from '../../nn/model.ts';
+import { add, mul, tanh } from '../../nn/ops.ts';
+import { ParamSet } from '../../nn/params.ts';
+import { robotSpecFor } from '../spec.ts';
+
+export interface TinyPolicyOptions {
+  seed?: number;
+  /** Hidden layer widths (default [64, 64]). */
+  hidden?: number[];
+  /** Override the recorded joint names (to build a mismatched policy in tests). */
+  jointNames?: string[];
+  /** Extra or replacement metadata entries. */
+  metadata?: Record<string, string>;
+}
+
+/** Bytes of a self-contained .onnx residual MLP policy for robot `airbot_play`. */
+export function tinyPolicyBytes(opts: TinyPolicyOptions = {}): Uint8Array {
+  const params = new ParamSet(opts.seed ?? 1);
+  const net = new MLP(params, 'policy', [7, ...(opts.hidden ?? [64, 64]), 7], 'relu');
+  const spec = robotSpecFor('airbot_play');
+  const metadata: Record<string, string> = {
+    'evovla.joint_names': (opts.jointNames ?? spec.jointNames).join(','),
+    'evovla.joint_limits': JSON.stringify(spec.limits.map((l) => [l.lower, l.upper, l.velocity])),
+    'evovla.action_mode': 'joint',
+    ...opts.metadata,
+  };
+  return exportInference(
+    {
+      params,
+      name: 'evovla_tiny_deploy_policy',
+      forward: (g) => {
+        const proprio = g.input('proprio', ['B', 7]);
+        return { action: add(proprio, mul(tanh(net.apply(proprio)), 0.05)) };
+      },
+    },
+    metadata,
+  );
+}
+
+/** Write the tiny policy to `path` atomically. */
+export function writeTinyPolicy(path: string, opts: TinyPolicyOptions = {}): void {
+  writeFileAtomic(path, tinyPolicyBytes(opts));
+}
