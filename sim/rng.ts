@@ -100,6 +100,22 @@ export class Rng {
     return [this.a >>> 0, this.b >>> 0, this.c >>> 0, this.d >>> 0];
   }
 
+  /**
+   * Full state including the cached spare normal deviate, so a restored stream continues exactly
+   * (getState/setState drop the spare; use these for snapshots).
+   */
+  exportState(): { s: [number, number, number, number]; spareNormal: number | null } {
+    return { s: this.getState(), spareNormal: this.spareNormal };
+  }
+
+  importState(state: { s: readonly number[]; spareNormal: number | null }): void {
+    this.setState(state.s);
+    if (state.spareNormal !== null && !Number.isFinite(state.spareNormal)) {
+      throw new TypeError(`Rng spareNormal must be a finite number or null, got ${String(state.spareNormal)}`);
+    }
+    this.spareNormal = state.spareNormal;
+  }
+
   setState(state: readonly number[]): void {
     if (state.length !== 4 || !state.every((x) => Number.isInteger(x))) {
       throw new TypeError(`Rng state must be 4 integers, got ${JSON.stringify(state)}`);

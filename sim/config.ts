@@ -1,0 +1,84 @@
+/**
+ * Env configuration: one zod schema, every field documented, unknown keys rejected. Parsed once at
+ * the boundary (createEnv, a YAML file) and then frozen.
+ */
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+
+const cameraSchema = z.strictObject({
+  /** Camera name, e.g. 'eye_side' or 'eye_arm' (the key in Observation.images). */
+  name: z.string().min(1),
+  width: positiveInt,
+  height: positiveInt,
+});
+
+export const envConfigSchema = z
+  .strictObject({
+    /** How step() reads its action: 'joint' (6 joint targets + gripper) or 'ee_delta' (tool deltas + gripper). */
+    actionMode: z.enum(['joint', 'ee_delta']).default('joint'),
+    /** Physics rate (Hz). 240 as in Discoverse. */
+    physicsHz: positiveInt.default(240),
+    /** Policy/control rate (Hz); physicsHz must be a multiple of it (substeps = physicsHz / controlHz). */
+    controlHz: positiveInt.default(60),
+    /** Episode length in control steps; overrides the task's maxSteps when set. */
+    maxSteps: positiveInt.optional(),
+    /** Scale of each named reward term; reward = sum of scale * term. Terms without a scale count 0. */
+    rewardScales: z.record(z.string(), z.number().refine(Number.isFinite, 'expected a finite number')).default({ success: 1, stageProgress: 0.1 }),
+    /** Natural frequency of the arm's computed-torque response (rad/s). */
+    armWn: z.number().positive().default(40),
+    /** Natural frequency of the finger PD (rad/s). */
+    fingerWn: z.number().positive().default(60),
+    /** Finger squeezing force limit (N); default: the robot description's gripper force. */
+    gripperForce: z.number().positive().optional(),
+    /** Largest tool translation per control step in ee_delta mode (m); larger requests are clamped and reported. */
+    eeMaxTranslation: z.number().positive().default(0.02),
+    /** Largest tool rotation per control step and axis in ee_delta mode (rad). */
+    eeMaxRotation: z.number().positive().default(0.1),
+    /** Rapier solver iterations per physics step. */
+    solverIterations: positiveInt.default(4),
+    /** Cameras whose images the observation hook should attach (rendering lives outside sim/). */
+    cameras: z.array(cameraSchema).default([]),
+  })
+  .refine((c) => c.physicsHz % c.controlHz === 0, {
+    message: 'physicsHz must be a whole multiple of controlHz',
+    path: ['controlHz'],
+  });
+
+export type EnvConfig = z.output<typeof envConfigSchema>;
+export type CameraConfig = z.output<typeof cameraSchema>;
+
+/** Bad configuration: names the source (a file or 'env config'), the key and what was expected. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(
+    readonly source: string,
+    readonly key: string,
+    readonly expected: string,
+  ) {
+    super(`${source}: key '${key}': ${expected}`);
+  }
+}
+
+/**
+ * Validate and freeze an env config. `source` names where the input came from (a file path) so the
+ * error can point there.
+ */
+export function parseEnvConfig(input: unknown, source = 'env config'): Readonly<EnvConfig> {
+  const r = envConfigSchema.safeParse(input ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    let key = issue.path.map(String).join('.');
+    let message = issue.message;
+    if (issue.code === 'unrecognized_keys') {
+      key = [...issue.path.map(String), issue.keys[0]].join('.');
+      message = `unknown key (expected one of: ${Object.keys(envConfigSchema.shape).join(', ')})`;
+    } else {
+      const got = issue.path.reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<PropertyKey, unknown>)[k] : undefined), input);
+      message = `${message}, got ${JSON.stringify(got)}`;
+    }
+    throw new ConfigError(source, key || '(root)', message);
+  }
+  const c = r.data;
+  return Object.freeze({ ...c, rewardScales: Object.freeze({ ...c.rewardScales }), cameras: Object.freeze(c.cameras.map((x) => Object.freeze({ ...x }))) as CameraConfig[] });
+}

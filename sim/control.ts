@@ -1,0 +1,410 @@
+/**
+ * Joint control on the Rapier multibody (rapier.js has no multibody joint motors):
+ * - arm: computed torque. Each physics step, tau = M(q) * qdd_des with M the arm's joint-space
+ *   mass matrix (sum over moving links of m Jv^T Jv + Jw^T I Jw, from the links' inertias) and
+ *   qdd_des = 2 wn (v_des - qd), v_des = clamp(wn/2 (q* - q), +-v_max): a critically damped
+ *   second-order response (wn^2 (q* - q) - 2 wn qd) that saturates at the joint's speed limit.
+ *   The torque is clamped to the joint's effort limit and applied as equal and opposite torques on
+ *   the child and parent bodies about the joint axis. Arm links have gravity scale 0, so no
+ *   gravity term is needed.
+ * - fingers: PD on the opening with the force clamped to the gripper's squeezing force, applied as
+ *   equal and opposite forces on the finger and its parent.
+ */
+import type RAPIER_NS from '@dimforge/rapier3d-compat';
+import type { PhysicsWorld, PhysJoint } from './physics.ts';
+import type { Vec3 } from './types.ts';
+
+/** Gains, fixed per env by config. */
+export interface ControlGains {
+  /** Natural frequency of the arm joints' response (rad/s). */
+  armWn: number;
+  /** Natural frequency of the fingers' PD (rad/s). */
+  fingerWn: number;
+  /** Finger force limit (N); defaults to the robot description's gripper force. */
+  gripperForce: number;
+  /**
+   * Fraction of an external force that reaches a multibody link in one step at this solver
+   * iteration count (measured by multibodyForceGain); torques and forces are divided by it.
+   */
+  forceGain: number;
+}
+
+const gainCache = new Map<number, number>();
+
+/**
+ * Rapier applies external forces on multibody links during only part of its solver substeps (a
+ * unit torque on a free link yields about (n-1)/n of the expected acceleration with n solver
+ * iterations, and none with n = 1). Measure that fraction once per iteration count on a
+ * one-link probe so the controller can compensate, whatever the Rapier version does.
+ */
+export function multibodyForceGain(R: typeof RAPIER_NS, iterations: number, dt: number): number {
+  const key = iterations * 1e6 + Math.round(1 / dt);
+  const cached = gainCache.get(key);
+  if (cached !== undefined) return cached;
+  const w = new R.World({ x: 0, y: 0, z: 0 });
+  w.timestep = dt;
+  w.numSolverIterations = iterations;
+  const base = w.createRigidBody(R.RigidBodyDesc.fixed());
+  const link = w.createRigidBody(
+    R.RigidBodyDesc.dynamic().setAdditionalMassProperties(1, { x: 0, y: 0, z: 0 }, { x: 0.01, y: 0.01, z: 0.01 }, { x: 0, y: 0, z: 0, w: 1 }),
+  );
+  w.createMultibodyJoint(R.JointData.revolute({ x: 0, y: 0, z: 0 }, { x: 0, y: 0, z: 0 }, { x: 0, y: 0, z: 1 }), base, link, true);
+  w.step();
+  link.addTorque({ x: 0, y: 0, z: 0.01 }, true);
+  w.step();
+  const gain = (link.angvel().z / dt) / 1;
+  w.free();
+  if (!(gain > 0.05)) {
+    throw new Error(`Rapier multibody forces have no effect with solverIterations = ${iterations}; use 2 or more`);
+  }
+  gainCache.set(key, gain);
+  return gain;
+}
+
+function wrapPi(a: number): number {
+  return a - 2 * Math.PI * Math.round(a / (2 * Math.PI));
+}
+
+export class Controller {
+  readonly pw: PhysicsWorld;
+  readonly gains: ControlGains;
+  /** Arm joints. */
+  readonly dof: number;
+  /** Arm joints + finger joints: the size of the mass matrix. */
+  readonly ndof: number;
+  /** Arm joint targets (rad or m). */
+  readonly qTarget: Float64Array;
+  /** Finger opening target (m, per finger). */
+  gripperTarget: number;
+  /** Latest joint readings (continuous: revolute joints are unwrapped against the last reading). */
+  readonly q: Float64Array;
+  readonly qd: Float64Array;
+  readonly finger: Float64Array;
+  readonly fingerVel: Float64Array;
+  private readonly joints: PhysJoint[];
+  private readonly velLimit: Float64Array;
+  private readonly effort: Float64Array;
+  // Per-body caches, refreshed by read(): position, rotation, angular and linear velocity.
+  private readonly pos: Float64Array;
+  private readonly rot: Float64Array;
+  private readonly angvel: Float64Array;
+  private readonly linvel: Float64Array;
+  private readonly torque: Float64Array;
+  private readonly force: Float64Array;
+  private readonly M: Float64Array;
+  private readonly acc: Float64Array;
+  private readonly gen: Float64Array;
+  private readonly jv: Float64Array;
+  /** World axis of every actuated joint at the cached state. */
+  private readonly axisW: Float64Array;
+
+  constructor(pw: PhysicsWorld, gains: ControlGains) {
+    this.pw = pw;
+    this.gains = gains;
+    this.dof = pw.arm.length;
+    this.joints = [...pw.arm, ...pw.fingers];
+    const nd = (this.ndof = this.joints.length);
+    const nb = pw.links.length;
+    this.qTarget = new Float64Array(this.dof);
+    this.q = new Float64Array(this.dof);
+    this.qd = new Float64Array(this.dof);
+    this.finger = new Float64Array(pw.fingers.length);
+    this.fingerVel = new Float64Array(pw.fingers.length);
+    const limits = new Map(pw.robot.joints.map((j) => [j.name, j.limit]));
+    this.velLimit = Float64Array.from(this.joints, (j) => limits.get(j.name)!.velocity);
+    this.effort = Float64Array.from(this.joints, (j, i) => (i < this.dof ? limits.get(j.name)!.effort : gains.gripperForce));
+    this.pos = new Float64Array(3 * nb);
+    this.rot = new Float64Array(4 * nb);
+    this.angvel = new Float64Array(3 * nb);
+    this.linvel = new Float64Array(3 * nb);
+    this.torque = new Float64Array(3 * nb);
+    this.force = new Float64Array(3 * nb);
+    this.M = new Float64Array(nd * nd);
+    this.acc = new Float64Array(nd);
+    this.gen = new Float64Array(nd);
+    this.jv = new Float64Array(3 * nd);
+    this.axisW = new Float64Array(3 * nd);
+    pw.arm.forEach((j, i) => {
+      this.q[i] = j.initial;
+      this.qTarget[i] = j.initial;
+    });
+    pw.fingers.forEach((f, i) => (this.finger[i] = f.initial));
+    this.gripperTarget = pw.fingers.length > 0 ? pw.fingers[0].initial : 0;
+    this.read();
+  }
+
+  /** Controller state that is not in the physics world (for snapshots). */
+  getState(): { q: number[]; qTarget: number[]; gripperTarget: number } {
+    return { q: Array.from(this.q), qTarget: Array.from(this.qTarget), gripperTarget: this.gripperTarget };
+  }
+
+  setState(s: { q: number[]; qTarget: number[]; gripperTarget: number }): void {
+    this.q.set(s.q);
+    this.qTarget.set(s.qTarget);
+    this.gripperTarget = s.gripperTarget;
+    this.read();
+  }
+
+  /** Refresh body caches and joint readings from the physics world. */
+  read(): void {
+    const bodies = this.pw.linkBodies;
+    const { pos, rot, angvel, linvel } = this;
+    for (let i = 0; i < bodies.length; i++) {
+      const b = bodies[i];
+      const t = b.translation();
+      const r = b.rotation();
+      const w = b.angvel();
+      const v = b.linvel();
+      pos[3 * i] = t.x;
+      pos[3 * i + 1] = t.y;
+      pos[3 * i + 2] = t.z;
+      rot[4 * i] = r.x;
+      rot[4 * i + 1] = r.y;
+      rot[4 * i + 2] = r.z;
+      rot[4 * i + 3] = r.w;
+      angvel[3 * i] = w.x;
+      angvel[3 * i + 1] = w.y;
+      angvel[3 * i + 2] = w.z;
+      linvel[3 * i] = v.x;
+      linvel[3 * i + 1] = v.y;
+      linvel[3 * i + 2] = v.z;
+    }
+    const joints = this.joints;
+    for (let k = 0; k < joints.length; k++) {
+      const j = joints[k];
+      this.rotateInto(j.childLink, j.axis, this.axisW, 3 * k);
+      let value: number;
+      let rate: number;
+      if (j.type === 'revolute') {
+        // rel = conj(R_parent) * R_child; its rotation about the axis is the joint's travel.
+        const p = 4 * j.parentLink;
+        const c = 4 * j.childLink;
+        const px = -rot[p], py = -rot[p + 1], pz = -rot[p + 2], pw = rot[p + 3];
+        const cx = rot[c], cy = rot[c + 1], cz = rot[c + 2], cw = rot[c + 3];
+        const rx = pw * cx + px * cw + py * cz - pz * cy;
+        const ry = pw * cy - px * cz + py * cw + pz * cx;
+        const rz = pw * cz + px * cy - py * cx + pz * cw;
+        const rw = pw * cw - px * cx - py * cy - pz * cz;
+        const s = rx * j.axis[0] + ry * j.axis[1] + rz * j.axis[2];
+        const raw = j.initial + 2 * Math.atan2(s, rw);
+        const last = k < this.dof ? this.q[k] : this.finger[k - this.dof];
+        value = last + wrapPi(raw - last);
+        const a = 3 * k;
+        rate =
+          (angvel[3 * j.childLink] - angvel[3 * j.parentLink]) * this.axisW[a] +
+          (angvel[3 * j.childLink + 1] - angvel[3 * j.parentLink + 1]) * this.axisW[a + 1] +
+          (angvel[3 * j.childLink + 2] - angvel[3 * j.parentLink + 2]) * this.axisW[a + 2];
+      } else {
+        const [s, sd] = this.prismatic(j.parentLink, j.childLink, j.axis, j.anchor);
+        value = j.initial + s;
+        rate = sd;
+      }
+      if (k < this.dof) {
+        this.q[k] = value;
+        this.qd[k] = rate;
+      } else {
+        this.finger[k - this.dof] = value;
+        this.fingerVel[k - this.dof] = rate;
+      }
+    }
+  }
+
+  /** Displacement along a prismatic axis (from the build-time anchor) and its rate. */
+  private prismatic(parent: number, child: number, axis: Vec3, anchor: Vec3): [number, number] {
+    const { pos, rot, angvel } = this;
+    const dx = pos[3 * child] - pos[3 * parent];
+    const dy = pos[3 * child + 1] - pos[3 * parent + 1];
+    const dz = pos[3 * child + 2] - pos[3 * parent + 2];
+    // Express the offset in the parent's physics frame.
+    const p = 4 * parent;
+    const local = rotateVec(-rot[p], -rot[p + 1], -rot[p + 2], rot[p + 3], dx, dy, dz);
+    const s = (local[0] - anchor[0]) * axis[0] + (local[1] - anchor[1]) * axis[1] + (local[2] - anchor[2]) * axis[2];
+    const aw = rotateVec(rot[p], rot[p + 1], rot[p + 2], rot[p + 3], axis[0], axis[1], axis[2]);
+    // Velocities of the two body origins (Rapier reports the centre-of-mass velocity).
+    const vc = this.originVelocity(child);
+    const vp = this.originVelocity(parent);
+    const wx = angvel[3 * parent], wy = angvel[3 * parent + 1], wz = angvel[3 * parent + 2];
+    const relx = vc[0] - vp[0] - (wy * dz - wz * dy);
+    const rely = vc[1] - vp[1] - (wz * dx - wx * dz);
+    const relz = vc[2] - vp[2] - (wx * dy - wy * dx);
+    return [s, relx * aw[0] + rely * aw[1] + relz * aw[2]];
+  }
+
+  private originVelocity(i: number): Vec3 {
+    const { rot, angvel, linvel } = this;
+    const com = this.pw.links[i].com;
+    const c = rotateVec(rot[4 * i], rot[4 * i + 1], rot[4 * i + 2], rot[4 * i + 3], com[0], com[1], com[2]);
+    const wx = angvel[3 * i], wy = angvel[3 * i + 1], wz = angvel[3 * i + 2];
+    // v_origin = v_com + w x (origin - com) = v_com - w x c
+    return [
+      linvel[3 * i] - (wy * c[2] - wz * c[1]),
+      linvel[3 * i + 1] - (wz * c[0] - wx * c[2]),
+      linvel[3 * i + 2] - (wx * c[1] - wy * c[0]),
+    ];
+  }
+
+  private rotateInto(body: number, v: Vec3, out: Float64Array, o: number): void {
+    const r = this.rot;
+    const w = rotateVec(r[4 * body], r[4 * body + 1], r[4 * body + 2], r[4 * body + 3], v[0], v[1], v[2]);
+    out[o] = w[0];
+    out[o + 1] = w[1];
+    out[o + 2] = w[2];
+  }
+
+  /**
+   * Joint-space mass matrix over arm and finger joints at the cached state (row-major
+   * ndof x ndof). The fingers are in it because their centres of mass sit off the wrist axis:
+   * leaving them out lets wrist motion drive the fingers and slows the wrist's response.
+   */
+  massMatrix(): Float64Array {
+    const n = this.ndof;
+    const M = this.M;
+    M.fill(0);
+    const { pos, rot, jv } = this;
+    const joints = this.joints;
+    const links = this.pw.links;
+    for (let l = 0; l < links.length; l++) {
+      const L = links[l];
+      if (L.mass <= 0 || L.dofAncestors.length === 0) continue;
+      const qx = rot[4 * l], qy = rot[4 * l + 1], qz = rot[4 * l + 2], qw = rot[4 * l + 3];
+      const c = rotateVec(qx, qy, qz, qw, L.com[0], L.com[1], L.com[2]);
+      const cx = pos[3 * l] + c[0], cy = pos[3 * l + 1] + c[1], cz = pos[3 * l + 2] + c[2];
+      // World rotation of the principal frame: R_body * inertiaFrame.
+      const f = L.inertiaFrame;
+      const fx = qw * f[0] + qx * f[3] + qy * f[2] - qz * f[1];
+      const fy = qw * f[1] - qx * f[2] + qy * f[3] + qz * f[0];
+      const fz = qw * f[2] + qx * f[1] - qy * f[0] + qz * f[3];
+      const fw = qw * f[3] - qx * f[0] - qy * f[1] - qz * f[2];
+      const anc = L.dofAncestors;
+      for (const j of anc) {
+        const a = 3 * j;
+        const ax = this.axisW[a], ay = this.axisW[a + 1], az = this.axisW[a + 2];
+        const jb = joints[j].childLink;
+        if (joints[j].type === 'revolute') {
+          const rx = cx - pos[3 * jb], ry = cy - pos[3 * jb + 1], rz = cz - pos[3 * jb + 2];
+          jv[a] = ay * rz - az * ry;
+          jv[a + 1] = az * rx - ax * rz;
+          jv[a + 2] = ax * ry - ay * rx;
+        } else {
+          jv[a] = ax;
+          jv[a + 1] = ay;
+          jv[a + 2] = az;
+        }
+      }
+      for (const j of anc) {
+        const a = 3 * j;
+        const revJ = joints[j].type === 'revolute';
+        // I_world * a_j through the principal frame.
+        let ia0 = 0, ia1 = 0, ia2 = 0;
+        if (revJ) {
+          const loc = rotateVec(-fx, -fy, -fz, fw, this.axisW[a], this.axisW[a + 1], this.axisW[a + 2]);
+          const ia = rotateVec(fx, fy, fz, fw, loc[0] * L.principal[0], loc[1] * L.principal[1], loc[2] * L.principal[2]);
+          ia0 = ia[0];
+          ia1 = ia[1];
+          ia2 = ia[2];
+        }
+        for (const k of anc) {
+          const b = 3 * k;
+          let m = L.mass * (jv[a] * jv[b] + jv[a + 1] * jv[b + 1] + jv[a + 2] * jv[b + 2]);
+          if (revJ && joints[k].type === 'revolute') m += ia0 * this.axisW[b] + ia1 * this.axisW[b + 1] + ia2 * this.axisW[b + 2];
+          M[j * n + k] += m;
+        }
+      }
+    }
+    return M;
+  }
+
+  /** Compute and apply joint torques and finger forces for the next physics step. */
+  apply(): void {
+    const n = this.ndof;
+    const dof = this.dof;
+    const M = this.massMatrix();
+    const acc = this.acc;
+    // Desired accelerations: critically damped toward the target, speed-limited.
+    for (let i = 0; i < n; i++) {
+      const arm = i < dof;
+      const wn = arm ? this.gains.armWn : this.gains.fingerWn;
+      const err = arm ? this.qTarget[i] - this.q[i] : this.gripperTarget - this.finger[i - dof];
+      const rate = arm ? this.qd[i] : this.fingerVel[i - dof];
+      const v = Math.max(-this.velLimit[i], Math.min(this.velLimit[i], 0.5 * wn * err));
+      acc[i] = 2 * wn * (v - rate);
+    }
+    const gen = this.gen;
+    for (let i = 0; i < n; i++) {
+      let tau = 0;
+      for (let k = 0; k < n; k++) tau += M[i * n + k] * acc[k];
+      // Arm joints: the actuator's effort limit. Fingers: the squeezing force limit (this is what
+      // makes the finger PD "force-clamped": a finger closing on an object pushes with at most it).
+      gen[i] = Math.max(-this.effort[i], Math.min(this.effort[i], tau));
+    }
+    this.applyGeneralized(gen);
+  }
+
+  /**
+   * Apply generalized forces (joint torques / finger forces, in [...arm, ...fingers] order) as
+   * equal and opposite body wrenches, for the next physics step.
+   */
+  applyGeneralized(gen: ArrayLike<number>): void {
+    const n = this.ndof;
+    const torque = this.torque;
+    const force = this.force;
+    torque.fill(0);
+    force.fill(0);
+    const joints = this.joints;
+    for (let i = 0; i < n; i++) {
+      const tau = gen[i];
+      const j = joints[i];
+      const a = 3 * i;
+      if (j.type === 'revolute') {
+        for (let d = 0; d < 3; d++) {
+          torque[3 * j.childLink + d] += tau * this.axisW[a + d];
+          torque[3 * j.parentLink + d] -= tau * this.axisW[a + d];
+        }
+      } else {
+        for (let d = 0; d < 3; d++) {
+          force[3 * j.childLink + d] += tau * this.axisW[a + d];
+          force[3 * j.parentLink + d] -= tau * this.axisW[a + d];
+        }
+        // The reaction acts on the parent along the child's line of action, not at the parent's
+        // centre of mass: add the moment of the offset so the pair exerts no net torque.
+        const r = sub3(this.comWorld(j.childLink), this.comWorld(j.parentLink));
+        const f0 = -tau * this.axisW[a], f1 = -tau * this.axisW[a + 1], f2 = -tau * this.axisW[a + 2];
+        torque[3 * j.parentLink] += r[1] * f2 - r[2] * f1;
+        torque[3 * j.parentLink + 1] += r[2] * f0 - r[0] * f2;
+        torque[3 * j.parentLink + 2] += r[0] * f1 - r[1] * f0;
+      }
+    }
+    const bodies = this.pw.linkBodies;
+    const k = 1 / this.gains.forceGain;
+    for (let i = 0; i < bodies.length; i++) {
+      const b = bodies[i];
+      if (b.isFixed()) continue;
+      b.resetForces(false);
+      b.resetTorques(false);
+      const tx = k * torque[3 * i], ty = k * torque[3 * i + 1], tz = k * torque[3 * i + 2];
+      if (tx !== 0 || ty !== 0 || tz !== 0) b.addTorque({ x: tx, y: ty, z: tz }, false);
+      const fx = k * force[3 * i], fy = k * force[3 * i + 1], fz = k * force[3 * i + 2];
+      if (fx !== 0 || fy !== 0 || fz !== 0) b.addForce({ x: fx, y: fy, z: fz }, false);
+    }
+  }
+
+  /** World position of link i's centre of mass at the cached state. */
+  private comWorld(i: number): Vec3 {
+    const r = this.rot;
+    const com = this.pw.links[i].com;
+    const c = rotateVec(r[4 * i], r[4 * i + 1], r[4 * i + 2], r[4 * i + 3], com[0], com[1], com[2]);
+    return [this.pos[3 * i] + c[0], this.pos[3 * i + 1] + c[1], this.pos[3 * i + 2] + c[2]];
+  }
+}
+
+function sub3(a: Vec3, b: Vec3): Vec3 {
+  return [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
+}
+
+/** Rotate (vx, vy, vz) by the unit quaternion (x, y, z, w). */
+function rotateVec(x: number, y: number, z: number, w: number, vx: number, vy: number, vz: number): Vec3 {
+  const tx = 2 * (y * vz - z * vy);
+  const ty = 2 * (z * vx - x * vz);
+  const tz = 2 * (x * vy - y * vx);
+  return [vx + w * tx + (y * tz - z * ty), vy + w * ty + (z * tx - x * tz), vz + w * tz + (x * ty - y * tx)];
+}

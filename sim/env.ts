@@ -1,0 +1,511 @@
+/**
+ * The simulation environment: Gymnasium's contract over a Rapier world built from a Task.
+ *
+ * reset({seed}) samples the task's randomisation from a seeded Rng, builds the scene and the robot
+ * (a multibody driven by computed torque), and returns the first observation. step(action) runs
+ * physicsHz / controlHz physics steps with the action's targets, then asks the task to evaluate the
+ * ground-truth state: success or failure -> terminated; the time limit -> truncated (only).
+ * Rewards are a dict of unscaled named terms; the reward is their scaled sum (scales from config).
+ * Nothing here reads the wall clock or an unseeded random source.
+ */
+import RAPIER from '@dimforge/rapier3d-compat';
+import { parseEnvConfig, type EnvConfig } from './config.ts';
+import { Controller, multibodyForceGain } from './control.ts';
+import { poseMul, quatFromRpy, quatMul, quatNormalize } from './math.ts';
+import { PhysicsWorld, type WorldLayout } from './physics.ts';
+import { Rng } from './rng.ts';
+import { getRobot } from './robot/index.ts';
+import type { RobotDescription } from './robot/description.ts';
+import type { Kinematics } from './robot/kinematics.ts';
+import type { ExpertTools, Randomization, Task } from './task.ts';
+import type {
+  Action,
+  ActionMode,
+  CameraFrame,
+  ContactInfo,
+  Env,
+  EnvSnapshot,
+  Observation,
+  ResetResult,
+  SimState,
+  StepInfo,
+  StepResult,
+  Vec3,
+} from './types.ts';
+
+export type { EnvConfig } from './config.ts';
+export { ConfigError, parseEnvConfig } from './config.ts';
+
+let rapierInit: Promise<typeof RAPIER> | null = null;
+
+/** Initialise Rapier's WASM module once per process (or worker). */
+export function loadRapier(): Promise<typeof RAPIER> {
+  rapierInit ??= RAPIER.init().then(() => RAPIER);
+  return rapierInit;
+}
+
+/** A bad action: names the field, the value and what was expected. */
+export class ActionError extends Error {
+  override name = 'ActionError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Produces camera images for an observation; set by a rendering adapter (sim never renders). */
+export type ObservationHook = (state: SimState, env: SimEnv) => Record<string, CameraFrame> | undefined;
+
+/** Per-field names of the action vector in each mode (used in errors and `info.clamped`). */
+export function actionFieldNames(robot: RobotDescription, mode: ActionMode): string[] {
+  return mode === 'joint'
+    ? [...robot.armJoints, 'gripper']
+    : ['dx', 'dy', 'dz', 'droll', 'dpitch', 'dyaw', 'gripper'];
+}
+
+const SNAPSHOT_VERSION = 1;
+
+/** Largest separation (m) at which a contact point counts as touching. */
+const CONTACT_DISTANCE = 1e-3;
+
+interface SnapshotMeta {
+  version: number;
+  taskId: string;
+  robot: string;
+  layout: WorldLayout;
+  handles: { links: number[]; objects: number[] };
+  controller: { q: number[]; qTarget: number[]; gripperTarget: number };
+  step: number;
+  physicsSteps: number;
+  prevStage: number;
+  done: boolean;
+  rng: { s: [number, number, number, number]; spareNormal: number | null };
+  randomization: Randomization;
+  lastInfo: StepInfo;
+}
+
+/** Gymnasium-style env over one Task. Create with createEnv(). */
+export class SimEnv implements Env {
+  readonly task: Task;
+  readonly config: Readonly<EnvConfig>;
+  readonly actionMode: ActionMode;
+  readonly maxSteps: number;
+  /** This episode's randomisation (null before the first reset). */
+  randomization: Randomization | null = null;
+  private readonly R: typeof RAPIER;
+  private pw: PhysicsWorld | null = null;
+  private ctrl: Controller | null = null;
+  private rng = new Rng(0);
+  private stepCount = 0;
+  private physicsSteps = 0;
+  private prevStage = 0;
+  private done = false;
+  private lastInfo: StepInfo | null = null;
+  private obsHook: ObservationHook | null = null;
+  private readonly substeps: number;
+
+  constructor(R: typeof RAPIER, task: Task, config: Readonly<EnvConfig>) {
+    this.R = R;
+    this.task = task;
+    this.config = config;
+    this.actionMode = config.actionMode;
+    this.maxSteps = config.maxSteps ?? task.maxSteps;
+    this.substeps = config.physicsHz / config.controlHz;
+  }
+
+  /** Attach (or clear with null) a hook that renders images into each observation. */
+  setObservationHook(hook: ObservationHook | null): void {
+    this.obsHook = hook;
+  }
+
+  /** The robot of the current scene. */
+  get robot(): RobotDescription {
+    return this.world().robot;
+  }
+
+  /** Length of the action vector (arm joints + 1 gripper). */
+  get actionSize(): number {
+    return this.pw ? this.pw.robot.armJoints.length + 1 : 7;
+  }
+
+  /** Names of the action fields, in order. */
+  actionFields(): string[] {
+    return actionFieldNames(this.world().robot, this.actionMode);
+  }
+
+  private world(): PhysicsWorld {
+    if (!this.pw) throw new Error('env has no world yet: call reset() first');
+    return this.pw;
+  }
+
+  private controller(): Controller {
+    if (!this.ctrl) throw new Error('env has no world yet: call reset() first');
+    return this.ctrl;
+  }
+
+  /** Kinematics of the current scene's robot at its base (for experts and IK-based actions). */
+  kinematics(): Kinematics {
+    return this.world().kin;
+  }
+
+  /** Read-only robot kinematics for scripted experts, in the world frame of the current scene. */
+  expertTools(): ExpertTools {
+    const kin = this.kinematics();
+    return {
+      ik: (target, seed) => {
+        const r = kin.ik(target, seed);
+        return { q: r.q, ok: r.ok, posErr: r.posErr, rotErr: r.rotErr };
+      },
+      fk: (q) => kin.fk(q),
+      actionMode: this.actionMode,
+      controlDt: 1 / this.config.controlHz,
+    };
+  }
+
+  reset(opts: { seed?: number } = {}): ResetResult {
+    if (opts.seed !== undefined) {
+      if (!Number.isInteger(opts.seed)) throw new TypeError(`reset: seed must be an integer, got ${String(opts.seed)}`);
+      this.rng = new Rng(opts.seed);
+    }
+    const randomization = this.task.randomize(this.rng);
+    const scene = this.task.buildScene(randomization);
+    const robot = getRobot(scene.robot);
+    this.pw?.free();
+    this.pw = PhysicsWorld.build(this.R, robot, {
+      scene,
+      physicsHz: this.config.physicsHz,
+      solverIterations: this.config.solverIterations,
+    });
+    this.ctrl = new Controller(this.pw, this.gains(robot));
+    this.randomization = randomization;
+    this.stepCount = 0;
+    this.physicsSteps = 0;
+    this.done = false;
+    const state = this.readState();
+    const ev = this.task.evaluate(state, randomization);
+    this.prevStage = ev.stage;
+    const info: StepInfo = {
+      state,
+      predicates: ev.predicates,
+      stage: ev.stage,
+      success: ev.success,
+      failure: ev.failure,
+      rewardTerms: { success: 0, stageProgress: 0 },
+      clampedAction: this.currentCommand(),
+      clamped: [],
+    };
+    this.lastInfo = info;
+    return { obs: this.observe(state), info };
+  }
+
+  private gains(robot: RobotDescription) {
+    return {
+      armWn: this.config.armWn,
+      fingerWn: this.config.fingerWn,
+      gripperForce: this.config.gripperForce ?? robot.gripper.force,
+      forceGain: multibodyForceGain(this.R, this.config.solverIterations, 1 / this.config.physicsHz),
+    };
+  }
+
+  /** The command currently held by the controller, in action units. */
+  private currentCommand(): number[] {
+    const c = this.controller();
+    return this.actionMode === 'joint' ? [...c.qTarget, c.gripperTarget] : [0, 0, 0, 0, 0, 0, c.gripperTarget];
+  }
+
+  step(action: Action): StepResult {
+    const pw = this.world();
+    const ctrl = this.controller();
+    if (this.done) throw new Error('step() after the episode ended (terminated or truncated): call reset() first');
+    const fields = actionFieldNames(pw.robot, this.actionMode);
+    this.validateAction(action, fields);
+    const clamped: string[] = [];
+    const clampedAction = this.applyAction(action, fields, clamped);
+    for (let s = 0; s < this.substeps; s++) {
+      ctrl.apply();
+      pw.world.step();
+      ctrl.read();
+    }
+    this.stepCount++;
+    this.physicsSteps += this.substeps;
+    const state = this.readState();
+    const rand = this.randomization as Randomization;
+    const ev = this.task.evaluate(state, rand);
+    const rewardTerms = { success: ev.success ? 1 : 0, stageProgress: ev.stage - this.prevStage };
+    this.prevStage = ev.stage;
+    let reward = 0;
+    for (const [k, v] of Object.entries(rewardTerms)) reward += (this.config.rewardScales[k] ?? 0) * v;
+    const terminated = ev.success || ev.failure;
+    const truncated = !terminated && this.stepCount >= this.maxSteps;
+    this.done = terminated || truncated;
+    const info: StepInfo = {
+      state,
+      predicates: ev.predicates,
+      stage: ev.stage,
+      success: ev.success,
+      failure: ev.failure,
+      rewardTerms,
+      clampedAction,
+      clamped,
+    };
+    this.lastInfo = info;
+    return { obs: this.observe(state), reward, terminated, truncated, info };
+  }
+
+  private validateAction(action: Action, fields: string[]): void {
+    if (action === null || typeof action !== 'object' || typeof (action as ArrayLike<number>).length !== 'number') {
+      throw new ActionError('action', `action: expected an array of ${fields.length} numbers (${fields.join(', ')}), got ${String(action)}`);
+    }
+    if (action.length !== fields.length) {
+      throw new ActionError(
+        'action',
+        `action: expected ${fields.length} numbers (${fields.join(', ')}) for actionMode '${this.actionMode}', got ${action.length}`,
+      );
+    }
+    for (let i = 0; i < fields.length; i++) {
+      const v = action[i];
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        throw new ActionError(fields[i], `action[${i}] (${fields[i]}): expected a finite number, got ${String(v)}`);
+      }
+    }
+  }
+
+  /** Turn an action into controller targets; record clamped fields. Returns the action as applied. */
+  private applyAction(action: Action, fields: string[], clamped: string[]): number[] {
+    const pw = this.world();
+    const ctrl = this.controller();
+    const n = pw.robot.armJoints.length;
+    const { min: gmin, max: gmax } = pw.robot.gripper;
+    const out = new Array<number>(n + 1);
+    let g = action[n];
+    if (g < gmin || g > gmax) {
+      g = Math.min(gmax, Math.max(gmin, g));
+      clamped.push('gripper');
+    }
+    out[n] = g;
+    ctrl.gripperTarget = g;
+    if (this.actionMode === 'joint') {
+      for (let i = 0; i < n; i++) {
+        let v = action[i];
+        const lo = pw.kin.lower[i];
+        const hi = pw.kin.upper[i];
+        if (v < lo || v > hi) {
+          v = Math.min(hi, Math.max(lo, v));
+          clamped.push(fields[i]);
+        }
+        out[i] = v;
+        ctrl.qTarget[i] = v;
+      }
+      return out;
+    }
+    // ee_delta: deltas apply to the pose the controller is currently commanded to (not the measured
+    // pose), so a zero action holds still without drift.
+    const d = new Array<number>(6);
+    for (let i = 0; i < 6; i++) {
+      const lim = i < 3 ? this.config.eeMaxTranslation : this.config.eeMaxRotation;
+      let v = action[i];
+      if (Math.abs(v) > lim) {
+        v = Math.sign(v) * lim;
+        clamped.push(fields[i]);
+      }
+      d[i] = v;
+      out[i] = v;
+    }
+    const current = pw.kin.fk(ctrl.qTarget);
+    const target = {
+      p: [current.p[0] + d[0], current.p[1] + d[1], current.p[2] + d[2]] as Vec3,
+      q: quatNormalize(quatMul(quatFromRpy(d[3], d[4], d[5]), current.q)),
+    };
+    // No random restarts: a nearby solution, never a jump to another arm configuration.
+    const r = pw.kin.ik(target, ctrl.qTarget, { restarts: 0, maxIterations: 60 });
+    if (!r.ok) clamped.push('ee_pose');
+    for (let i = 0; i < n; i++) ctrl.qTarget[i] = r.q[i];
+    return out;
+  }
+
+  private observe(state: SimState): Observation {
+    const proprio = new Float32Array(state.q.length + 1);
+    proprio.set(state.q);
+    proprio[state.q.length] = state.gripper;
+    const obs: Observation = { proprio, instruction: this.task.instruction };
+    if (this.obsHook) {
+      const images = this.obsHook(state, this);
+      if (images) obs.images = images;
+    }
+    return obs;
+  }
+
+  /** The ground-truth state after the last reset or step. */
+  state(): SimState {
+    if (!this.lastInfo) throw new Error('env has no state yet: call reset() first');
+    return this.lastInfo.state;
+  }
+
+  private readState(): SimState {
+    const pw = this.world();
+    const ctrl = this.controller();
+    const robot = pw.robot;
+    const links: SimState['links'] = {};
+    robot.links.forEach((l, i) => (links[l.name] = pw.linkPose(i)));
+    const objects: SimState['objects'] = {};
+    const objectVel: SimState['objectVel'] = {};
+    pw.objectNames.forEach((name, i) => {
+      objects[name] = pw.objectPose(i);
+      const v = pw.objectBodies[i].linvel();
+      objectVel[name] = [v.x, v.y, v.z];
+    });
+    const fingers = Array.from(ctrl.finger);
+    const gripper = fingers.length > 0 ? fingers.reduce((a, b) => a + b, 0) / fingers.length : 0;
+    return {
+      time: this.physicsSteps / this.config.physicsHz,
+      step: this.stepCount,
+      q: Array.from(ctrl.q),
+      qd: Array.from(ctrl.qd),
+      gripper,
+      links,
+      ee: poseMul(links[robot.tcp.link], robot.tcp.pose),
+      objects,
+      objectVel,
+      contacts: this.contacts(),
+    };
+  }
+
+  /** Robot-link/object contacts of the last physics step, with the largest normal impulse. */
+  private contacts(): ContactInfo[] {
+    const pw = this.world();
+    const world = pw.world;
+    const found = new Map<string, ContactInfo>();
+    for (const h of pw.robotColliderHandles) {
+      const c = world.getCollider(h);
+      const link = pw.colliderOwner.get(h)!.name;
+      world.contactPairsWith(c, (other) => {
+        const owner = pw.colliderOwner.get(other.handle);
+        if (!owner || owner.kind !== 'object') return;
+        let touching = false;
+        let impulse = 0;
+        world.contactPair(c, other, (manifold) => {
+          // Manifolds also hold speculative points (positive distance, kept for the solver's
+          // prediction): only points at (or within a hair of) contact count as touching.
+          const n = manifold.numContacts();
+          for (let i = 0; i < n; i++) {
+            if (manifold.contactDist(i) > CONTACT_DISTANCE) continue;
+            touching = true;
+            impulse = Math.max(impulse, manifold.contactImpulse(i));
+          }
+        });
+        if (!touching) return;
+        const key = `${link}\u0000${owner.name}`;
+        const prev = found.get(key);
+        if (prev) prev.impulse = Math.max(prev.impulse, impulse);
+        else found.set(key, { link, object: owner.name, impulse });
+      });
+    }
+    return [...found.values()];
+  }
+
+  snapshot(): EnvSnapshot {
+    const pw = this.world();
+    const meta: SnapshotMeta = {
+      version: SNAPSHOT_VERSION,
+      taskId: this.task.id,
+      robot: pw.robot.id,
+      layout: structuredClone(pw.layout),
+      handles: pw.handles(),
+      controller: this.controller().getState(),
+      step: this.stepCount,
+      physicsSteps: this.physicsSteps,
+      prevStage: this.prevStage,
+      done: this.done,
+      rng: this.rng.exportState(),
+      randomization: structuredClone(this.randomization as Randomization),
+      lastInfo: structuredClone(this.lastInfo as StepInfo),
+    };
+    return { kind: 'evovla.env-snapshot', data: pw.world.takeSnapshot(), meta };
+  }
+
+  restore(snapshot: EnvSnapshot): void {
+    if (!snapshot || snapshot.kind !== 'evovla.env-snapshot') {
+      throw new TypeError(`restore: expected an 'evovla.env-snapshot', got ${JSON.stringify((snapshot as { kind?: unknown })?.kind)}`);
+    }
+    const meta = snapshot.meta as SnapshotMeta;
+    if (meta.version !== SNAPSHOT_VERSION) throw new Error(`restore: snapshot version ${meta.version}, expected ${SNAPSHOT_VERSION}`);
+    if (meta.taskId !== this.task.id) throw new Error(`restore: snapshot is of task '${meta.taskId}', this env runs '${this.task.id}'`);
+    const robot = getRobot(meta.robot);
+    const layout = structuredClone(meta.layout);
+    const pw = PhysicsWorld.fromSnapshot(this.R, robot, layout, snapshot.data, meta.handles);
+    this.pw?.free();
+    this.pw = pw;
+    this.ctrl = new Controller(pw, this.gains(robot));
+    this.ctrl.setState(meta.controller);
+    this.stepCount = meta.step;
+    this.physicsSteps = meta.physicsSteps;
+    this.prevStage = meta.prevStage;
+    this.done = meta.done;
+    this.rng.importState(meta.rng);
+    this.randomization = structuredClone(meta.randomization);
+    this.lastInfo = structuredClone(meta.lastInfo);
+  }
+
+  /**
+   * FNV-1a (64-bit, as two 32-bit lanes) over every body's position, rotation and velocities as
+   * float64 bytes, the controller's targets and the step counter: equal hashes mean bit-identical
+   * physics state.
+   */
+  stateHash(): string {
+    const pw = this.world();
+    const ctrl = this.controller();
+    const bodies = [...pw.linkBodies, ...pw.objectBodies];
+    const buf = new Float64Array(bodies.length * 13 + ctrl.qTarget.length + 2);
+    let o = 0;
+    for (const b of bodies) {
+      const t = b.translation();
+      const r = b.rotation();
+      const v = b.linvel();
+      const w = b.angvel();
+      buf[o++] = t.x; buf[o++] = t.y; buf[o++] = t.z;
+      buf[o++] = r.x; buf[o++] = r.y; buf[o++] = r.z; buf[o++] = r.w;
+      buf[o++] = v.x; buf[o++] = v.y; buf[o++] = v.z;
+      buf[o++] = w.x; buf[o++] = w.y; buf[o++] = w.z;
+    }
+    for (const x of ctrl.qTarget) buf[o++] = x;
+    buf[o++] = ctrl.gripperTarget;
+    buf[o++] = this.stepCount;
+    return fnv1a64(new Uint8Array(buf.buffer));
+  }
+
+  free(): void {
+    this.pw?.free();
+    this.pw = null;
+    this.ctrl = null;
+  }
+}
+
+/** FNV-1a 64-bit of a byte array, as 16 hex digits. */
+export function fnv1a64(bytes: Uint8Array): string {
+  // 64-bit arithmetic on two 32-bit halves (prime 0x100000001b3).
+  let hi = 0xcbf29ce4;
+  let lo = 0x84222325;
+  for (let i = 0; i < bytes.length; i++) {
+    lo ^= bytes[i];
+    // (hi, lo) *= 0x100000001b3 = (1 << 40) + 0x1b3
+    const loMul = lo * 0x1b3;
+    const carry = Math.floor(loMul / 0x100000000);
+    const newLo = loMul >>> 0;
+    const newHi = (Math.imul(hi, 0x1b3) + carry + ((lo << 8) >>> 0)) >>> 0;
+    hi = newHi;
+    lo = newLo;
+  }
+  return (hi >>> 0).toString(16).padStart(8, '0') + (lo >>> 0).toString(16).padStart(8, '0');
+}
+
+/**
+ * Create an env for `task`. `config` is validated (unknown keys and bad values are errors naming
+ * the key); `source` names where it came from for those errors.
+ */
+export async function createEnv(task: Task, config: Partial<EnvConfig> = {}, source = 'env config'): Promise<SimEnv> {
+  const cfg = parseEnvConfig(config, source);
+  const R = await loadRapier();
+  return new SimEnv(R, task, cfg);
+}
