@@ -6,7 +6,7 @@
 import type { Clock } from './clock.ts';
 import type { DeployConfig } from './config.ts';
 import type { DeployPolicy } from './policies/types.ts';
-import { SafeRobot } from './safe_robot.ts';
+import { type DecisionSink, SafeRobot } from './safe_robot.ts';
 import type { ForwardKinematics } from './safety/layer.ts';
 import { assertSpecMatches } from './safety/spec_check.ts';
 import type { Robot } from './types.ts';
@@ -18,6 +18,8 @@ export interface StartOptions {
   config: DeployConfig;
   clock: Clock;
   fk?: ForwardKinematics;
+  /** Decision sinks attached before the start-up hold's first command, so it is logged too. */
+  sinks?: DecisionSink[];
 }
 
 /**
@@ -29,6 +31,7 @@ export async function startSafeRobot(o: StartOptions): Promise<SafeRobot> {
     assertSpecMatches(o.robot.spec(), o.policySpec, o.config.safety.specCheck.limitTolerance);
   }
   const safe = new SafeRobot({ robot: o.robot, clock: o.clock, safety: o.config.safety, controlHz: o.config.controlHz, fk: o.fk });
+  for (const sink of o.sinks ?? []) safe.onDecision(sink);
   await safe.connect();
   try {
     safe.start();

@@ -63,7 +63,9 @@ export class SimTwin implements Robot {
     this.faults = { ...this.faults, ...faults };
   }
 
+  /** Start the episode. Idempotent: a second call keeps the running episode (the expert policy is built on it). */
   async connect(): Promise<void> {
+    if (this.latest) return;
     this.env.reset({ seed: this.seed });
     if (this.env.robot.id !== this.baseSpec.model) {
       throw new Error(`sim twin: the task's robot is '${this.env.robot.id}', expected '${this.baseSpec.model}'`);

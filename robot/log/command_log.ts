@@ -25,7 +25,7 @@ import { McapStreamReader, McapWriter, type McapTypes } from '@mcap/core';
 import type { RobotObservation } from '../types.ts';
 import type { Decision } from '../safety/layer.ts';
 import { decisionDiagnostics, gripperPositionMessage, jointStateMessage, type JointMapping, trajectoryMessage } from '../ros2/convert.ts';
-import { codec, ros2TypeName, type RosType, schemaText } from '../ros2/messages.ts';
+import { codec, DIAG, ros2TypeName, type RosType, schemaText, toRosTime } from '../ros2/messages.ts';
 
 const CHANNELS = {
   command: { topic: '/evovla/command', type: 'trajectory_msgs/JointTrajectory' },
@@ -132,6 +132,16 @@ export class CommandLog {
     if (d.source !== 'policy' || d.clamps.length || d.refusals.length) {
       this.push('safety', d.t, decisionDiagnostics(d, 'evovla: safety', 'evovla', this.unix(d.t)));
     }
+  }
+
+  /** Log an event that is not a command (e.g. a refusal to start) as a DiagnosticStatus. */
+  note(t: number, level: 'OK' | 'WARN' | 'ERROR', message: string): void {
+    if (this.closed) return;
+    const stamp = toRosTime(this.unix(t));
+    this.push('safety', t, {
+      header: { stamp, frame_id: '' },
+      status: [{ level: DIAG[level], name: 'evovla: deploy', message, hardware_id: 'evovla', values: [] }],
+    });
   }
 
   private unix(t: number): number {
