@@ -16,6 +16,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 'run the simulator with a moving arm and print what it does (smoke test)',
     load: async () => (await import('./sim.ts')).run,
   },
+  deploy: {
+    summary: 'run a policy on the sim twin or a ROS 2 arm through the safety layer, logging to MCAP',
+    load: async () => (await import('./deploy.ts')).run,
+  },
 };
 
 /** Thrown by subcommands for bad user input: printed without a stack trace, exit code 2. */
