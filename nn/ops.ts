@@ -572,6 +572,38 @@ VJP.Slice = (n, [dy]) => {
   return [padded, null, null, null];
 };
 
+/**
+ * Constant padding: `pads` = [before_0, ..., before_{r-1}, after_0, ..., after_{r-1}] (ONNX order),
+ * non-negative. Padded axes must have a static size.
+ */
+export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
+  if (pads.length !== 2 * x.rank || pads.some((p) => !Number.isInteger(p) || p < 0)) {
+    throw new Error(`pad: pads must be ${2 * x.rank} non-negative integers for ${x}, got [${pads.join(',')}]`);
+  }
+  const shape = x.shape.map((d, i) => {
+    const extra = pads[i] + pads[i + x.rank];
+    if (extra === 0) return d;
+    if (typeof d !== 'number') throw new Error(`pad: axis ${i} of ${x} must have a static size to be padded`);
+    return d + extra;
+  });
+  const g = x.graph;
+  return g.addNode('Pad', [x, g.constInt64(pads), lift(g, value, x)], { mode: { kind: 'string', value: 'constant' } }, [{ shape, dtype: x.dtype }])[0];
+}
+VJP.Pad = (n, [dy]) => {
+  const x = n.inputs[0]!;
+  const pads = constInts(n.inputs[1]!);
+  const axes: number[] = [];
+  const starts: number[] = [];
+  const ends: number[] = [];
+  for (let i = 0; i < x.rank; i++) {
+    if (pads[i] === 0 && pads[i + x.rank] === 0) continue;
+    axes.push(i);
+    starts.push(pads[i]);
+    ends.push(pads[i] + (x.shape[i] as number));
+  }
+  return [axes.length ? slice(dy!, starts, ends, axes) : dy, null, null];
+};
+
 /** Rows of `table` [V, D] picked by int64 `indices` [...] -> [..., D] (an embedding lookup). */
 export function gather(table: Tensor, indices: Tensor): Tensor {
   if (table.rank !== 2) throw new Error(`gather: the table must be [V, D], got ${table}`);

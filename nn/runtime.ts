@@ -29,6 +29,11 @@ export interface SessionOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /** CUDA device index (default 0). */
   deviceId?: number;
+  /**
+   * Let idle intra-op threads spin (ONNX Runtime's default, true). Spinning lowers latency on an
+   * idle machine but burns cores that other processes (simulation workers) could use.
+   */
+  spinning?: boolean;
 }
 
 /** Why `cuda` can or cannot be used here. */
@@ -193,6 +198,7 @@ export async function createSession(model: Uint8Array | string, options: Session
     executionMode: 'sequential',
     interOpNumThreads: 1,
     ...(options.threads !== undefined ? { intraOpNumThreads: options.threads } : {}),
+    ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
   };
   const bytes = typeof model === 'string' ? readFileSync(model) : model;
   try {

@@ -83,6 +83,7 @@ test('gradient of Expand', async () => {
     return { loss: weightedSum(op.mul(op.expand(x, like), like)), wrt: [x] };
   });
 });
+unaryCase('Pad', (x) => op.pad(x, [0, 2, 1, 0, 1, 0], 0.5), ['B', 3, 2]);
 unaryCase('Softmax', (x) => op.softmax(x, -1), ['B', 5]);
 unaryCase('Softmax axis 1', (x) => op.softmax(x, 1), ['B', 4, 2]);
 unaryCase('LogSoftmax', (x) => op.logSoftmax(x, -1), ['B', 5]);
