@@ -329,6 +329,18 @@ export class Controller {
       const v = Math.max(-this.velLimit[i], Math.min(this.velLimit[i], 0.5 * wn * err));
       acc[i] = 2 * wn * (v - rate);
     }
+    if (n - dof === 2) {
+      // Two fingers act as one parallel gripper (the real one is geared; MuJoCo models use an
+      // equality constraint): their common mode follows the opening target, and their difference
+      // is held at zero by a stiffer loop, so a held object cannot drift toward one finger.
+      const wd = 2.5 * this.gains.fingerWn;
+      const ed = 0.5 * (this.finger[0] - this.finger[1]);
+      const vd = 0.5 * (this.fingerVel[0] - this.fingerVel[1]);
+      const common = 0.5 * (acc[dof] + acc[dof + 1]);
+      const diff = -wd * wd * ed - 2 * wd * vd;
+      acc[dof] = common + diff;
+      acc[dof + 1] = common - diff;
+    }
     const gen = this.gen;
     for (let i = 0; i < n; i++) {
       let tau = 0;

@@ -67,8 +67,8 @@ export function actionFieldNames(robot: RobotDescription, mode: ActionMode): str
 
 const SNAPSHOT_VERSION = 1;
 
-/** Largest separation (m) at which a contact point counts as touching. */
-const CONTACT_DISTANCE = 1e-3;
+/** Smallest normal impulse (N s) of a contact point that counts as touching. */
+const CONTACT_IMPULSE = 1e-7;
 
 interface SnapshotMeta {
   version: number;
@@ -386,13 +386,16 @@ export class SimEnv implements Env {
         let touching = false;
         let impulse = 0;
         world.contactPair(c, other, (manifold) => {
-          // Manifolds also hold speculative points (positive distance, kept for the solver's
-          // prediction): only points at (or within a hair of) contact count as touching.
+          // Manifolds also keep speculative points near, but not at, contact (and their reported
+          // distance is not the current gap): a point counts as touching when the solver pushed
+          // through it this step.
           const n = manifold.numContacts();
           for (let i = 0; i < n; i++) {
-            if (manifold.contactDist(i) > CONTACT_DISTANCE) continue;
-            touching = true;
-            impulse = Math.max(impulse, manifold.contactImpulse(i));
+            const imp = manifold.contactImpulse(i);
+            if (imp > CONTACT_IMPULSE) {
+              touching = true;
+              impulse = Math.max(impulse, imp);
+            }
           }
         });
         if (!touching) return;

@@ -35,7 +35,7 @@ export interface IkOptions {
   posTol?: number;
   /** Orientation tolerance (rad), default 1e-3. */
   rotTol?: number;
-  /** Iterations per attempt, default 150. */
+  /** Iterations per attempt, default 200. */
   maxIterations?: number;
   /** Extra attempts from pseudo-random starts when the seed does not converge, default 8. */
   restarts?: number;
@@ -175,7 +175,7 @@ export class Kinematics {
   ik(target: Pose, seed: ArrayLike<number>, options: IkOptions = {}): IkResult {
     const posTol = options.posTol ?? 1e-4;
     const rotTol = options.rotTol ?? 1e-3;
-    const restarts = options.restarts ?? 8;
+    const restarts = options.restarts ?? 20;
     let best = this.ikAttempt(target, this.clamp(seed), options);
     const ok = (r: IkResult) => r.posErr <= posTol && (options.positionOnly || r.rotErr <= rotTol);
     if (ok(best)) return { ...best, ok: true };
@@ -193,7 +193,7 @@ export class Kinematics {
     const n = this.dof;
     const posTol = options.posTol ?? 1e-4;
     const rotTol = options.rotTol ?? 1e-3;
-    const maxIterations = options.maxIterations ?? 150;
+    const maxIterations = options.maxIterations ?? 200;
     const lambda = options.damping ?? 0.02;
     const positionOnly = options.positionOnly ?? false;
     const rows = positionOnly ? 3 : 6;
