@@ -1,0 +1,44 @@
+/**
+ * A reproducible scripted run of the blocks scene (seeded pseudo-random joint targets around the
+ * start pose, gripper opening and closing), used by the determinism tests and the benchmark.
+ * Run directly (`node --import tsx sim/scripted.ts <seed> <steps>`) it prints the final state hash.
+ */
+import { createEnv, type EnvConfig } from './env.ts';
+import { Rng } from './rng.ts';
+import { blocksTask } from '../tasks/blocks.ts';
+
+/** The action of step `k` of the scripted motion: smooth sinusoids whose phases come from `rng`. */
+export function scriptedAction(q0: number[], phases: number[], k: number, dt: number): number[] {
+  const t = k * dt;
+  const q = q0.map((x, i) => x + 0.35 * Math.sin(1.3 * t + phases[i]));
+  return [...q, 0.02 + 0.02 * Math.sin(0.7 * t + phases[6])];
+}
+
+/**
+ * Run `steps` control steps from reset({seed}); with `snapshotAt`, take a snapshot at that step,
+ * disturb the env with a few other actions, restore and continue. Returns the final state hash.
+ */
+export async function runScripted(opts: { seed: number; steps: number; snapshotAt?: number; config?: Partial<EnvConfig> }): Promise<{ hash: string }> {
+  const env = await createEnv(blocksTask, { maxSteps: opts.steps + 10, ...opts.config });
+  env.reset({ seed: opts.seed });
+  const rng = new Rng(opts.seed);
+  const phases = Array.from({ length: 7 }, () => rng.uniform(0, 2 * Math.PI));
+  const q0 = env.state().q.slice();
+  const dt = 1 / env.config.controlHz;
+  for (let k = 0; k < opts.steps; k++) {
+    if (k === opts.snapshotAt) {
+      const snap = env.snapshot();
+      for (let j = 0; j < 25; j++) env.step(scriptedAction(q0, phases.map((p) => p + 1), j, dt));
+      env.restore(snap);
+    }
+    env.step(scriptedAction(q0, phases, k, dt));
+  }
+  const hash = env.stateHash();
+  env.free();
+  return { hash };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const [seed, steps] = process.argv.slice(2).map(Number);
+  console.log((await runScripted({ seed, steps })).hash);
+}
