@@ -129,7 +129,15 @@ export class Session {
       const unknown = outputs.filter((o) => !this.inner.outputNames.includes(o));
       if (unknown.length > 0) throw new Error(`run: unknown outputs ${unknown.join(', ')} (the model gives ${this.inner.outputNames.join(', ')})`);
     }
-    const result = outputs ? await this.inner.run(ortFeeds, outputs as string[]) : await this.inner.run(ortFeeds);
+    let result: ort.InferenceSession.ReturnType;
+    try {
+      result = outputs ? await this.inner.run(ortFeeds, outputs as string[]) : await this.inner.run(ortFeeds);
+    } catch (e) {
+      const fed = Object.entries(feeds)
+        .map(([n, t]) => `${n}[${t.shape.join(',')}]`)
+        .join(', ');
+      throw new Error(`ONNX Runtime run failed (${this.executionProvider}) with inputs ${fed}: ${(e as Error).message}`, { cause: e });
+    }
     const out: Record<string, HostTensor> = {};
     for (const [name, t] of Object.entries(result)) out[name] = fromOrt(t);
     return out;

@@ -79,6 +79,7 @@ test('run names missing inputs and shape mismatches', async () => {
   const session = await createSession(exportInference({ params, forward: (g) => ({ y: net.apply(g.input('x', ['B', 3])) }) }));
   await assert.rejects(session.run({}), /missing inputs x/);
   await assert.rejects(session.run({ x: { data: new Float32Array(5), shape: [2, 3] } }), /input "x": 5 values do not fill shape \[2,3\]/);
+  await assert.rejects(session.run({ x: { data: new Float32Array(8), shape: [2, 4] } }), /run failed \(cpu\) with inputs x\[2,4\]: .*x/);
 });
 
 test('runPadded pads the batch with zeros and cuts the outputs back', async () => {
