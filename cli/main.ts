@@ -20,6 +20,18 @@ const commands: Record<string, CommandEntry> = {
     summary: 'run a policy on the sim twin or a ROS 2 arm through the safety layer, logging to MCAP',
     load: async () => (await import('./deploy.ts')).run,
   },
+  demos: {
+    summary: 'run a task\'s scripted expert for N episodes, write episode files, print success with a 95% CI',
+    load: async () => (await import('./demos.ts')).run,
+  },
+  inspect: {
+    summary: 'summarise an episode file and report where a damaged one breaks',
+    load: async () => (await import('./inspect.ts')).run,
+  },
+  replay: {
+    summary: 're-simulate an episode file from its seed and actions; --verify checks the final state hash',
+    load: async () => (await import('./replay.ts')).run,
+  },
 };
 
 /** Thrown by subcommands for bad user input: printed without a stack trace, exit code 2. */

@@ -3,9 +3,15 @@
  */
 import type { Task } from '../sim/task.ts';
 import { blocksTask } from './blocks.ts';
+import { blockBridgeTask } from './block_bridge.ts';
+import { jujubeCupTask } from './jujube_cup.ts';
+import { stackTask } from './stack.ts';
 
 export const TASKS: Record<string, Task> = {
   blocks: blocksTask,
+  stack: stackTask,
+  jujube_cup: jujubeCupTask,
+  block_bridge: blockBridgeTask,
 };
 
 /** The task registered under `id`; throws listing the known ids. */

@@ -1,0 +1,142 @@
+/**
+ * `evovla demos --task <id> --episodes N --seed S --out DIR`: run a task's scripted expert for N
+ * episodes (seeds S, S+1, ...), write one episode file per episode, and print a summary: success
+ * rate with a 95% Wilson interval, mean length, and how far episodes got in stages.
+ */
+import * as path from 'node:path';
+import { createEnv } from '../sim/env.ts';
+import type { Task } from '../sim/task.ts';
+import { getTask, TASKS } from '../tasks/index.ts';
+import { runExpertEpisode, wilsonInterval, type EpisodeResult } from '../tasks/rollout.ts';
+import { intFlag, parseFlags, requireString } from './args.ts';
+import { UsageError } from './main.ts';
+
+const USAGE = `usage: evovla demos --task <id> --out <dir> [--episodes N=10] [--seed S=0] [--json] [--no-progress]
+  --task       one of: ${Object.keys(TASKS).join(', ')}
+  --out        directory for the episode files (<task>-<seed>.evep)
+  --episodes   number of episodes (seeds S .. S+N-1)
+  --seed       first seed
+  --json       print the summary as JSON on stdout
+  --no-progress  no progress bar (it is drawn on stderr only when stderr is a terminal)`;
+
+/** Summary of a batch of expert episodes. */
+export interface DemoSummary {
+  task: string;
+  episodes: number;
+  successes: number;
+  successRate: number;
+  ci95: [number, number];
+  meanSteps: number;
+  /** Mean over episodes of the highest ground-truth stage reached, and the task's stage count. */
+  meanMaxStage: number;
+  stages: number;
+  /** For each stage, the share of episodes that completed it (highest stage reached > k). */
+  stageCompletion: number[];
+  /** Episodes the expert gave up on, with the reason. */
+  errors: { seed: number; error: string }[];
+  wallSeconds: number;
+  episodesPerSecond: number;
+}
+
+/** Aggregate episode results into a summary. */
+export function summarize(task: Task, results: EpisodeResult[], wallSeconds: number): DemoSummary {
+  const n = results.length;
+  const successes = results.filter((r) => r.success).length;
+  const ci = wilsonInterval(successes, n);
+  const stages = task.stages.length;
+  const stageCompletion = Array.from({ length: stages }, (_, k) => (n ? results.filter((r) => r.maxStage > k).length / n : 0));
+  return {
+    task: task.id,
+    episodes: n,
+    successes,
+    successRate: ci.rate,
+    ci95: [ci.low, ci.high],
+    meanSteps: n ? results.reduce((a, r) => a + r.steps, 0) / n : 0,
+    meanMaxStage: n ? results.reduce((a, r) => a + r.maxStage, 0) / n : 0,
+    stages,
+    stageCompletion,
+    errors: results.filter((r) => r.error).map((r) => ({ seed: r.seed, error: r.error as string })),
+    wallSeconds,
+    episodesPerSecond: wallSeconds > 0 ? n / wallSeconds : 0,
+  };
+}
+
+/** Human-readable summary lines. */
+export function formatSummary(s: DemoSummary): string {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const lines = [
+    `task ${s.task}: ${s.successes}/${s.episodes} successful (${pct(s.successRate)}, 95% CI ${pct(s.ci95[0])}-${pct(s.ci95[1])})`,
+    `mean length ${s.meanSteps.toFixed(1)} steps; mean furthest stage ${s.meanMaxStage.toFixed(1)} of ${s.stages}`,
+  ];
+  // Where episodes were lost: the stages at which the completion share drops.
+  const firstDrop = s.stageCompletion.findIndex((c) => c < 1 - 1e-9);
+  if (firstDrop < 0) lines.push(`every episode completed all ${s.stages} stages`);
+  else {
+    const drops: string[] = [];
+    let prev = 1;
+    s.stageCompletion.forEach((c, k) => {
+      if (c < prev - 1e-9) drops.push(`${k} (${pct(c)} completed it)`);
+      prev = c;
+    });
+    lines.push(`${firstDrop === 0 ? 'no stage was completed by every episode' : `stages 0-${firstDrop - 1} completed by every episode`}; losses at stage ${drops.join(', ')}`);
+  }
+  for (const e of s.errors.slice(0, 5)) lines.push(`expert gave up on seed ${e.seed}: ${e.error}`);
+  if (s.errors.length > 5) lines.push(`... and ${s.errors.length - 5} more`);
+  lines.push(`${s.wallSeconds.toFixed(1)} s wall, ${s.episodesPerSecond.toFixed(2)} episodes/s`);
+  return lines.join('\n');
+}
+
+/** A one-line progress bar on a TTY stream, redrawn in place. */
+export class ProgressBar {
+  private readonly width = 30;
+  constructor(
+    private readonly total: number,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+  ) {}
+
+  update(done: number, note: string): void {
+    const filled = this.total ? Math.round((this.width * done) / this.total) : this.width;
+    this.stream.write(`\r[${'#'.repeat(filled)}${'.'.repeat(this.width - filled)}] ${done}/${this.total} ${note}\x1b[K`);
+  }
+
+  finish(): void {
+    this.stream.write('\n');
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    return 0;
+  }
+  const args = parseFlags(argv, { task: 'string', out: 'string', episodes: 'int', seed: 'int', json: 'bool', 'no-progress': 'bool' }, USAGE);
+  if (args.positional.length) throw new UsageError(`unexpected argument '${args.positional[0]}'\n${USAGE}`);
+  const taskId = requireString(args, 'task', USAGE);
+  if (!Object.hasOwn(TASKS, taskId)) throw new UsageError(`flag '--task' must be one of ${Object.keys(TASKS).join(', ')}, got '${taskId}'`);
+  const task = getTask(taskId);
+  const out = requireString(args, 'out', USAGE);
+  const episodes = intFlag(args, 'episodes', 10, 1, USAGE);
+  const seed0 = intFlag(args, 'seed', 0, 0, USAGE);
+  const bar = !args.flags['no-progress'] && process.stderr.isTTY ? new ProgressBar(episodes) : null;
+
+  const env = await createEnv(task);
+  const results: EpisodeResult[] = [];
+  const t0 = performance.now();
+  try {
+    bar?.update(0, 'starting');
+    for (let i = 0; i < episodes; i++) {
+      const seed = seed0 + i;
+      const file = path.join(out, `${task.id}-${seed}.evep`);
+      results.push(runExpertEpisode(env, task, seed, { file }));
+      const ok = results.filter((r) => r.success).length;
+      bar?.update(i + 1, `${ok} ok, ${((i + 1) / ((performance.now() - t0) / 1000)).toFixed(2)} ep/s`);
+    }
+  } finally {
+    bar?.finish();
+    env.free();
+  }
+  const summary = summarize(task, results, (performance.now() - t0) / 1000);
+  if (args.flags.json) console.log(JSON.stringify(summary, null, 2));
+  else console.log(`${formatSummary(summary)}\nwrote ${results.length} episode files to ${out}`);
+  return 0;
+}
