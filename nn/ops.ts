@@ -311,7 +311,6 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 }
 VJP.MatMul = (n, [dy], needs) => {
   const [a, b] = n.inputs as Tensor[];
-  const g = a.graph;
   let da: Tensor | null = null;
   let db: Tensor | null = null;
   if (b.rank === 2) {
@@ -333,7 +332,6 @@ VJP.MatMul = (n, [dy], needs) => {
     if (needs[0]) da = unbroadcast(matmul(dy!, swapLast(b)), a);
     if (needs[1]) db = unbroadcast(matmul(swapLast(a), dy!), b);
   }
-  void g;
   return [da, db];
 };
 
@@ -457,7 +455,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   if (inferred >= 0) {
     const ratio = src.num / dst.num;
     if (left.length === 0 && unmatched === 0) {
-      if (!Number.isInteger(ratio)) throw new Error(`reshape: cannot reshape ${x}${''} to ${shapeString(shape)}`);
+      if (!Number.isInteger(ratio)) throw new Error(`reshape: cannot reshape ${x} to ${shapeString(shape)}`);
       out[inferred] = ratio;
     } else {
       out[inferred] = Number.isInteger(ratio) && ratio !== 1 && unmatched === 0 ? [...left, String(ratio)].join('*') : unmatched === 0 && ratio === 1 ? left.join('*') : x.graph.fresh('dim');
