@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createEnv } from '../../sim/env.ts';
+import { scriptedAction } from '../../sim/scripted.ts';
+import { VecEnv } from '../../sim/vec_env.ts';
+import { blocksTask } from '../../tasks/blocks.ts';
+
+const N = 3;
+const STEPS = 40;
+const seeds = [4, 5, 6];
+
+async function separateHashes(): Promise<string[]> {
+  const out: string[] = [];
+  for (const seed of seeds) {
+    const env = await createEnv(blocksTask);
+    env.reset({ seed });
+    const q0 = env.state().q.slice();
+    for (let k = 0; k < STEPS; k++) env.step(scriptedAction(q0, [0, 1, 2, 3, 4, 5, 6], k, 1 / 60));
+    out.push(env.stateHash());
+    env.free();
+  }
+  return out;
+}
+
+async function vecHashes(workers: number): Promise<string[]> {
+  const vec = await VecEnv.create({ taskId: 'blocks', numEnvs: N, workers });
+  const starts = await vec.reset(seeds);
+  const q0s = starts.map((r) => r.info.state.q.slice());
+  let hashes: string[] = [];
+  for (let k = 0; k < STEPS; k++) hashes = (await vec.step(q0s.map((q0) => scriptedAction(q0, [0, 1, 2, 3, 4, 5, 6], k, 1 / 60)))).hashes;
+  await vec.close();
+  return hashes;
+}
+
+test('a vector env gives exactly the results of separate envs, serially and with one or two workers', async () => {
+  const expected = await separateHashes();
+  assert.equal(new Set(expected).size, N);
+  assert.deepEqual(await vecHashes(0), expected);
+  assert.deepEqual(await vecHashes(1), expected);
+  assert.deepEqual(await vecHashes(2), expected);
+});
+
+test('a worker reports a bad action with the field name', async () => {
+  const vec = await VecEnv.create({ taskId: 'blocks', numEnvs: 1, workers: 1 });
+  await vec.reset([0]);
+  await assert.rejects(vec.step([[0, 0, NaN, 0, 0, 0, 0]]), /joint3/);
+  await vec.close();
+});
