@@ -45,7 +45,7 @@ export interface TickRecord {
 /** How a run ended and what it did. */
 export interface DeploySummary {
   ticks: number;
-  /** Ticks that finished after their period had ended. */
+  /** Control periods missed: a tick that ends after its period counts once per period it overran. */
   missedDeadlines: number;
   stopReason: string;
   latencies: number[];
@@ -153,8 +153,9 @@ export class DeployLoop {
         break;
       }
       if (clock.now() > next + 1e-9) {
-        missed++;
-        next = clock.now(); // resynchronise instead of bursting to catch up
+        // Count every period the late tick overran, then resynchronise instead of bursting to catch up.
+        missed += Math.floor((clock.now() - next) / this.period) + 1;
+        next = clock.now();
       } else {
         await clock.sleepUntil(next);
       }

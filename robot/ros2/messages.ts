@@ -7,9 +7,10 @@
  * control_msgs) written out here because control_msgs has no JavaScript definition package and
  * because the schema text in a log must be the ROS 2 text, not a ROS 1 rendering of it.
  */
-import type { MessageDefinition } from '@foxglove/message-definition';
 import { parse as parseMsg } from '@foxglove/rosmsg';
 import { MessageReader, MessageWriter } from '@foxglove/rosmsg2-serialization';
+
+type MessageDefinition = ReturnType<typeof parseMsg>[number];
 
 /** .msg text by type name (pkg/Name). */
 export const MSG_TEXT: Record<string, string> = {
