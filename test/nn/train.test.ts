@@ -9,6 +9,7 @@ import * as op from '../../nn/ops.ts';
 import { ParamSet } from '../../nn/params.ts';
 import { createSession, type HostTensor } from '../../nn/runtime.ts';
 import { Trainer } from '../../nn/trainer.ts';
+import { ModelRunner } from '../../nn/runner.ts';
 import type { LossFn } from '../../nn/train-graph.ts';
 
 function tinyModel(seed: number): { model: ModelDefinition; loss: LossFn } {
@@ -183,4 +184,19 @@ test('trainStep names a missing batch input and refuses a non-finite loss withou
   );
   assert.equal(model.params.get('lin.weight').data, before);
   assert.equal(trainer.step, 0);
+});
+
+test('ModelRunner always uses the current weights', async () => {
+  const { model, loss } = tinyModel(13);
+  const runner = await ModelRunner.create(model, { threads: 1 });
+  assert.deepEqual(runner.inputNames, ['x']);
+  const trainer = await Trainer.create({ model, loss, optimizer: { lr: 0.05 } });
+  const x = { data: Float32Array.from([0.3, -1, 2, 1, 1, 1]), shape: [2, 3] };
+  const before = (await runner.run({ x })).y.data as Float32Array;
+  await trainer.trainStep({ x, t: { data: Float32Array.from([1, 2, 3, 4]), shape: [2, 2] } });
+  const after = (await runner.run({ x })).y.data as Float32Array;
+  const exported = (await (await createSession(exportInference(model))).run({ x })).y.data as Float32Array;
+  assert.notDeepEqual(Array.from(after), Array.from(before));
+  after.forEach((v, i) => assert.ok(Math.abs(v - exported[i]) < 1e-6, `output ${i}: ${v} vs ${exported[i]}`));
+  await assert.rejects(runner.run({}), /missing input "x"/);
 });
