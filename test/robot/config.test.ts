@@ -42,4 +42,18 @@ describe('deploy config', () => {
     assert.throws(() => loadDeployConfig(bad), new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: unknown key 'enabeld' at safety.estop`));
     assert.throws(() => loadDeployConfig(join(dir, 'none.yaml')), /cannot read config/);
   });
+
+  it('ships a valid config and URDF for the ros2_control mock, matching the robot description', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { robotSpecFor } = await import('../../robot/spec.ts');
+    const c = loadDeployConfig('robot/ros2/mock/deploy-mock.yaml');
+    assert.equal(c.ros2.gripper.jointName, 'gripper');
+    const urdf = readFileSync('robot/ros2/mock/airbot_mock.urdf', 'utf8');
+    const spec = robotSpecFor('airbot_play');
+    spec.jointNames.forEach((name, i) => {
+      const m = new RegExp(`<joint name="${name}" type="revolute">.*?<limit lower="([^"]+)" upper="([^"]+)" velocity="([^"]+)"`).exec(urdf);
+      assert.ok(m, `URDF lacks ${name}`);
+      assert.deepEqual(m.slice(1, 4).map(Number), [spec.limits[i].lower, spec.limits[i].upper, spec.limits[i].velocity]);
+    });
+  });
 });
