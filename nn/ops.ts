@@ -693,7 +693,7 @@ VJP.LayerNormalization = (n, [dy], needs) => {
   return [dx, needs[1] ? unbroadcast(mul(dy!, xhat), scale) : null, needs[2] ? unbroadcast(dy!, bias) : null];
 };
 
-/** Splits `x` along `axis` into pieces of the given static sizes (not differentiable: optimizer use). */
+/** Splits `x` along `axis` into pieces of the given static sizes. */
 export function split(x: Tensor, sizes: readonly number[], axis = 0): Tensor[] {
   const ax = normAxis(axis, x.rank, 'split');
   const d = x.shape[ax];
@@ -707,3 +707,10 @@ export function split(x: Tensor, sizes: readonly number[], axis = 0): Tensor[] {
     sizes.map((s) => ({ shape: x.shape.map((dim, i) => (i === ax ? s : dim)), dtype: x.dtype })),
   );
 }
+VJP.Split = (n, gradOutputs) => {
+  // Pieces the loss does not use contribute zeros, so the concatenation keeps the input's shape.
+  const x = n.inputs[0]!;
+  const axis = attrInt(n, 'axis');
+  const parts = gradOutputs.map((d, i) => d ?? expand(x.graph.constant(0, undefined, x.dtype as 'float32' | 'float64'), n.outputs[i]));
+  return [concat(parts, axis), null];
+};

@@ -84,6 +84,10 @@ test('gradient of Expand', async () => {
   });
 });
 unaryCase('Pad', (x) => op.pad(x, [0, 2, 1, 0, 1, 0], 0.5), ['B', 3, 2]);
+unaryCase('Split (one piece unused)', (x) => {
+  const [a, , c] = op.split(x, [1, 2, 1], 1);
+  return op.concat([op.mul(a, c), c], 1);
+}, ['B', 4, 2]);
 unaryCase('Softmax', (x) => op.softmax(x, -1), ['B', 5]);
 unaryCase('Softmax axis 1', (x) => op.softmax(x, 1), ['B', 4, 2]);
 unaryCase('LogSoftmax', (x) => op.logSoftmax(x, -1), ['B', 5]);
