@@ -10,7 +10,7 @@
  */
 import RAPIER from '@dimforge/rapier3d-compat';
 import { parseEnvConfig, type EnvConfig } from './config.ts';
-import { Controller, multibodyForceGain } from './control.ts';
+import { Controller, multibodyProbe } from './control.ts';
 import { poseMul, quatFromRpy, quatMul, quatNormalize } from './math.ts';
 import { PhysicsWorld, type WorldLayout } from './physics.ts';
 import { Rng } from './rng.ts';
@@ -201,11 +201,14 @@ export class SimEnv implements Env {
   }
 
   private gains(robot: RobotDescription) {
+    const probe = multibodyProbe(this.R, this.config.solverIterations, 1 / this.config.physicsHz);
     return {
       armWn: this.config.armWn,
       fingerWn: this.config.fingerWn,
       gripperForce: this.config.gripperForce ?? robot.gripper.force,
-      forceGain: multibodyForceGain(this.R, this.config.solverIterations, 1 / this.config.physicsHz),
+      forceGain: probe.gain,
+      jointDamping: probe.damping,
+      dt: 1 / this.config.physicsHz,
     };
   }
 
