@@ -67,6 +67,9 @@ export class DeployLoop {
   private pending: Promise<unknown> | null = null;
   private stopRequested: string | null = null;
   private index = 0;
+  private readonly errorMessages = new Set<string>();
+  /** Inferences that threw (each tick held instead). */
+  policyErrors = 0;
 
   constructor(opts: DeployLoopOptions) {
     if (!(opts.controlHz > 0)) throw new RangeError(`controlHz must be > 0, got ${opts.controlHz}`);
@@ -88,7 +91,9 @@ export class DeployLoop {
     let answered = false;
     if (!this.pending) {
       const budget = this.o.policyTimeoutS ?? robot.layer.config.watchdog.timeoutS;
-      const inference = policy.act(policyObservation(obs, this.o.instruction));
+      const policyObs = policyObservation(obs, this.o.instruction);
+      // Through a promise, so a policy that throws synchronously is handled like one that rejects.
+      const inference = Promise.resolve().then(() => policy.act(policyObs));
       this.pending = inference;
       let timer: { cancel(): void } | null = null;
       const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
@@ -101,7 +106,12 @@ export class DeployLoop {
         // A policy that throws gets no command through; the hold is logged with the decision.
         result = TIMED_OUT;
         this.pending = null;
-        process.emitWarning(`policy ${policy.name} failed: ${(err as Error).message}`);
+        this.policyErrors++;
+        const message = (err as Error).message ?? String(err);
+        if (!this.errorMessages.has(message)) {
+          this.errorMessages.add(message);
+          process.emitWarning(`policy ${policy.name} failed (the arm holds; further identical failures are only counted): ${message}`);
+        }
       }
       (timer as { cancel(): void } | null)?.cancel();
       if (result !== TIMED_OUT) {

@@ -102,6 +102,7 @@ export class SafetyLayer {
   private estopLatched = false;
   private deadmanHalted = false;
   private lastPolicyBasis: number | null = null;
+  private lastCommitAt = -Infinity;
 
   constructor(opts: SafetyLayerOptions) {
     const { spec, config, dt } = opts;
@@ -239,7 +240,7 @@ export class SafetyLayer {
     this.modeNow = 'running';
     const clamps: Finding[] = [];
     const sent = this.limit(proposed, clamps);
-    this.commit(sent);
+    this.commit(sent, now);
     return { t: now, mode: this.modeNow, source: 'policy', reason: null, proposed, sent: [...sent], refusals: [], clamps };
   }
 
@@ -332,7 +333,8 @@ export class SafetyLayer {
     return [...next, g];
   }
 
-  private commit(sent: number[]): void {
+  private commit(sent: number[], now: number): void {
+    this.lastCommitAt = now;
     const prev = this.prevCmd as number[];
     this.prevVel = sent.slice(0, ARM).map((p, i) => (p - prev[i]) / this.dt);
     this.prevCmd = sent;
@@ -344,6 +346,13 @@ export class SafetyLayer {
    */
   private hold(now: number, reason: HoldReason, proposed: number[] | null, refusals: Finding[]): Decision {
     const prev = this.prevCmd as number[];
+    this.modeNow = reason === 'startup' ? 'startup' : 'hold';
+    if (now - this.lastCommitAt < this.dt / 2) {
+      // A second hold within half a period (the watchdog timer and the loop's tick both acting):
+      // repeat the last command rather than take another braking step, which would brake harder
+      // than the acceleration limit.
+      return { t: now, mode: this.modeNow, source: 'hold', reason, proposed, sent: [...prev], refusals, clamps: [] };
+    }
     const next = prev.slice(0, ARM).map((p, i) => {
       const v = this.prevVel[i];
       const dv = (this.amax[i] > 0 && Number.isFinite(this.amax[i]) ? this.amax[i] : Infinity) * this.dt;
@@ -352,8 +361,7 @@ export class SafetyLayer {
     });
     if (this.config.positionLimits.enabled) clampPositions(next, this.spec.limits, this.config.positionLimits.margin, this.spec.jointNames, []);
     const sent = [...next, prev[ARM]];
-    this.commit(sent);
-    this.modeNow = reason === 'startup' ? 'startup' : 'hold';
+    this.commit(sent, now);
     return { t: now, mode: this.modeNow, source: 'hold', reason, proposed, sent: [...sent], refusals, clamps: [] };
   }
 
@@ -364,6 +372,7 @@ export class SafetyLayer {
     const sent = measured.every(Number.isFinite) ? measured : (this.prevCmd as number[]).slice();
     this.prevCmd = sent;
     this.prevVel = new Array(ARM).fill(0);
+    this.lastCommitAt = now;
     return { t: now, mode: 'halted', source: 'halt', reason, proposed, sent: [...sent], refusals: [], clamps: [] };
   }
 }

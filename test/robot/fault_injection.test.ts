@@ -44,7 +44,11 @@ describe('watchdog: stale observations and policy output', () => {
     // Nothing from the policy goes out once the data is stale.
     for (const d of after) if (d.t >= lastFresh + 0.1 - 1e-9) assert.notEqual(d.source, 'policy');
     // Decelerating: joint1's commanded speed never grows and ends at zero.
-    const speeds = holds.map((d, i) => (i === 0 ? null : Math.abs(d.sent[0] - holds[i - 1].sent[0]) / DT)).filter((v): v is number => v !== null);
+    // (A hold repeated within half a period, timer and tick both acting, is a re-send, not a step.)
+    const steps = holds.filter((d, i) => i === 0 || d.t - holds[i - 1].t >= DT / 2);
+    const speeds = steps.map((d, i) => (i === 0 ? null : Math.abs(d.sent[0] - steps[i - 1].sent[0]) / DT)).filter((v): v is number => v !== null);
+    const accel = rig.safe.layer.spec.limits[0].acceleration;
+    for (let i = 1; i < speeds.length; i++) assert.ok(speeds[i - 1] - speeds[i] <= accel * DT + 1e-9, `braked harder than ${accel} rad/s^2`);
     for (let i = 1; i < speeds.length; i++) assert.ok(speeds[i] <= speeds[i - 1] + 1e-9, `speed rose: ${speeds[i - 1]} -> ${speeds[i]}`);
     assert.ok(speeds.at(-1)! < 1e-9, `not stopped: ${speeds.at(-1)}`);
     const log = await rig.readLog();
@@ -272,5 +276,25 @@ describe('refusing to start', () => {
       (err: unknown) => err instanceof StartRefusedError && /e-stop/.test(err.message),
     );
     assert.equal(twin.steps, 0, 'never commanded');
+  });
+});
+
+describe('a failing policy', () => {
+  it('holds on every tick its inference throws, and counts the failures', async () => {
+    const rig = await makeRig(FAST_START);
+    await rig.ticks(10);
+    rig.policy.next = () => {
+      throw new Error('model exploded');
+    };
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void warnings.push(w.message);
+    process.on('warning', onWarning);
+    await rig.ticks(5);
+    await flushMicrotasks();
+    process.off('warning', onWarning);
+    assert.ok(rig.decisions.slice(-5).every((d) => d.source === 'hold'));
+    assert.equal(rig.loop.policyErrors, 5);
+    assert.equal(warnings.filter((w) => w.includes('model exploded')).length, 1, 'warned once, not per tick');
+    await rig.readLog();
   });
 });
