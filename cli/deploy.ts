@@ -128,6 +128,7 @@ function percentile(sorted: number[], p: number): number {
 
 const fmt = (v: number[]) => `[${v.map((x) => x.toFixed(3)).join(' ')}]`;
 
+/** Entry point of `evovla deploy`; returns the exit code. */
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseDeployArgs(argv);
   if (parsed === 'help') {
@@ -154,7 +155,7 @@ export async function run(argv: string[]): Promise<number> {
       }
       const cameras = policyCamerasHint(args.policy);
       const env = await createEnv(task, { controlHz: config.controlHz, cameras });
-      twin = new SimTwin({ env, clock, seed: args.seed ?? config.sim.seed });
+      twin = new SimTwin({ env, clock, seed: args.seed ?? config.sim.seed, robot: config.robot });
       await twin.connect();
       robot = twin;
     } else {

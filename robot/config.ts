@@ -112,6 +112,7 @@ export const ros2Schema = z
   })
   .prefault({});
 
+/** The whole deploy config file. */
 export const deployConfigSchema = z
   .strictObject({
     /** Robot description id (sim/robot). */
@@ -128,6 +129,7 @@ export const deployConfigSchema = z
   })
   .prefault({});
 
+/** A validated, frozen deploy config with every default filled. */
 export type DeployConfig = z.output<typeof deployConfigSchema>;
 export type SafetyConfig = z.output<typeof safetySchema>;
 export type Ros2Config = z.output<typeof ros2Schema>;

@@ -13,6 +13,7 @@ import type { Decision } from './safety/layer.ts';
 import type { SafeRobot } from './safe_robot.ts';
 import type { RobotObservation } from './types.ts';
 
+/** What the loop runs and how. */
 export interface DeployLoopOptions {
   robot: SafeRobot;
   policy: DeployPolicy;
@@ -61,6 +62,7 @@ export function policyObservation(obs: RobotObservation, instruction: string): O
 
 const TIMED_OUT = Symbol('timed out');
 
+/** The control loop: `tick()` for one step (tests), `run()` at the control rate. */
 export class DeployLoop {
   private readonly o: DeployLoopOptions;
   private readonly period: number;

@@ -10,6 +10,7 @@ import type { DeployConfig } from './config.ts';
 import { type Decision, type ForwardKinematics, SafetyLayer } from './safety/layer.ts';
 import type { Robot, RobotObservation, RobotSpec, SafetyInputs } from './types.ts';
 
+/** Receives every safety decision with the observation it was made on. */
 export type DecisionSink = (d: Decision, obs: RobotObservation) => void;
 
 export interface SafeRobotOptions {

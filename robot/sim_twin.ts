@@ -28,8 +28,11 @@ export interface SimTwinOptions {
   env: SimEnv;
   clock: Clock;
   seed?: number;
+  /** Robot description id the task uses (default 'airbot_play'); checked on connect. */
+  robot?: string;
 }
 
+/** The simulator behind the Robot interface, with fault injection. */
 export class SimTwin implements Robot {
   readonly env: SimEnv;
   private readonly clock: Clock;
@@ -50,7 +53,7 @@ export class SimTwin implements Robot {
     this.clock = opts.clock;
     this.seed = opts.seed ?? 0;
     // The description is known before reset; the env's scene robot must be the same one.
-    this.baseSpec = robotSpecFor('airbot_play', opts.env.config.cameras.map((c) => ({ ...c })));
+    this.baseSpec = robotSpecFor(opts.robot ?? 'airbot_play', opts.env.config.cameras.map((c) => ({ ...c })));
   }
 
   spec(): RobotSpec {

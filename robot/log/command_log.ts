@@ -59,6 +59,7 @@ export interface LogCounts {
   messages: number;
 }
 
+/** Writer of the MCAP command log (see the file comment for channels and crash behaviour). */
 export class CommandLog {
   readonly path: string;
   private readonly file: FileHandle;

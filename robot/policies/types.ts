@@ -5,6 +5,7 @@
 import type { Observation } from '../../sim/types.ts';
 import type { PolicyRobotSpec } from '../safety/spec_check.ts';
 
+/** A policy the deploy loop can run. */
 export interface DeployPolicy {
   /** For logs and status lines, e.g. 'expert(stack)' or the ONNX file name. */
   readonly name: string;

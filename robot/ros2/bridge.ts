@@ -40,6 +40,7 @@ export class Ros2ConnectError extends Error {
   override name = 'Ros2ConnectError';
 }
 
+/** A real arm over ROS 2 (ros2_control), behind the Robot interface. */
 export class Ros2Robot implements Robot {
   private readonly opts: Ros2RobotOptions;
   private readonly map: JointMapping;

@@ -86,6 +86,7 @@ export interface DecideInput {
 
 const ARM = 6;
 
+/** The safety state machine; see the file comment for its modes. */
 export class SafetyLayer {
   readonly spec: RobotSpec;
   readonly config: SafetyConfig;
