@@ -28,6 +28,8 @@ import {
   currentStage,
   distXY,
   fingerContacts,
+  pinchedAt,
+  speedOf,
   objectPose,
   pickPlaceRound,
   pickPlaceScript,
@@ -195,7 +197,8 @@ export function blockBridgeChecks(s: SimState): Record<string, boolean> {
     const expectedZ = bar[2] + BAR_TO_CUBE + CUBE_GAP * (plan.level - 1);
     return distXY(p, bar) <= 0.015 && Math.abs(p[2] - expectedZ) <= 0.008;
   });
-  out.released = [...BARS, ...CUBES].every((o) => fingerContacts(s, o).length === 0);
+  out.released = [...BARS, ...CUBES].every((o) => !pinchedAt(s, o, objectPose(s, o).p, 0.03));
+  out.settled = [...BARS, ...CUBES].every((o) => speedOf(s, o) < 0.05);
   return out;
 }
 

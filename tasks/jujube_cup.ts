@@ -44,6 +44,7 @@ import {
   rotate,
   samplePlacements,
   settleStage,
+  speedOf,
   shellColliders,
   stagePredicates,
   tableObject,
@@ -64,7 +65,7 @@ export const CUP = {
   bottom: 0.005,
   /** Handle: a vertical plate from the wall outward. */
   handleInner: 0.036,
-  handleOuter: 0.064,
+  handleOuter: 0.075,
   handleHalfThickness: 0.005,
   handleLow: 0.02,
   handleHigh: 0.06,
@@ -75,7 +76,8 @@ export const PLATE = { radius: 0.07, halfHeight: 0.006 } as const;
 
 /** The cup is turned so that its handle faces the robot (local +Y -> world -X). */
 const CUP_YAW = Math.PI / 2;
-const HANDLE_RADIUS = (CUP.handleInner + CUP.handleOuter) / 2;
+/** The handle is held near its outer end, away from the wall, so the fingers clear the rim. */
+const HANDLE_RADIUS = CUP.handleOuter - 0.01;
 /** Tool point above the cup's origin when holding the handle (pads cover the handle's upper part). */
 const HANDLE_GRASP_Z = 0.055;
 
@@ -218,6 +220,7 @@ export function jujubeCupChecks(s: SimState): Record<string, boolean> {
     cupOnPlate: distXY(cup.p, plate.p) < 0.02 && Math.abs(cup.p[2] - plate.p[2] - PLATE.halfHeight) < 0.01,
     jujubeInCup: jujubeInCup(s),
     cupReleased: fingerContacts(s, 'cup').length === 0,
+    settled: speedOf(s, 'cup') < 0.05 && speedOf(s, 'jujube') < 0.05,
   };
 }
 
@@ -227,7 +230,8 @@ function cupObject(x: number, y: number): ObjectDesc {
     name: 'cup',
     type: 'dynamic',
     pose: { p: [x, y, TABLE_TOP], q: [0, 0, Math.sin(CUP_YAW / 2), Math.cos(CUP_YAW / 2)] },
-    mass: 0.06,
+    // A light cup: a pinch on the handle must carry the cup's weight as a torque about the pinch axis.
+    mass: 0.02,
     color: [0.92, 0.92, 0.9],
     colliders: [
       { shape: { kind: 'cylinder', radius: CUP.radius, halfHeight: CUP.bottom / 2 }, pose: { p: [0, 0, CUP.bottom / 2], q: [0, 0, 0, 1] }, friction: 0.8 },
@@ -235,7 +239,7 @@ function cupObject(x: number, y: number): ObjectDesc {
       {
         shape: { kind: 'box', halfExtents: [CUP.handleHalfThickness, (CUP.handleOuter - CUP.handleInner) / 2, (CUP.handleHigh - CUP.handleLow) / 2] },
         pose: { p: [0, handleMid, (CUP.handleHigh + CUP.handleLow) / 2], q: [0, 0, 0, 1] },
-        friction: 1.2,
+        friction: 2.0,
       },
     ],
   };

@@ -25,7 +25,8 @@ import {
   boxObject,
   currentStage,
   distXY,
-  fingerContacts,
+  pinchedAt,
+  speedOf,
   objectPose,
   isPlaced,
   pickPlaceRound,
@@ -108,7 +109,8 @@ export function stackChecks(s: SimState): Record<string, boolean> {
   const base = objectPose(s, 'base_block');
   const mid = objectPose(s, 'middle_block');
   const top = objectPose(s, 'top_block');
-  const released = BLOCKS.every((b) => fingerContacts(s, b).length === 0);
+  // Released: no block pinched at the tool (a finger may rest against a block below the hand).
+  const released = BLOCKS.every((b) => !pinchedAt(s, b, objectPose(s, b).p, 0.03));
   return {
     baseUpright: Math.abs(uprightness(base.q)) > 0.99,
     middleOverBase: distXY(mid.p, base.p) < 0.02,
@@ -116,6 +118,8 @@ export function stackChecks(s: SimState): Record<string, boolean> {
     middleOnBase: Math.abs(mid.p[2] - base.p[2] - GAP) < 0.006,
     topOnMiddle: Math.abs(top.p[2] - mid.p[2] - GAP) < 0.006,
     released,
+    // At rest, so a block still falling onto the tower does not count yet.
+    settled: BLOCKS.every((b) => speedOf(s, b) < 0.05),
   };
 }
 

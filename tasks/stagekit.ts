@@ -115,6 +115,15 @@ export function isGrasped(state: SimState, object: string, maxOpening = 0.035): 
   return fingerContacts(state, object).length >= 2 && state.gripper < maxOpening;
 }
 
+/**
+ * Held in the hand: pinched by both fingers AND the tool centre is within `tol` of `point` (where
+ * the object is meant to be held, in the world). The second test keeps a finger brushing some
+ * other object below the hand (the block under the one being released) from counting as holding it.
+ */
+export function pinchedAt(state: SimState, object: string, point: Vec3, tol = 0.035): boolean {
+  return isGrasped(state, object) && dist(state.ee.p, point) <= tol;
+}
+
 /** Object pose by name, with an error naming the missing object and the ones present. */
 export function objectPose(state: SimState, name: string): Pose {
   const pose = state.objects[name];
@@ -543,16 +552,23 @@ function objP(state: SimState, spec: PickPlaceSpec): Vec3 {
   return objectPose(state, spec.object).p;
 }
 
+/** The spec's object is held where it is meant to be grasped (see pinchedAt). */
+export function isHeld(state: SimState, spec: PickPlaceSpec): boolean {
+  return pinchedAt(state, spec.object, add(objP(state, spec), spec.graspOffset));
+}
+
 /** The object sits at its target, released by the fingers. */
 export function isPlaced(state: SimState, spec: PickPlaceSpec): boolean {
-  if (spec.placed) return spec.placed(state) && fingerContacts(state, spec.object).length === 0;
+  // "Released" means not pinched: a finger brushing an object placed earlier (while the next one
+  // is put on top of it) does not un-place it.
+  if (spec.placed) return spec.placed(state) && !isHeld(state, spec);
   const p = objP(state, spec);
   const t = spec.target(state);
   return (
     distXY(p, t) <= spec.placeTolXY &&
     Math.abs(p[2] - t[2]) <= (spec.placeTolZ ?? 0.006) &&
-    fingerContacts(state, spec.object).length === 0 &&
-    speedOf(state, spec.object) < 0.05
+    !isHeld(state, spec) &&
+    speedOf(state, spec.object) < 0.1
   );
 }
 
@@ -609,7 +625,7 @@ export function graspStage(name: string, spec: PickPlaceSpec): Stage {
   return {
     name,
     object: spec.object,
-    done: (s) => isGrasped(s, spec.object) && s.gripper <= spec.halfWidth + GRIP_SLACK,
+    done: (s) => isHeld(s, spec) && s.gripper <= spec.halfWidth + GRIP_SLACK,
     texts: {
       positive: `both fingers have closed on ${noun} and press it from opposite sides`,
       negative: `the gripper is open and ${noun} is free`,
@@ -629,7 +645,7 @@ export function settleStage(name: string, spec: PickPlaceSpec): Stage {
     object: spec.object,
     // Still in the hand, or already on its way up (lifting moves it, and that is not slipping).
     done: (s) =>
-      isGrasped(s, spec.object) &&
+      isHeld(s, spec) &&
       s.gripper <= spec.halfWidth + GRIP_SLACK &&
       (speedOf(s, spec.object) < 0.02 || objP(s, spec)[2] > spec.restZ + 0.005),
     texts: {
@@ -649,7 +665,7 @@ export function liftStage(name: string, spec: PickPlaceSpec): Stage {
   return {
     name,
     object: spec.object,
-    done: (s) => isGrasped(s, spec.object) && objP(s, spec)[2] >= spec.restZ + 0.6 * spec.liftHeight,
+    done: (s) => isHeld(s, spec) && objP(s, spec)[2] >= spec.restZ + 0.6 * spec.liftHeight,
     texts: {
       positive: `the gripper holds ${noun} lifted clear above the table`,
       negative: `${noun} rests on the table`,
@@ -669,7 +685,7 @@ export function carryStage(name: string, spec: PickPlaceSpec, minAbove: number, 
     name,
     object: spec.object,
     done: (s) => {
-      if (!isGrasped(s, spec.object)) return false;
+      if (!isHeld(s, spec)) return false;
       const p = objP(s, spec);
       const t = spec.target(s);
       const h = p[2] - t[2];
@@ -693,7 +709,7 @@ export function lowerStage(name: string, spec: PickPlaceSpec, maxAbove = 0.015):
     name,
     object: spec.object,
     done: (s) => {
-      if (!isGrasped(s, spec.object)) return false;
+      if (!isHeld(s, spec)) return false;
       const p = objP(s, spec);
       const t = spec.target(s);
       const h = p[2] - t[2];
@@ -826,7 +842,7 @@ export function carried(s: SimState, spec: PickPlaceSpec, dz: number, yaw: numbe
   const t = spec.target(s);
   const o = objP(s, spec);
   const e = s.ee.p;
-  if (!isGrasped(s, spec.object) || dist(e, o) > 0.08) {
+  if (!isHeld(s, spec)) {
     // Lost it: aim the empty hand as if holding it where it was grasped (the stage will fail honestly).
     return { p: [t[0] + spec.graspOffset[0], t[1] + spec.graspOffset[1], t[2] + dz + spec.graspOffset[2]], q: topDown(yaw) };
   }

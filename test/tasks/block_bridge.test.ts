@@ -48,7 +48,8 @@ test('finished layout succeeds with stage 74; each defect is caught by its own p
   assert.equal(blockBridgeChecks(makeState({ objects: tilted })).barsUpright, false, 'bar leaning ~8.6 degrees');
   const offCube = { ...done, cube_3: pose([done.cube_3.p[0] + 0.02, done.cube_3.p[1], done.cube_3.p[2]]) };
   assert.equal(blockBridgeChecks(makeState({ objects: offCube })).cubesStacked, false, 'top cube 2 cm off its tower');
-  const held = makeState({ objects: done, gripper: CUBE_HALF, contacts: pinch('cube_6') });
+  const c6 = done.cube_6.p;
+  const held = makeState({ objects: done, ee: pose([c6[0], c6[1], c6[2] + 0.011]), gripper: CUBE_HALF, contacts: pinch('cube_6') });
   assert.equal(blockBridgeTask.evaluate(held, START).success, false);
 });
 
@@ -58,12 +59,19 @@ test('near misses: a bar above its spot but not aligned; a cube touching but not
   const spot = barSpot(s0, 'bar_a');
   const carry = blockBridgeTask.stages.find((s) => s.name === 'bar_a_above_target')!;
   const heldAt = (dx: number): SimState =>
-    makeState({ objects: { ...objects, bar_a: pose([spot[0] + dx, spot[1], spot[2] + 0.03]) }, gripper: BAR_HALF[0], contacts: pinch('bar_a') });
+    makeState({
+      objects: { ...objects, bar_a: pose([spot[0] + dx, spot[1], spot[2] + 0.03]) },
+      ee: pose([spot[0] + dx, spot[1], spot[2] + 0.045]),
+      gripper: BAR_HALF[0],
+      contacts: pinch('bar_a'),
+    });
   assert.equal(carry.done(heldAt(0.005)), true);
   assert.equal(carry.done(heldAt(0.025)), false);
   const grasp = blockBridgeTask.stages.find((s) => s.name === 'grasp_cube_1')!;
-  assert.equal(grasp.done(makeState({ objects, gripper: CUBE_HALF, contacts: pinch('cube_1') })), true);
-  assert.equal(grasp.done(makeState({ objects, gripper: CUBE_HALF, contacts: [{ link: 'left_finger', object: 'cube_1', impulse: 0.1 }] })), false);
+  const c1 = objects.cube_1.p;
+  const ee = pose([c1[0], c1[1], c1[2] + 0.011]);
+  assert.equal(grasp.done(makeState({ objects, ee, gripper: CUBE_HALF, contacts: pinch('cube_1') })), true);
+  assert.equal(grasp.done(makeState({ objects, ee, gripper: CUBE_HALF, contacts: [{ link: 'left_finger', object: 'cube_1', impulse: 0.1 }] })), false);
 });
 
 test('stage index follows placed objects; knocking the bridge apart is a failure', () => {

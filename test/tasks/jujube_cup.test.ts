@@ -35,9 +35,11 @@ test('jujube in cup: inside counts; on the rim, beside it, or in a tipped-over c
 
 test('handle grasp: both fingers on the handle count; a finger touching it does not', () => {
   const grasp = jujubeCupTask.stages.find((s) => s.name === 'grasp_cup_handle')!;
-  const held = makeState({ objects: scene(), gripper: CUP.handleHalfThickness, contacts: pinch('cup') });
+  // The handle points at the robot (-X); it is held 1 cm in from its outer end, 5.5 cm up.
+  const ee = pose([0.3 - (CUP.handleOuter - 0.01), 0, 0.055]);
+  const held = makeState({ objects: scene(), ee, gripper: CUP.handleHalfThickness, contacts: pinch('cup') });
   assert.equal(grasp.done(held), true);
-  const touch = makeState({ objects: scene(), gripper: CUP.handleHalfThickness, contacts: [{ link: 'right_finger', object: 'cup', impulse: 0.02 }] });
+  const touch = makeState({ objects: scene(), ee, gripper: CUP.handleHalfThickness, contacts: [{ link: 'right_finger', object: 'cup', impulse: 0.02 }] });
   assert.equal(grasp.done(touch), false);
 });
 

@@ -39,6 +39,8 @@ test('grasp: both fingers pressing counts; one finger touching (near miss) does 
   const ee = pose([0.3, 0.1, H + 0.01], [0, 1, 0, 0]);
   const held = makeState({ objects: apart(), ee, gripper: H, contacts: pinch('middle_block') });
   assert.equal(grasp.done(held), true);
+  const farHand = makeState({ objects: apart(), ee: pose([0.3, 0.1, H + 0.06]), gripper: H, contacts: pinch('middle_block') });
+  assert.equal(grasp.done(farHand), false, 'fingers brushing a block below the hand do not hold it');
   const touching = makeState({ objects: apart(), ee, gripper: H, contacts: [{ link: 'left_finger', object: 'middle_block', impulse: 0.01 }] });
   assert.equal(grasp.done(touching), false, 'gripper touching the block but not grasping it');
   const open = makeState({ objects: apart(), ee, gripper: 0.03, contacts: pinch('middle_block') });
@@ -61,7 +63,7 @@ test('carry and lower: above the target but not aligned is not done', () => {
   const carry = stage('middle_block_above_target');
   const lower = stage('lower_middle_block');
   const held = (x: number, y: number, z: number) =>
-    makeState({ objects: apart({ middle_block: pose([x, y, z]) }), gripper: H, contacts: pinch('middle_block') });
+    makeState({ objects: apart({ middle_block: pose([x, y, z]) }), ee: pose([x, y, z + 0.01]), gripper: H, contacts: pinch('middle_block') });
   assert.equal(carry.done(held(0.24, 0, 3 * H + 0.05)), true);
   assert.equal(carry.done(held(0.265, 0, 3 * H + 0.05)), false, 'block above the target but not aligned');
   assert.equal(lower.done(held(0.24, 0.002, 3 * H + 0.005)), true);
