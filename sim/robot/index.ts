@@ -9,6 +9,7 @@ import { robotSpecOf, validateRobotDescription, type RobotDescription, type Robo
 export type { RobotDescription, RobotSpec, JointDesc, LinkDesc, JointLimit, Inertial } from './description.ts';
 export { RobotDescriptionError, validateRobotDescription, robotSpecOf } from './description.ts';
 export { Kinematics, type IkResult, type IkOptions } from './kinematics.ts';
+export { loadUrdfRobot, urdfToRobot, parseXml, type UrdfOptions } from './urdf.ts';
 
 const robots = new Map<string, RobotDescription>([[AIRBOT_PLAY.id, validateRobotDescription(AIRBOT_PLAY)]]);
 
