@@ -71,6 +71,12 @@ test("executionProvider 'cuda' either runs on CUDA or fails naming the missing p
   }
   await assert.rejects(createSession(bytes, { executionProvider: 'tpu' as never }), /'cpu' or 'cuda', got "tpu"/);
   await assert.rejects(createSession(bytes, { threads: 0 }), /threads must be a positive integer, got 0/);
+  // Both thread-pool wait policies create working sessions.
+  for (const spinning of [true, false]) {
+    const s = await createSession(bytes, { threads: 2, spinning });
+    const { y } = await s.run({ x: { data: Float32Array.from([1, 2, 3]), shape: [1, 3] } });
+    assert.equal(y.data.length, 2);
+  }
 });
 
 test('run names missing inputs and shape mismatches', async () => {
