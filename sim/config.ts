@@ -2,6 +2,7 @@
  * Env configuration: one zod schema, every field documented, unknown keys rejected. Parsed once at
  * the boundary (createEnv, a YAML file) and then frozen.
  */
+import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
@@ -81,4 +82,27 @@ export function parseEnvConfig(input: unknown, source = 'env config'): Readonly<
   }
   const c = r.data;
   return Object.freeze({ ...c, rewardScales: Object.freeze({ ...c.rewardScales }), cameras: Object.freeze(c.cameras.map((x) => Object.freeze({ ...x }))) as CameraConfig[] });
+}
+
+/**
+ * Read an env config from a YAML (or JSON) file; errors name the file and the key.
+ */
+export function loadEnvConfig(path: string): Readonly<EnvConfig> {
+  const fs = process.getBuiltinModule('node:fs') as typeof import('node:fs');
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(path, '(file)', `cannot read (${(e as Error).message})`);
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(path, '(file)', `expected YAML (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (data !== null && data !== undefined && (typeof data !== 'object' || Array.isArray(data))) {
+    throw new ConfigError(path, '(root)', `expected a mapping of config keys, got ${Array.isArray(data) ? 'a list' : typeof data}`);
+  }
+  return parseEnvConfig(data ?? {}, path);
 }

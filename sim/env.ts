@@ -34,7 +34,7 @@ import type {
 } from './types.ts';
 
 export type { EnvConfig } from './config.ts';
-export { ConfigError, parseEnvConfig } from './config.ts';
+export { ConfigError, loadEnvConfig, parseEnvConfig } from './config.ts';
 
 let rapierInit: Promise<typeof RAPIER> | null = null;
 
