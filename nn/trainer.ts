@@ -38,6 +38,7 @@ export class Trainer {
   private m: Float32Array;
   private v: Float32Array;
   private stepCount = 0;
+  private running = false;
   private lr: number;
   private readonly outputNames: string[];
   private readonly byName: Map<string, Parameter>;
@@ -80,8 +81,21 @@ export class Trainer {
     this.lr = lr;
   }
 
-  /** One forward/backward/AdamW update on `batch` (every batch input of the layout, by name). */
+  /**
+   * One forward/backward/AdamW update on `batch` (every batch input of the layout, by name). Steps
+   * must be awaited one at a time: each reads the state the previous one wrote.
+   */
   async trainStep(batch: Readonly<Record<string, HostTensor>>): Promise<StepResult> {
+    if (this.running) throw new Error(`trainStep: step ${this.stepCount + 1} started before the previous step finished; await each step`);
+    this.running = true;
+    try {
+      return await this.runStep(batch);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async runStep(batch: Readonly<Record<string, HostTensor>>): Promise<StepResult> {
     const feeds: Record<string, HostTensor> = {};
     for (const { name } of this.layout.batchInputs) {
       const t = batch[name];

@@ -173,7 +173,7 @@ test("the exported inference graph reproduces the training graph's forward pass 
   assert.ok(maxDiff < 1e-5, `max abs diff ${maxDiff}`);
 });
 
-test('trainStep names a missing batch input and refuses a non-finite loss without updating', async () => {
+test('trainStep names a missing batch input, refuses a non-finite loss without updating, and refuses overlapping steps', async () => {
   const { model, loss } = tinyModel(12);
   const trainer = await Trainer.create({ model, loss, optimizer: { lr: 0.1 } });
   await assert.rejects(trainer.trainStep({ x: { data: new Float32Array(3), shape: [1, 3] } }), /batch lacks "t" \(expects x, t\)/);
@@ -184,6 +184,11 @@ test('trainStep names a missing batch input and refuses a non-finite loss withou
   );
   assert.equal(model.params.get('lin.weight').data, before);
   assert.equal(trainer.step, 0);
+  const ok = { x: { data: new Float32Array(3), shape: [1, 3] }, t: { data: new Float32Array(2), shape: [1, 2] } };
+  const first = trainer.trainStep(ok);
+  await assert.rejects(trainer.trainStep(ok), /step 1 started before the previous step finished/);
+  await first;
+  assert.equal(trainer.step, 1);
 });
 
 test('ModelRunner always uses the current weights', async () => {
