@@ -89,6 +89,8 @@ export const ros2Schema = z
         estop: z.string().default('/evovla/estop'),
         deadman: z.string().default('/evovla/deadman'),
         diagnostics: z.string().default('/diagnostics'),
+        /** URDF from robot_state_publisher (std_msgs/String, transient local): the real joint limits. */
+        robotDescription: z.string().default('/robot_description'),
       })
       .prefault({}),
     cameras: z.record(z.string(), cameraTopic).default({}),
@@ -107,6 +109,11 @@ export const ros2Schema = z
       .prefault({}),
     /** time_from_start of each trajectory point, in control periods (>= 1 so the controller interpolates). */
     trajectoryPeriods: z.number().min(1).max(10).default(1),
+    /**
+     * Refuse to start unless the robot's URDF arrives on topics.robotDescription, so its joint limits
+     * can be checked against the policy's. When false and none arrives, the description's limits are used.
+     */
+    requireRobotDescription: z.boolean().default(true),
     /** How long connect() waits for the first /joint_states (and camera frames). */
     connectTimeoutS: z.number().gt(0).max(120).default(5),
   })

@@ -24,20 +24,25 @@ export interface StartOptions {
 
 /**
  * Spec check first (offline, before connecting: a mismatched robot is never commanded), then
- * connect, then the start-state check and start-up hold. Returns the safety-wrapped robot.
+ * connect and check again with what the robot reports, then the start-state check and start-up
+ * hold. Returns the safety-wrapped robot; on any refusal the robot is disconnected.
  */
 export async function startSafeRobot(o: StartOptions): Promise<SafeRobot> {
-  if (o.config.safety.specCheck.enabled) {
-    assertSpecMatches(o.robot.spec(), o.policySpec, o.config.safety.specCheck.limitTolerance);
-  }
-  const safe = new SafeRobot({ robot: o.robot, clock: o.clock, safety: o.config.safety, controlHz: o.config.controlHz, fk: o.fk });
-  for (const sink of o.sinks ?? []) safe.onDecision(sink);
-  await safe.connect();
+  const check = o.config.safety.specCheck;
+  if (check.enabled) assertSpecMatches(o.robot.spec(), o.policySpec, check.limitTolerance);
+  await o.robot.connect();
+  let safe: SafeRobot | null = null;
   try {
+    // Connected robots may know more (a ROS robot's own URDF limits): check again, and build the
+    // safety layer from what the robot reports now.
+    if (check.enabled) assertSpecMatches(o.robot.spec(), o.policySpec, check.limitTolerance);
+    safe = new SafeRobot({ robot: o.robot, clock: o.clock, safety: o.config.safety, controlHz: o.config.controlHz, fk: o.fk });
+    for (const sink of o.sinks ?? []) safe.onDecision(sink);
+    await safe.connect();
     safe.start();
+    return safe;
   } catch (err) {
-    await safe.disconnect();
+    await (safe ?? o.robot).disconnect();
     throw err;
   }
-  return safe;
 }

@@ -16,6 +16,7 @@ import type { CameraFrame } from '../../sim/types.ts';
 import {
   compressedToFrame,
   decisionDiagnostics,
+  urdfJointLimits,
   gripperCommandMessage,
   gripperPositionMessage,
   imageToFrame,
@@ -24,7 +25,8 @@ import {
   trajectoryMessage,
 } from './convert.ts';
 import type { BoolMsg, CompressedImageMsg, ImageMsg, JointStateMsg } from './messages.ts';
-import { commandQos, loadRclnodejs, type RclActionClient, type Rclnodejs, type RclNode, type RclPublisher, sensorQos } from './rcl.ts';
+import { ACCEL_PER_VELOCITY } from '../spec.ts';
+import { commandQos, latchedQos, loadRclnodejs, type RclActionClient, type Rclnodejs, type RclNode, type RclPublisher, sensorQos } from './rcl.ts';
 
 export interface Ros2RobotOptions {
   spec: RobotSpec;
@@ -51,6 +53,9 @@ export class Ros2Robot implements Robot {
   private gripperAction: RclActionClient | null = null;
   private diagnosticsPub: RclPublisher | null = null;
   private latest: RobotObservation | null = null;
+  /** Limits read from the robot's URDF on /robot_description, by our joint order. */
+  private liveLimits: RobotSpec['limits'] | null = null;
+  private descriptionError: Error | null = null;
   private lastStateError: Error | null = null;
   private prevForVelocity: { q: number[]; t: number } | null = null;
   private frames: Record<string, { frame: CameraFrame; stamp: number }> = {};
@@ -75,12 +80,14 @@ export class Ros2Robot implements Robot {
     this.map = { rosNames: names, gripperName: opts.ros2.gripper.jointName, gripperScale: opts.ros2.gripper.scale };
   }
 
+  /** The configured spec; after connect, with the joint limits the robot's own URDF declares. */
   spec(): RobotSpec {
-    return this.opts.spec;
+    return this.liveLimits ? { ...this.opts.spec, limits: this.liveLimits } : this.opts.spec;
   }
 
   /** Load rclnodejs, create the node, wire topics, and wait for the first joint state and frames. */
   async connect(): Promise<void> {
+    if (this.node) return; // already connected
     const { ros2, clock } = this.opts;
     const rcl = this.opts.rcl ?? (await loadRclnodejs());
     this.rcl = rcl;
@@ -97,6 +104,7 @@ export class Ros2Robot implements Robot {
       const type = topic.compressed ? 'sensor_msgs/msg/CompressedImage' : 'sensor_msgs/msg/Image';
       node.createSubscription(type, topic.topic, sensor, (msg: ImageMsg | CompressedImageMsg) => this.onImage(cam.name, cam.width, cam.height, msg, topic.compressed));
     }
+    node.createSubscription('std_msgs/msg/String', ros2.topics.robotDescription, { qos: latchedQos(rcl) }, (msg: { data: string }) => this.onDescription(msg.data));
     node.createSubscription('std_msgs/msg/Bool', ros2.topics.estop, sensor, (msg: BoolMsg) => {
       this.estop = Boolean(msg.data);
     });
@@ -116,8 +124,11 @@ export class Ros2Robot implements Robot {
     await new Promise<void>((resolve) => {
       const timer = clock.setTimer(ros2.connectTimeoutS, finish);
       this.wake = () => {
-        const ready = this.latest !== null && this.opts.spec.cameras.every((c) => this.frames[c.name]);
-        if (ready || this.lastStateError || this.frameError) finish();
+        const ready =
+          this.latest !== null &&
+          this.opts.spec.cameras.every((c) => this.frames[c.name]) &&
+          (this.liveLimits !== null || !ros2.requireRobotDescription);
+        if (ready || this.lastStateError || this.frameError || this.descriptionError) finish();
       };
       function finish() {
         timer.cancel();
@@ -128,6 +139,10 @@ export class Ros2Robot implements Robot {
     this.wake = () => {};
     if (this.lastStateError) throw new Ros2ConnectError(this.lastStateError.message);
     if (this.frameError) throw new Ros2ConnectError(this.frameError.message);
+    if (this.descriptionError) throw new Ros2ConnectError(this.descriptionError.message);
+    if (!this.liveLimits && ros2.requireRobotDescription) {
+      throw new Ros2ConnectError(`no URDF on '${ros2.topics.robotDescription}' within ${ros2.connectTimeoutS} s, so the robot's joint limits cannot be checked: run robot_state_publisher, or set ros2.requireRobotDescription: false to use the ${this.opts.spec.model} description's limits`);
+    }
     if (!this.latest) {
       throw new Ros2ConnectError(`no sensor_msgs/JointState on '${ros2.topics.jointStates}' within ${ros2.connectTimeoutS} s: is the controller manager with joint_state_broadcaster running? (check: ros2 topic echo ${ros2.topics.jointStates})`);
     }
@@ -136,6 +151,20 @@ export class Ros2Robot implements Robot {
     if (this.gripperAction && !(await this.gripperAction.waitForServer(ros2.connectTimeoutS * 1000))) {
       throw new Ros2ConnectError(`no control_msgs/action/GripperCommand server at '${ros2.gripper.action}' within ${ros2.connectTimeoutS} s`);
     }
+  }
+
+  private onDescription(urdf: string): void {
+    const limits = urdfJointLimits(urdf);
+    const missing = this.map.rosNames.filter((n) => !limits.has(n));
+    if (missing.length) {
+      this.descriptionError = new Error(`the robot's URDF on '${this.opts.ros2.topics.robotDescription}' has no joint${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (set ros2.jointNames)`);
+    } else {
+      this.liveLimits = this.map.rosNames.map((n) => {
+        const l = limits.get(n) as { lower: number; upper: number; velocity: number };
+        return { ...l, acceleration: l.velocity * ACCEL_PER_VELOCITY };
+      });
+    }
+    this.wake();
   }
 
   private onJointState(msg: JointStateMsg): void {

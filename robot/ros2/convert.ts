@@ -142,3 +142,18 @@ export function decisionDiagnostics(d: Decision, name: string, hardwareId: strin
   ];
   return { header: { stamp: toRosTime(stampS), frame_id: '' }, status: [{ level, name, message, hardware_id: hardwareId, values }] };
 }
+
+/** Joint limits by joint name from a URDF document (revolute and prismatic joints with a <limit>). */
+export function urdfJointLimits(urdf: string): Map<string, { lower: number; upper: number; velocity: number }> {
+  const out = new Map<string, { lower: number; upper: number; velocity: number }>();
+  // URDF joints are flat elements; a regex over <joint ...>...</joint> is enough to read limits.
+  for (const m of urdf.matchAll(/<joint\b([^>]*)>([\s\S]*?)<\/joint>/g)) {
+    const name = /\bname\s*=\s*"([^"]+)"/.exec(m[1])?.[1];
+    const type = /\btype\s*=\s*"([^"]+)"/.exec(m[1])?.[1];
+    const limit = /<limit\b([^>]*)\/?>/.exec(m[2])?.[1];
+    if (!name || !limit || (type !== 'revolute' && type !== 'prismatic')) continue;
+    const attr = (key: string) => Number(new RegExp(`\\b${key}\\s*=\\s*"([^"]+)"`).exec(limit)?.[1] ?? Number.NaN);
+    out.set(name, { lower: attr('lower'), upper: attr('upper'), velocity: attr('velocity') });
+  }
+  return out;
+}

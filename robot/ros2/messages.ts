@@ -18,6 +18,7 @@ export const MSG_TEXT: Record<string, string> = {
   'builtin_interfaces/Duration': 'int32 sec\nuint32 nanosec',
   'std_msgs/Header': 'builtin_interfaces/Time stamp\nstring frame_id',
   'std_msgs/Bool': 'bool data',
+  'std_msgs/String': 'string data',
   'std_msgs/MultiArrayDimension': 'string label\nuint32 size\nuint32 stride',
   'std_msgs/MultiArrayLayout': 'std_msgs/MultiArrayDimension[] dim\nuint32 data_offset',
   'std_msgs/Float64MultiArray': 'std_msgs/MultiArrayLayout layout\nfloat64[] data',
@@ -39,6 +40,7 @@ export const MSG_TEXT: Record<string, string> = {
 /** The message types the bridge and the command log use. */
 export type RosType =
   | 'std_msgs/Bool'
+  | 'std_msgs/String'
   | 'std_msgs/Float64MultiArray'
   | 'sensor_msgs/JointState'
   | 'sensor_msgs/Image'

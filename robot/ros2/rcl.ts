@@ -11,6 +11,7 @@ export const RMW = {
   historyKeepLast: 1,
   reliabilityReliable: 1,
   reliabilityBestEffort: 2,
+  durabilityTransientLocal: 1,
   durabilityVolatile: 2,
 } as const;
 
@@ -83,6 +84,11 @@ export async function loadRclnodejs(importer: () => Promise<unknown> = () => imp
 /** QoS for sensor streams (joint states, images): best effort, keep last 5 (rclcpp's SensorDataQoS). */
 export function sensorQos(rcl: Rclnodejs): unknown {
   return new rcl.QoS(RMW.historyKeepLast, 5, RMW.reliabilityBestEffort, RMW.durabilityVolatile);
+}
+
+/** QoS for latched data such as /robot_description: reliable, transient local, keep last 1. */
+export function latchedQos(rcl: Rclnodejs): unknown {
+  return new rcl.QoS(RMW.historyKeepLast, 1, RMW.reliabilityReliable, RMW.durabilityTransientLocal);
 }
 
 /** QoS for commands and operator inputs: reliable, keep last 10, volatile (ros2_control's controllers subscribe so). */

@@ -4,6 +4,7 @@
  * and the safety layer's watchdog acting through the bridge.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { FakeClock, flushMicrotasks } from '../../../robot/clock.ts';
 import { parseDeployConfig } from '../../../robot/config.ts';
@@ -11,6 +12,8 @@ import { Ros2ConnectError, Ros2Robot } from '../../../robot/ros2/bridge.ts';
 import { jointStateMessage } from '../../../robot/ros2/convert.ts';
 import { loadRclnodejs, RMW, Ros2UnavailableError } from '../../../robot/ros2/rcl.ts';
 import { SafeRobot } from '../../../robot/safe_robot.ts';
+import { SpecMismatchError } from '../../../robot/safety/spec_check.ts';
+import { startSafeRobot } from '../../../robot/session.ts';
 import { baseFrameFk, robotSpecFor } from '../../../robot/spec.ts';
 import { FakeRcl } from './fake_rcl.ts';
 
@@ -19,13 +22,21 @@ const ROS_NAMES = ['arm_joint_1', 'arm_joint_2', 'arm_joint_3', 'arm_joint_4', '
 const jointMap = Object.fromEntries(ROS_NAMES.map((n, i) => [`joint${i + 1}`, n]));
 const mapping = { rosNames: ROS_NAMES, gripperName: 'gripper', gripperScale: 1 };
 
-async function connected(ros2: Record<string, unknown> = {}, cameras: Array<{ name: string; width: number; height: number }> = []) {
+/** The mock URDF with our test's ROS joint names, optionally with joint3's upper limit changed. */
+function urdf(joint3Upper?: number): string {
+  let text = readFileSync('robot/ros2/mock/airbot_mock.urdf', 'utf8');
+  if (joint3Upper !== undefined) text = text.replace('upper="3.161"', `upper="${joint3Upper}"`);
+  return text.replace(/name="joint(\d)"/g, 'name="arm_joint_$1"');
+}
+
+async function connected(ros2: Record<string, unknown> = {}, cameras: Array<{ name: string; width: number; height: number }> = [], description: string | null = urdf()) {
   const clock = new FakeClock(50);
   const fake = new FakeRcl();
   const config = parseDeployConfig({ ros2: { jointNames: jointMap, ...ros2 } });
   const robot = new Ros2Robot({ spec: robotSpecFor('airbot_play', cameras), ros2: config.ros2, clock, controlHz: 60, rcl: fake.module() });
   const connecting = robot.connect();
   await flushMicrotasks();
+  if (description !== null) fake.deliver('/robot_description', { data: description });
   return { clock, fake, config, robot, connecting };
 }
 
@@ -69,7 +80,8 @@ describe('Ros2Robot wiring', () => {
   });
 
   it('fails to connect when joint_states lacks a mapped joint, naming it', async () => {
-    const { clock, fake, connecting } = await connected({ jointNames: { ...jointMap, joint4: 'wrist_roll' } });
+    // The URDF agrees with the config; the joint state publisher does not.
+    const { clock, fake, connecting } = await connected({ jointNames: { ...jointMap, joint4: 'wrist_roll' } }, [], urdf().replace(/arm_joint_4/g, 'wrist_roll'));
     publishState(fake, clock);
     await assert.rejects(connecting, (e: unknown) => e instanceof Ros2ConnectError && /lacks joint 'wrist_roll'/.test(e.message));
   });
@@ -149,6 +161,52 @@ describe('Ros2Robot wiring', () => {
     await robot.disconnect();
     assert.ok(fake.destroyed);
     assert.equal(fake.shutdowns, 1);
+  });
+});
+
+describe("the robot's own joint limits", () => {
+  it('reads them from /robot_description (latched QoS) and reports them in spec()', async () => {
+    const { clock, fake, robot, connecting } = await connected({}, [], urdf(3.0));
+    const sub = fake.sub('/robot_description');
+    assert.equal(sub.type, 'std_msgs/msg/String');
+    assert.deepEqual([sub.qos.reliability, sub.qos.durability], [RMW.reliabilityReliable, RMW.durabilityTransientLocal]);
+    publishState(fake, clock);
+    await connecting;
+    assert.equal(robot.spec().limits[2].upper, 3.0);
+    assert.equal(robot.spec().limits[0].lower, -3.151);
+  });
+
+  it('refuses to start when they differ from what the policy was trained with', async () => {
+    const clock = new FakeClock(50);
+    const fake = new FakeRcl();
+    const config = parseDeployConfig({ ros2: { jointNames: jointMap } });
+    const robot = new Ros2Robot({ spec: robotSpecFor('airbot_play'), ros2: config.ros2, clock, controlHz: 60, rcl: fake.module() });
+    const s = robotSpecFor('airbot_play');
+    const starting = startSafeRobot({ robot, policySpec: { jointNames: s.jointNames, limits: s.limits, cameras: [] }, config, clock, fk: baseFrameFk('airbot_play') });
+    await flushMicrotasks();
+    fake.deliver('/robot_description', { data: urdf(2.5) });
+    publishState(fake, clock);
+    await assert.rejects(starting, (e: unknown) => e instanceof SpecMismatchError && /joint3 upper limit is 2.5 on the robot but 3.161 in the policy/.test(e.message));
+    assert.ok(fake.destroyed, 'disconnected after refusing');
+    assert.equal(fake.pub('/arm_controller/joint_trajectory').messages.length, 0, 'never commanded');
+  });
+
+  it('will not start without a URDF unless told to use the description', async () => {
+    const a = await connected({ connectTimeoutS: 0.2 }, [], null);
+    publishState(a.fake, a.clock);
+    const rejected = assert.rejects(a.connecting, /no URDF on '\/robot_description' within 0.2 s.*requireRobotDescription: false/);
+    a.clock.advance(0.3);
+    await rejected;
+    const b = await connected({ connectTimeoutS: 0.2, requireRobotDescription: false }, [], null);
+    publishState(b.fake, b.clock);
+    await b.connecting;
+    assert.equal(b.robot.spec().limits[2].upper, 3.161);
+  });
+
+  it('names joints the URDF lacks', async () => {
+    const { clock, fake, connecting } = await connected({}, [], urdf().replace(/arm_joint_5/g, 'wrist_pitch'));
+    publishState(fake, clock);
+    await assert.rejects(connecting, /URDF on '\/robot_description' has no joint arm_joint_5/);
   });
 });
 

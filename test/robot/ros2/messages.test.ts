@@ -22,6 +22,7 @@ import { codec, definitions, dependencies, fromRosTime, MSG_TEXT, type RosType, 
 
 const TYPES: RosType[] = [
   'std_msgs/Bool',
+  'std_msgs/String',
   'std_msgs/Float64MultiArray',
   'sensor_msgs/JointState',
   'sensor_msgs/Image',
@@ -82,6 +83,7 @@ describe('CDR encoding', () => {
 
   it('round-trips every message type with every field', () => {
     const cases: Array<[RosType, unknown]> = [
+      ['std_msgs/String', { data: '<robot name="r"/>' }],
       ['std_msgs/Float64MultiArray', { layout: { dim: [{ label: 'x', size: 2, stride: 2 }], data_offset: 0 }, data: [1.5, Number.NaN] }],
       ['sensor_msgs/JointState', { header, name: ['a', 'b'], position: [0.1, -0.2], velocity: [1, 2], effort: [] }],
       ['sensor_msgs/Image', { header, height: 1, width: 2, encoding: 'rgb8', is_bigendian: 0, step: 6, data: new Uint8Array([1, 2, 3, 4, 5, 6]) }],
@@ -186,5 +188,18 @@ describe('conversions', () => {
     assert.ok(msg.status[0].values.some((kv) => kv.key === 'refusal0' && kv.value.startsWith('nonfinite joint1')));
     const back = roundTrip('diagnostic_msgs/DiagnosticArray', msg) as typeof msg;
     assert.equal(back.status[0].message, msg.status[0].message);
+  });
+});
+
+describe('URDF limits', () => {
+  it('reads revolute and prismatic limits by joint name, skipping fixed joints', async () => {
+    const { urdfJointLimits } = await import('../../../robot/ros2/convert.ts');
+    const text = `<robot name="r"><joint name="a" type="revolute"><parent link="x"/><child link="y"/><limit lower="-1" upper="2" velocity="3" effort="4"/></joint>
+      <joint name="f" type="fixed"><parent link="y"/><child link="z"/></joint>
+      <joint name="g" type="prismatic"><limit effort="1" velocity="0.2" lower="0" upper="0.04"/></joint></robot>`;
+    const limits = urdfJointLimits(text);
+    assert.deepEqual([...limits.keys()], ['a', 'g']);
+    assert.deepEqual(limits.get('a'), { lower: -1, upper: 2, velocity: 3 });
+    assert.deepEqual(limits.get('g'), { lower: 0, upper: 0.04, velocity: 0.2 });
   });
 });
