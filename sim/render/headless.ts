@@ -1,0 +1,92 @@
+/**
+ * Headless WebGL2 in Node: a `gl` (headless-gl 9.x, ANGLE) context wrapped in a three.js
+ * WebGLRenderer. `gl` is an optional dependency with a native build, and it needs an X display,
+ * so both are checked here and reported with what to install.
+ */
+import { createRequire } from 'node:module';
+import * as THREE from 'three';
+import { ensureDisplay, RenderUnavailableError, XVFB_INSTALL_HINT } from './xvfb.ts';
+
+export { RenderUnavailableError } from './xvfb.ts';
+
+const GL_INSTALL_HINT =
+  "install the optional npm package 'gl' 9.x (npm install gl@^9.0.0-rc.10; building it needs python3, make, g++ and, on Debian, libxi-dev libglu1-mesa-dev libglew-dev pkg-config)";
+
+type StackGLContext = WebGL2RenderingContext & {
+  getExtension(name: 'STACKGL_destroy_context'): { destroy(): void } | null;
+};
+type CreateGL = (width: number, height: number, options: WebGLContextAttributes & { createWebGL2Context: true }) => StackGLContext | null;
+
+function loadGL(): CreateGL {
+  const require = createRequire(import.meta.url);
+  try {
+    return require('gl') as CreateGL;
+  } catch (err) {
+    throw new RenderUnavailableError(`headless rendering is unavailable: ${(err as Error).message.split('\n')[0]}; ${GL_INSTALL_HINT}`);
+  }
+}
+
+/** A three.js renderer drawing into an offscreen GL context of a fixed maximum size. */
+export interface HeadlessRenderer {
+  readonly renderer: THREE.WebGLRenderer;
+  readonly gl: WebGL2RenderingContext;
+  readonly width: number;
+  readonly height: number;
+  /** Destroys the GL context. */
+  dispose(): void;
+}
+
+/**
+ * Creates a WebGL2 context of `width` x `height` (the largest image it will render; smaller images
+ * use a viewport in its corner) and a three.js renderer on it. Starts a private Xvfb when DISPLAY
+ * is unset. Throws RenderUnavailableError naming what to install when nothing can render.
+ */
+export async function createHeadlessRenderer(width: number, height: number): Promise<HeadlessRenderer> {
+  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
+    throw new RangeError(`renderer size must be positive integers, got ${width}x${height}`);
+  }
+  const createGL = loadGL();
+  const display = await ensureDisplay();
+  const gl = createGL(width, height, {
+    createWebGL2Context: true,
+    // Exact pixels: segmentation ids must not blend at edges, and RGB must match depth/ids.
+    antialias: false,
+    alpha: false,
+    depth: true,
+    stencil: false,
+    preserveDrawingBuffer: true,
+  });
+  if (!gl) {
+    throw new RenderUnavailableError(
+      `could not create a WebGL2 context on display ${display}; check that the X server works (${XVFB_INSTALL_HINT}) and that ${GL_INSTALL_HINT}`,
+    );
+  }
+  if (typeof (gl as Partial<WebGL2RenderingContext>).createVertexArray !== 'function') {
+    gl.getExtension('STACKGL_destroy_context')?.destroy();
+    throw new RenderUnavailableError(`the installed 'gl' gives WebGL1 only, three.js needs WebGL2; ${GL_INSTALL_HINT}`);
+  }
+  // three.js only needs a canvas-shaped object: its size, a style and event hooks.
+  const canvas = {
+    width,
+    height,
+    style: {},
+    addEventListener() {},
+    removeEventListener() {},
+    getContext: () => gl,
+  };
+  const renderer = new THREE.WebGLRenderer({ canvas: canvas as unknown as HTMLCanvasElement, context: gl, antialias: false });
+  renderer.setPixelRatio(1);
+  let disposed = false;
+  return {
+    renderer,
+    gl,
+    width,
+    height,
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      renderer.dispose();
+      gl.getExtension('STACKGL_destroy_context')?.destroy();
+    },
+  };
+}
