@@ -97,10 +97,9 @@ export class DeployLoop {
       // Through a promise, so a policy that throws synchronously is handled like one that rejects.
       const inference = Promise.resolve().then(() => policy.act(policyObs));
       this.pending = inference;
-      let timer: { cancel(): void } | null = null;
-      const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-        timer = clock.setTimer(budget, () => resolve(TIMED_OUT));
-      });
+      let fire: (v: typeof TIMED_OUT) => void = () => {};
+      const timeout = new Promise<typeof TIMED_OUT>((resolve) => (fire = resolve));
+      const timer = clock.setTimer(budget, () => fire(TIMED_OUT));
       let result: ArrayLike<number> | typeof TIMED_OUT;
       try {
         result = await Promise.race([inference, timeout]);
@@ -115,7 +114,7 @@ export class DeployLoop {
           process.emitWarning(`policy ${policy.name} failed (the arm holds; further identical failures are only counted): ${message}`);
         }
       }
-      (timer as { cancel(): void } | null)?.cancel();
+      timer.cancel();
       if (result !== TIMED_OUT) {
         action = result;
         answered = true;
