@@ -175,7 +175,8 @@ export class SceneMirror {
     if (desc.ground ?? true) {
       const ground: ColliderDesc = {
         shape: { kind: 'box', halfExtents: [GROUND_HALF_SIZE, GROUND_HALF_SIZE, 0.005] },
-        pose: { p: [0, 0, -0.005], q: [0, 0, 0, 1] },
+        // Its top 2 mm below z = 0: tables whose top is at z = 0 would otherwise z-fight with it.
+        pose: { p: [0, 0, -0.007], q: [0, 0, 0, 1] },
       };
       const group = this.addBody(GROUND_LABEL, [ground], GROUND_COLOR, nextId++, style, false);
       for (const m of group.children) m.receiveShadow = shadows;

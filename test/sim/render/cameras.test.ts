@@ -116,14 +116,15 @@ describe('CameraRig on a known scene', () => {
     }
   });
 
-  it('gives the top camera exact depths: block top 0.96 m, table 1.0 m, and centres the ball', () => {
+  it('gives the top camera exact depths: block top 0.96 m, ground 1.002 m, and centres the ball', () => {
     const f = frames.top;
     const spec = resolveCamera(cameras[0]);
     const pose = rig.cameraPose('top', state);
     // The camera looks straight down from z = 1, so depth is 1 - z everywhere.
     const ground = at(f, 3, 3);
     assert.equal(ground.id, rig.labels.indexOf('ground'));
-    assert.ok(Math.abs(ground.depth - 1.0) < 1e-4, `ground depth ${ground.depth}`);
+    // The ground's top sits 2 mm below z = 0 (see scene.ts).
+    assert.ok(Math.abs(ground.depth - 1.002) < 1e-4, `ground depth ${ground.depth}`);
     const top = projectPoint(spec, pose, [BLOCK_CENTRE[0], BLOCK_CENTRE[1], 0.04]);
     assert.ok(Math.abs(at(f, top.u, top.v).depth - 0.96) < 1e-4);
     // The ball's nearest point is its top, at z = 0.06.
@@ -148,7 +149,7 @@ describe('CameraRig on a known scene', () => {
         const i = v * f.width + u;
         if (f.segmentation![i] !== groundId) continue;
         const hit = unprojectPixel(spec, pose, u, v, f.depth![i]);
-        assert.ok(Math.abs(hit[2]) < 1e-3, `ground pixel (${u}, ${v}) unprojects to z=${hit[2]}`);
+        assert.ok(Math.abs(hit[2] + 0.002) < 1e-3, `ground pixel (${u}, ${v}) unprojects to z=${hit[2]}`);
         checked++;
       }
     }
@@ -157,10 +158,10 @@ describe('CameraRig on a known scene', () => {
 
   it('moves the wrist camera with the tool pose', () => {
     const f = frames.wrist;
-    // Straight down from 0.6 m (tool at 0.5 m, camera 0.1 m behind it): the table is 0.6 m away.
+    // Straight down from 0.6 m (tool at 0.5 m, camera 0.1 m behind it): the ground is 0.602 m away.
     const centre = at(f, 31.5, 31.5);
     assert.equal(centre.id, rig.labels.indexOf('ground'));
-    assert.ok(Math.abs(centre.depth - 0.6) < 1e-4, `wrist depth ${centre.depth}`);
+    assert.ok(Math.abs(centre.depth - 0.602) < 1e-4, `wrist depth ${centre.depth}`);
     // Move the tool over the block: the block fills the centre, 0.6 - 0.04 m away.
     const over = rig.render({ ...state, ee: { p: [BLOCK_CENTRE[0], BLOCK_CENTRE[1], 0.5], q: EE.q } }).wrist;
     const c2 = at(over, 31.5, 31.5);

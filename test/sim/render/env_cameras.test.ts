@@ -1,0 +1,86 @@
+/** The env adapter: cameras named in the env config put images into observations. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createEnv } from '../../../sim/env.ts';
+import { attachEnvCameras } from '../../../sim/render/env_cameras.ts';
+import { getTask } from '../../../tasks/index.ts';
+
+const cameras = [
+  { name: 'eye_side', width: 64, height: 48 },
+  { name: 'eye_arm', width: 32, height: 32 },
+];
+
+describe('attachEnvCameras', () => {
+  it('is off when the env config names no cameras', async () => {
+    const env = await createEnv(getTask('blocks'));
+    try {
+      assert.equal(await attachEnvCameras(env), null);
+      assert.equal(env.reset({ seed: 1 }).obs.images, undefined);
+    } finally {
+      env.free();
+    }
+  });
+
+  it('adds RGB, depth and segmentation of every configured camera to reset and step observations', async () => {
+    const task = getTask('blocks');
+    const env = await createEnv(task, { cameras });
+    const cams = await attachEnvCameras(env);
+    assert.ok(cams);
+    try {
+      const { obs, info } = env.reset({ seed: 3 });
+      assert.deepEqual(Object.keys(obs.images ?? {}).sort(), ['eye_arm', 'eye_side']);
+      const side = obs.images!.eye_side;
+      assert.equal(side.width, 64);
+      assert.equal(side.height, 48);
+      assert.equal(side.rgb.length, 64 * 48 * 3);
+      const seen = new Set(side.segmentation);
+      const labels = cams.labels;
+      // The side view shows the table, the robot, and every object of the scene that is not hidden.
+      for (const name of Object.keys(info.state.objects)) {
+        assert.ok(labels.includes(name), `label table lacks object '${name}'`);
+      }
+      assert.ok(seen.has(labels.indexOf('table')), 'side camera should see the table');
+      assert.ok([...seen].some((id) => labels[id].startsWith('robot/')), 'side camera should see the robot');
+      const blocks = labels.map((l, id) => [l, id] as const).filter(([l]) => /block/.test(l));
+      assert.ok(blocks.some(([, id]) => seen.has(id)), `side camera should see a block (labels ${labels.join(', ')})`);
+      // The wrist camera sees its own fingers.
+      const arm = obs.images!.eye_arm;
+      assert.ok([...new Set(arm.segmentation)].some((id) => /finger/.test(labels[id])), 'wrist camera should see a finger');
+      const step = env.step(env.expertTools().actionMode === 'joint' ? [...info.state.q, 0.04] : [0, 0, 0, 0, 0, 0, 0.04]);
+      assert.equal(step.obs.images!.eye_side.width, 64);
+    } finally {
+      cams.detach();
+      env.free();
+    }
+  });
+
+  it('renders the same images for the same seed in another env', async () => {
+    const task = getTask('blocks');
+    const a = await createEnv(task, { cameras });
+    const b = await createEnv(task, { cameras });
+    const ca = await attachEnvCameras(a, { randomization: { objectColorJitter: 0.2, cameraPositionJitter: 0.01 } });
+    const cb = await attachEnvCameras(b, { randomization: { objectColorJitter: 0.2, cameraPositionJitter: 0.01 } });
+    try {
+      const ia = a.reset({ seed: 5 }).obs.images!;
+      const ib = b.reset({ seed: 5 }).obs.images!;
+      assert.deepEqual(ia.eye_side.rgb, ib.eye_side.rgb);
+      assert.deepEqual(ia.eye_arm.depth, ib.eye_arm.depth);
+      const other = b.reset({ seed: 6 }).obs.images!;
+      assert.notDeepEqual(other.eye_side.rgb, ia.eye_side.rgb);
+    } finally {
+      ca!.detach();
+      cb!.detach();
+      a.free();
+      b.free();
+    }
+  });
+
+  it('names a camera without a placement', async () => {
+    const env = await createEnv(getTask('blocks'), { cameras: [{ name: 'ceiling', width: 32, height: 32 }] });
+    try {
+      await assert.rejects(attachEnvCameras(env), /camera 'ceiling' has no placement/);
+    } finally {
+      env.free();
+    }
+  });
+});
