@@ -70,10 +70,13 @@ twin.send = (a) => {
   return send(a);
 };
 const safe = await startSafeRobot({ robot: twin, policySpec: policy.spec, config, clock: realClock, fk: baseFrameFk('airbot_play') });
-// Warm-up, not measured: the first await after start-up waits on module loading (~1-2 s here) and
+// Warm-up (120 ticks), not measured: the first await after start-up waits on module loading (~1-2 s here) and
 // the physics engine's first steps are slow; a deploy spends this time in its start-up hold.
-const warmupS = 2;
-await new DeployLoop({ robot: safe, policy, clock: realClock, controlHz: hz, instruction: env.task.instruction, durationS: warmupS }).run();
+const warmupTicks = 120;
+let warmed = 0;
+const warmup = new DeployLoop({ robot: safe, policy, clock: realClock, controlHz: hz, instruction: env.task.instruction, shouldStop: () => (++warmed >= warmupTicks ? 'warm' : null) });
+await warmup.run();
+await realClock.sleepUntil(realClock.now() + 0.2); // let any late warm-up inference finish
 obsToCommand.length = 0;
 inferMs.length = 0;
 const loop = new DeployLoop({ robot: safe, policy, clock: realClock, controlHz: hz, instruction: env.task.instruction, durationS: seconds });
@@ -88,7 +91,7 @@ console.log(
     bench: 'deploy',
     control_hz: hz,
     seconds,
-    warmup_s: warmupS,
+    warmup_ticks: warmupTicks,
     ticks: summary.ticks,
     policy: `residual MLP 7-${hidden.join('-')}-7, onnxruntime-node CPU, 1 thread`,
     robot: 'sim twin (blocks task), safety layer defaults',
