@@ -12,7 +12,7 @@
  */
 import type RAPIER_NS from '@dimforge/rapier3d-compat';
 import type { PhysicsWorld, PhysJoint } from './physics.ts';
-import type { Vec3 } from './types.ts';
+import type { Pose, Vec3 } from './types.ts';
 
 /** Gains, fixed per env by config. */
 export interface ControlGains {
@@ -119,6 +119,9 @@ export class Controller {
   private readonly jv: Float64Array;
   /** World axis of every actuated joint at the cached state. */
   private readonly axisW: Float64Array;
+  /** Bodies whose state never changes once read (fixed) and bodies whose linear velocity is used. */
+  private readonly skipRead: boolean[];
+  private readonly needsLinvel: boolean[];
 
   constructor(pw: PhysicsWorld, gains: ControlGains) {
     this.pw = pw;
@@ -146,6 +149,8 @@ export class Controller {
     this.gen = new Float64Array(nd);
     this.jv = new Float64Array(3 * nd);
     this.axisW = new Float64Array(3 * nd);
+    this.skipRead = pw.linkBodies.map(() => false);
+    this.needsLinvel = pw.linkBodies.map((_, i) => this.joints.some((j) => j.type === 'prismatic' && (j.childLink === i || j.parentLink === i)));
     pw.arm.forEach((j, i) => {
       this.q[i] = j.initial;
       this.qTarget[i] = j.initial;
@@ -172,11 +177,19 @@ export class Controller {
     const bodies = this.pw.linkBodies;
     const { pos, rot, angvel, linvel } = this;
     for (let i = 0; i < bodies.length; i++) {
+      // Each read crosses into WASM and allocates: skip what cannot change or is not used.
+      if (this.skipRead[i]) continue;
       const b = bodies[i];
+      if (b.isFixed()) this.skipRead[i] = true;
       const t = b.translation();
       const r = b.rotation();
       const w = b.angvel();
-      const v = b.linvel();
+      if (this.needsLinvel[i]) {
+        const v = b.linvel();
+        linvel[3 * i] = v.x;
+        linvel[3 * i + 1] = v.y;
+        linvel[3 * i + 2] = v.z;
+      }
       pos[3 * i] = t.x;
       pos[3 * i + 1] = t.y;
       pos[3 * i + 2] = t.z;
@@ -187,9 +200,6 @@ export class Controller {
       angvel[3 * i] = w.x;
       angvel[3 * i + 1] = w.y;
       angvel[3 * i + 2] = w.z;
-      linvel[3 * i] = v.x;
-      linvel[3 * i + 1] = v.y;
-      linvel[3 * i + 2] = v.z;
     }
     const joints = this.joints;
     for (let k = 0; k < joints.length; k++) {
@@ -425,6 +435,22 @@ export class Controller {
       const fx = k * force[3 * i], fy = k * force[3 * i + 1], fz = k * force[3 * i + 2];
       if (fx !== 0 || fy !== 0 || fz !== 0) b.addForce({ x: fx, y: fy, z: fz }, false);
     }
+  }
+
+  /** World pose of link i's description frame at the cached state (no physics calls). */
+  linkPose(i: number): Pose {
+    const r = this.rot;
+    const o = this.pw.links[i].offset;
+    const x = r[4 * i], y = r[4 * i + 1], z = r[4 * i + 2], w = r[4 * i + 3];
+    return {
+      p: [this.pos[3 * i], this.pos[3 * i + 1], this.pos[3 * i + 2]],
+      q: [
+        w * o[0] + x * o[3] + y * o[2] - z * o[1],
+        w * o[1] - x * o[2] + y * o[3] + z * o[0],
+        w * o[2] + x * o[1] - y * o[0] + z * o[3],
+        w * o[3] - x * o[0] - y * o[1] - z * o[2],
+      ],
+    };
   }
 
   /** World position of link i's centre of mass at the cached state. */

@@ -351,7 +351,7 @@ export class SimEnv implements Env {
     const ctrl = this.controller();
     const robot = pw.robot;
     const links: SimState['links'] = {};
-    robot.links.forEach((l, i) => (links[l.name] = pw.linkPose(i)));
+    robot.links.forEach((l, i) => (links[l.name] = ctrl.linkPose(i)));
     const objects: SimState['objects'] = {};
     const objectVel: SimState['objectVel'] = {};
     pw.objectNames.forEach((name, i) => {
