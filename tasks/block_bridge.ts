@@ -298,7 +298,7 @@ export const blockBridgeTask: Task = {
           carryHeight: spec.graspOffset[2] + 0.03,
           placeHeight: spec.graspOffset[2] + 0.003,
           openWidth: 0.024,
-          raise: 0.04,
+          raise: 0.06,
         }),
       );
       k += 9;

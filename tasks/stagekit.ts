@@ -333,6 +333,13 @@ export type ExpertStep =
        * the hand is empty, before a grasp.
        */
       wrist?: 'near' | 'centred';
+      /**
+       * 'joint' (default): interpolate joint targets (fast, the path of the tool is a curve).
+       * 'line': move the tool along a straight line at `lineSpeed` m/s, solving IK each control
+       * step: for descents, lifts and retreats next to objects, where a curved path would sweep
+       * the fingers through something.
+       */
+      path?: 'joint' | 'line';
     }
   | { kind: 'grip'; stage: number; opening: number }
   | { kind: 'wait'; stage: number; seconds: number };
@@ -351,6 +358,8 @@ export interface ExpertTuning {
   gripStall: number;
   /** Minimum duration of a grip step (s). */
   gripMin: number;
+  /** Tool speed of straight-line moves (m/s). */
+  lineSpeed: number;
 }
 
 export const DEFAULT_TUNING: ExpertTuning = {
@@ -360,7 +369,23 @@ export const DEFAULT_TUNING: ExpertTuning = {
   gripTol: 0.002,
   gripStall: 0.08,
   gripMin: 0.1,
+  lineSpeed: 0.25,
 };
+
+function quatDot(a: Quat, b: Quat): number {
+  return a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3];
+}
+
+/** Pose at fraction t from a to b: positions interpolated linearly, orientations by nlerp. */
+export function lerpPose(a: Pose, b: Pose, t: number): Pose {
+  const sign = quatDot(a.q, b.q) < 0 ? -1 : 1;
+  const q = [0, 1, 2, 3].map((i) => a.q[i] * (1 - t) + sign * b.q[i] * t);
+  const n = Math.hypot(...q);
+  return {
+    p: [a.p[0] + (b.p[0] - a.p[0]) * t, a.p[1] + (b.p[1] - a.p[1]) * t, a.p[2] + (b.p[2] - a.p[2]) * t],
+    q: [q[0] / n, q[1] / n, q[2] / n, q[3] / n],
+  };
+}
 
 /** Largest absolute joint difference (rad). */
 export function jointDistance(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -391,6 +416,8 @@ export class ScriptedExpert implements Expert {
   private lastGripper = Number.NaN;
   private stall = 0;
   private interpDone = false;
+  /** Straight-line move in progress: start and goal poses and progress 0..1. */
+  private line: { from: Pose; to: Pose; s: number; ds: number } | null = null;
 
   constructor(
     private readonly steps: ExpertStep[],
@@ -423,11 +450,21 @@ export class ScriptedExpert implements Expert {
       this.begin(this.index + 1, state);
     }
     this.stepTime += dt;
-    // Interpolate the command toward the target, every joint scaled to arrive together.
     let moving = false;
     const step = this.steps[this.index];
     const speed = step && step.kind === 'move' && step.speed ? step.speed : this.tuning.jointSpeed;
-    for (let j = 0; j < this.command.length; j++) {
+    if (this.line) {
+      // Straight line: the next pose on the segment, IK seeded from the current command.
+      const L = this.line;
+      L.s = Math.min(1, L.s + L.ds);
+      const pose = lerpPose(L.from, L.to, L.s);
+      const r = this.tools.ik(pose, this.command);
+      if (r.ok) this.command = r.q.slice(0, 6);
+      if (L.s >= 1) {
+        this.target = this.command.slice();
+        this.line = null;
+      } else moving = true;
+    } else for (let j = 0; j < this.command.length; j++) {
       const d = this.target[j] - this.command[j];
       const maxStep = speed * this.ratio[j] * dt;
       if (Math.abs(d) > maxStep) {
@@ -477,6 +514,16 @@ export class ScriptedExpert implements Expert {
       this.lastGoal = goal;
       this.target = sol.q.slice(0, 6);
       if (step.gripper !== undefined) this.gripperCmd = step.gripper;
+      this.line = null;
+      if (step.path === 'line') {
+        const from = this.tools.fk(this.command);
+        // Of the two equivalent goal orientations, the one nearer the start: no wrist turn en route.
+        const to: Pose = Math.abs(quatDot(from.q, goal.q)) >= Math.abs(quatDot(from.q, flipped.q)) || goal === flipped ? goal : flipped;
+        const len = dist(from.p, to.p);
+        const lineSpeed = step.speed ?? this.tuning.lineSpeed;
+        this.line = { from, to, s: 0, ds: len > 1e-6 ? Math.min(1, (lineSpeed * this.tools.controlDt) / len) : 1 };
+        this.lastGoal = to;
+      }
       const diffs = this.target.map((t, j) => Math.abs(t - this.command[j]));
       const max = Math.max(...diffs, 1e-6);
       this.ratio = diffs.map((d) => d / max);
@@ -823,14 +870,14 @@ export function pickPlaceScript(
         return at(objP(s, spec), spec.hoverHeight);
       },
     },
-    { kind: 'move', stage: k + 1, target: (s) => at(objP(s, spec), spec.graspOffset[2]), speed: 1.0 },
+    { kind: 'move', stage: k + 1, target: (s) => at(objP(s, spec), spec.graspOffset[2]), path: 'line' },
     { kind: 'grip', stage: k + 2, opening: 0 },
     { kind: 'wait', stage: k + 3, seconds: opts.settleSeconds ?? 0.2 },
-    { kind: 'move', stage: k + 4, target: (_s, prev) => lifted(prev, spec.liftHeight), speed: 1.0 },
+    { kind: 'move', stage: k + 4, target: (_s, prev) => lifted(prev, spec.liftHeight), path: 'line' },
     { kind: 'move', stage: k + 5, target: (s) => carried(s, spec, opts.carryHeight - spec.graspOffset[2], yaw) },
-    { kind: 'move', stage: k + 6, target: (s) => carried(s, spec, opts.placeHeight - spec.graspOffset[2], yaw), speed: 0.5 },
+    { kind: 'move', stage: k + 6, target: (s) => carried(s, spec, opts.placeHeight - spec.graspOffset[2], yaw), path: 'line', speed: 0.15 },
     { kind: 'grip', stage: k + 7, opening: opts.openWidth },
-    { kind: 'move', stage: k + 8, target: (_s, prev) => lifted(prev, opts.raise), speed: 1.0 },
+    { kind: 'move', stage: k + 8, target: (_s, prev) => lifted(prev, opts.raise), path: 'line' },
   ];
 }
 
