@@ -144,7 +144,10 @@ export async function run(argv: string[]): Promise<number> {
   let robot: Robot;
   let twin: SimTwin | null = null;
   let ros: Ros2Robot | null = null;
+  let cameras: { detach(): void } | null = null;
   try {
+    // An ONNX policy loads first: its cameras decide what the sim twin must render.
+    if (args.policy !== 'expert') policy = await loadOnnxPolicy(args.policy, { requireJointNames: config.safety.specCheck.enabled });
     if (args.robot === 'sim') {
       const [{ createEnv }, { getTask }] = await Promise.all([import('../sim/env.ts'), import('../tasks/index.ts')]);
       let task;
@@ -153,8 +156,13 @@ export async function run(argv: string[]): Promise<number> {
       } catch (err) {
         throw new UsageError(`--task: ${(err as Error).message}`);
       }
-      const cameras = policyCamerasHint(args.policy);
-      const env = await createEnv(task, { controlHz: config.controlHz, cameras });
+      const wanted = policy?.spec.cameras ?? [];
+      const env = await createEnv(task, { controlHz: config.controlHz, cameras: wanted.map((c) => ({ name: c.name, width: c.width, height: c.height })) });
+      if (wanted.length) {
+        // Rendering (three.js, headless GL) is loaded only for image policies.
+        const { attachEnvCameras } = await import('../sim/render/env_cameras.ts');
+        cameras = await attachEnvCameras(env);
+      }
       twin = new SimTwin({ env, clock, seed: args.seed ?? config.sim.seed, robot: config.robot });
       await twin.connect();
       robot = twin;
@@ -168,9 +176,11 @@ export async function run(argv: string[]): Promise<number> {
         if (problems.length) throw new SpecMismatchError(problems);
       }
     }
-    policy = args.policy === 'expert' ? expertPolicy(twin as SimTwin) : await loadOnnxPolicy(args.policy, { requireJointNames: config.safety.specCheck.enabled });
+    policy ??= expertPolicy(twin as SimTwin);
   } catch (err) {
+    cameras?.detach();
     await twin?.disconnect();
+    await policy?.close();
     return report(err);
   }
 
@@ -197,6 +207,7 @@ export async function run(argv: string[]): Promise<number> {
     log.note(clock.now(), 'ERROR', `refused to start: ${(err as Error).message}`);
     await log.close();
     await policy.close();
+    cameras?.detach();
     return report(err);
   }
 
@@ -237,19 +248,13 @@ export async function run(argv: string[]): Promise<number> {
     await log.close();
     await policy.close();
     await safe.disconnect();
+    cameras?.detach();
   }
   const lat = summary.latencies.map((s) => s * 1000).sort((a, b) => a - b);
   console.log(`evovla deploy: stopped: ${summary.stopReason}`);
   console.log(`  ${summary.ticks} ticks, ${summary.missedDeadlines} missed deadlines, latency p50 ${percentile(lat, 50).toFixed(2)} ms p99 ${percentile(lat, 99).toFixed(2)} ms`);
   console.log(`  logged ${log.counts.commands} commands (${log.counts.clamps} clamped, ${log.counts.refusals} refused, ${log.counts.holds} holds, ${log.counts.halts} halts) to ${logPath}`);
   return /e-stop/.test(summary.stopReason) ? 3 : 0;
-}
-
-/** Cameras the sim must render for an ONNX policy (none for the expert or image-free policies). */
-function policyCamerasHint(_policy: string): Array<{ name: string; width: number; height: number }> {
-  // Rendering lives outside sim/ and is not wired into deploy yet: image policies are refused by the
-  // spec check on the sim twin (it lists no cameras), with a message naming the missing camera.
-  return [];
 }
 
 /** Expected failures: one line, no stack trace, exit code 1. */

@@ -40,6 +40,8 @@ export class SimTwin implements Robot {
   private readonly baseSpec: RobotSpec;
   private faults: SimFaults = {};
   private latest: RobotObservation | null = null;
+  /** Camera images of the last reset/step (when the env renders; see sim/render/env_cameras.ts). */
+  private images: RobotObservation['images'];
   private seq = 0;
   private deadmanStamp: number | null = null;
   /** True once the task's episode has ended (success, failure or time limit). */
@@ -69,7 +71,7 @@ export class SimTwin implements Robot {
   /** Start the episode. Idempotent: a second call keeps the running episode (the expert policy is built on it). */
   async connect(): Promise<void> {
     if (this.latest) return;
-    this.env.reset({ seed: this.seed });
+    this.images = this.env.reset({ seed: this.seed }).obs.images;
     if (this.env.robot.id !== this.baseSpec.model) {
       throw new Error(`sim twin: the task's robot is '${this.env.robot.id}', expected '${this.baseSpec.model}'`);
     }
@@ -79,7 +81,7 @@ export class SimTwin implements Robot {
   /** Take a fresh reading of the simulated robot (stamped now). */
   private capture(): void {
     const s = this.env.state();
-    this.latest = { stamp: this.clock.now(), seq: ++this.seq, q: [...s.q], qd: [...s.qd], gripper: s.gripper };
+    this.latest = { stamp: this.clock.now(), seq: ++this.seq, q: [...s.q], qd: [...s.qd], gripper: s.gripper, images: this.images };
   }
 
   read(): RobotObservation {
@@ -99,6 +101,7 @@ export class SimTwin implements Robot {
   send(action: ArrayLike<number>): number[] {
     if (this.episodeEnded) return Array.from(action, Number);
     const r = this.env.step(action);
+    this.images = r.obs.images;
     this.steps++;
     this.success = r.info.success;
     if (r.terminated || r.truncated) this.episodeEnded = true;

@@ -5,7 +5,7 @@
  */
 import { MLP } from '../../nn/layers.ts';
 import { exportInference, writeFileAtomic } from '../../nn/model.ts';
-import { add, mul, tanh } from '../../nn/ops.ts';
+import { add, mul, reduceMean, reshape, tanh } from '../../nn/ops.ts';
 import { ParamSet } from '../../nn/params.ts';
 import { robotSpecFor } from '../spec.ts';
 
@@ -15,6 +15,11 @@ export interface TinyPolicyOptions {
   hidden?: number[];
   /** Override the recorded joint names (to build a mismatched policy in tests). */
   jointNames?: string[];
+  /**
+   * Add a camera input `image_<name>` float32 [B, 3, height, width]; the action then also moves by
+   * 0.01 x the image's mean brightness (so tests can see the image reach the policy).
+   */
+  camera?: { name: string; width: number; height: number };
   /** Extra or replacement metadata entries. */
   metadata?: Record<string, string>;
 }
@@ -28,6 +33,7 @@ export function tinyPolicyBytes(opts: TinyPolicyOptions = {}): Uint8Array {
     'evovla.joint_names': (opts.jointNames ?? spec.jointNames).join(','),
     'evovla.joint_limits': JSON.stringify(spec.limits.map((l) => [l.lower, l.upper, l.velocity])),
     'evovla.action_mode': 'joint',
+    ...(opts.camera ? { 'evovla.cameras': JSON.stringify([opts.camera]) } : {}),
     ...opts.metadata,
   };
   return exportInference(
@@ -36,7 +42,13 @@ export function tinyPolicyBytes(opts: TinyPolicyOptions = {}): Uint8Array {
       name: 'evovla_tiny_deploy_policy',
       forward: (g) => {
         const proprio = g.input('proprio', ['B', 7]);
-        return { action: add(proprio, mul(tanh(net.apply(proprio)), 0.05)) };
+        let action = add(proprio, mul(tanh(net.apply(proprio)), 0.05));
+        const cam = opts.camera;
+        if (cam) {
+          const image = g.input(`image_${cam.name}`, ['B', 3, cam.height, cam.width]);
+          action = add(action, mul(reshape(reduceMean(image, [1, 2, 3], true), [-1, 1]), 0.01));
+        }
+        return { action };
       },
     },
     metadata,
