@@ -61,8 +61,12 @@ describe('evovla deploy runs', () => {
     assert.equal(log.metadata.robot, 'sim');
     const diag = log.messages.filter((m) => m.topic === '/evovla/safety').map((m) => m.message.status[0].message as string);
     assert.ok(diag.some((m) => m.includes('startup')), 'the start-up hold is logged');
+    // At least one command per tick plus the start-up command (the watchdog may add holds between
+    // ticks if the machine stalls the process); no wall-clock assumption.
+    const ticks = Number(/(\d+) ticks/.exec(out)?.[1]);
     const commands = log.messages.filter((m) => m.topic === '/evovla/command');
-    assert.ok(commands.length >= 60, `only ${commands.length} commands in 1.3 s at 60 Hz`);
+    assert.ok(ticks > 0);
+    assert.ok(commands.length >= ticks + 1, `${commands.length} commands for ${ticks} ticks`);
   });
 
   it('runs an ONNX policy file on the sim twin', async () => {
