@@ -1,0 +1,121 @@
+/**
+ * `npm run bench:tasks [-- --seeds N] [--tasks a,b] [--episodes K]`: per Discoverse-L task, the
+ * scripted expert's episodes per second of wall time (K episodes, default 3) and, with --seeds N,
+ * its success rate over seeds 0..N-1 with a 95% Wilson interval, mean episode length, how far
+ * failed episodes got, and how often the ground-truth stage predicates first became true out of
+ * the expert's order. Prints one JSON object on stdout; progress goes to stderr.
+ *
+ * Wall-clock figures depend on the machine and its load (shared CI runners are noisy); the JSON
+ * carries the load average so readers can judge.
+ */
+import * as os from 'node:os';
+import { createEnv } from '../sim/env.ts';
+import { getTask } from '../tasks/index.ts';
+import { runExpertEpisode, stageOrderViolations, wilsonInterval, type EpisodeResult } from '../tasks/rollout.ts';
+
+const DISCOVERSE_L = ['stack', 'jujube_cup', 'block_bridge'];
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return undefined;
+  const v = process.argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
+  return v;
+}
+
+function positiveInt(name: string, fallback: number): number {
+  const raw = arg(name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got '${raw}'`);
+  return n;
+}
+
+interface TaskFigures {
+  task: string;
+  stages: number;
+  speed: { episodes: number; wallSeconds: number; episodesPerSecond: number; controlStepsPerSecond: number; physicsStepsPerSecond: number };
+  success?: {
+    seeds: number;
+    successes: number;
+    rate: number;
+    ci95: [number, number];
+    meanSteps: number;
+    meanMaxStage: number;
+    failedSeeds: { seed: number; maxStage: number; stageName: string; error?: string }[];
+    /** Episodes in which some stage predicate first held before an earlier stage's did. */
+    stageOrderViolations: number;
+    wallSeconds: number;
+  };
+}
+
+async function benchTask(id: string, seeds: number, speedEpisodes: number): Promise<TaskFigures> {
+  const task = getTask(id);
+  const env = await createEnv(task);
+  try {
+    // Warm-up (WASM compile, JIT) outside the timing.
+    runExpertEpisode(env, task, 1_000_000);
+    let steps = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < speedEpisodes; i++) steps += runExpertEpisode(env, task, 2_000_000 + i).steps;
+    const wall = (performance.now() - t0) / 1000;
+    const substeps = env.config.physicsHz / env.config.controlHz;
+    const out: TaskFigures = {
+      task: id,
+      stages: task.stages.length,
+      speed: {
+        episodes: speedEpisodes,
+        wallSeconds: wall,
+        episodesPerSecond: speedEpisodes / wall,
+        controlStepsPerSecond: steps / wall,
+        physicsStepsPerSecond: (steps * substeps) / wall,
+      },
+    };
+    if (seeds > 0) {
+      const results: EpisodeResult[] = [];
+      const t1 = performance.now();
+      for (let seed = 0; seed < seeds; seed++) {
+        results.push(runExpertEpisode(env, task, seed));
+        process.stderr.write(`\r${id}: ${seed + 1}/${seeds} episodes, ${results.filter((r) => r.success).length} successful`);
+      }
+      process.stderr.write('\n');
+      const ok = results.filter((r) => r.success).length;
+      const ci = wilsonInterval(ok, seeds);
+      out.success = {
+        seeds,
+        successes: ok,
+        rate: ci.rate,
+        ci95: [ci.low, ci.high],
+        meanSteps: results.reduce((a, r) => a + r.steps, 0) / seeds,
+        meanMaxStage: results.reduce((a, r) => a + r.maxStage, 0) / seeds,
+        failedSeeds: results
+          .filter((r) => !r.success)
+          .map((r) => ({ seed: r.seed, maxStage: r.maxStage, stageName: task.stages[r.maxStage]?.name ?? 'done', ...(r.error ? { error: r.error } : {}) })),
+        stageOrderViolations: results.filter((r) => stageOrderViolations(r).length > 0).length,
+        wallSeconds: (performance.now() - t1) / 1000,
+      };
+    }
+    return out;
+  } finally {
+    env.free();
+  }
+}
+
+const seeds = positiveInt('seeds', 0);
+const speedEpisodes = positiveInt('episodes', 3);
+const tasks = (arg('tasks') ?? DISCOVERSE_L.join(',')).split(',');
+const figures: TaskFigures[] = [];
+for (const id of tasks) figures.push(await benchTask(id, seeds, speedEpisodes));
+console.log(
+  JSON.stringify(
+    {
+      bench: 'tasks',
+      node: process.version,
+      cpus: os.cpus().length,
+      loadAverage: os.loadavg(),
+      tasks: figures,
+    },
+    null,
+    2,
+  ),
+);
