@@ -68,6 +68,13 @@ for (const [id, task] of Object.entries(TASKS)) {
       env.step(randomAction(env, rng));
       env.restore(snap);
       assert.equal(env.stateHash(), h);
+      // Restoring across a reset into another episode brings the old scene back.
+      const rand = JSON.stringify(env.randomization);
+      env.reset({ seed: 99 });
+      env.restore(snap);
+      assert.equal(env.stateHash(), h);
+      assert.equal(JSON.stringify(env.randomization), rand);
+      env.step(randomAction(env, rng));
       env.free();
     }
   });
