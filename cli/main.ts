@@ -32,6 +32,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 're-simulate an episode file from its seed and actions; --verify checks the final state hash',
     load: async () => (await import('./replay.ts')).run,
   },
+  view: {
+    summary: 'replay episode files in the browser: 3D scene, camera images, stage timeline, reward terms',
+    load: async () => (await import('./view.ts')).run,
+  },
 };
 
 /** Thrown by subcommands for bad user input: printed without a stack trace, exit code 2. */

@@ -24,7 +24,7 @@ import type { MirrorDesc } from './scene.ts';
  */
 export function defaultCameraConfig(name: string, baseLink: string, width = 128, height = 128): CameraConfig | undefined {
   if (name === 'eye_side') {
-    return { name, width, height, fovy: 55, mount: { kind: 'link', link: baseLink, pose: lookAtPose([0.95, -0.55, 0.6], [0.32, 0, 0.02]) } };
+    return { name, width, height, fovy: 55, mount: { kind: 'link', link: baseLink, pose: lookAtPose([0.85, -0.5, 0.5], [0.3, 0, 0.02]) } };
   }
   if (name === 'eye_arm') {
     // The camera looks along its -Z; a half turn about X points it along the tool's +Z.
