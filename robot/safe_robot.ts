@@ -71,6 +71,8 @@ export class SafeRobot implements Robot {
     this.started = true;
     // The first command is the measured position (start-up hold), sent at once.
     this.apply(this.layer.decide({ now: this.clock.now(), obs, inputs: this.inner.safetyInputs(), action: null, basisStamp: null }), obs);
+    this.lastSendAt = this.clock.now();
+    this.armWatchdog();
   }
 
   read(): RobotObservation {
@@ -115,11 +117,12 @@ export class SafeRobot implements Robot {
     this.lastDecisionValue = d;
     if (d.source === 'halt') {
       // Tell the robot once per halt episode; repeated halt decisions transmit nothing new.
+      d.transmitted = !this.halted;
       if (!this.halted) this.halt();
     } else {
       this.halted = false;
-      const sent = this.inner.send(d.sent);
-      d.sent = sent;
+      d.sent = this.inner.send(d.sent);
+      d.transmitted = true;
     }
     for (const sink of this.sinks) sink(d, obs);
   }

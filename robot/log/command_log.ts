@@ -4,7 +4,8 @@
  * MCAP storage plugin) open it.
  *
  * Channels:
- *  - /evovla/command          trajectory_msgs/msg/JointTrajectory  the arm command actually sent
+ *  - /evovla/command          trajectory_msgs/msg/JointTrajectory  the arm command actually sent (none while
+ *                                                                  a halt already in force sends nothing)
  *  - /evovla/gripper_command  std_msgs/msg/Float64MultiArray       the gripper target actually sent
  *  - /evovla/policy_action    std_msgs/msg/Float64MultiArray       what the policy proposed (NaN kept)
  *  - /evovla/safety           diagnostic_msgs/msg/DiagnosticArray  every hold, halt, refusal and clamp
@@ -123,9 +124,11 @@ export class CommandLog {
     if (d.proposed) {
       this.push('policy', d.t, { layout: { dim: [{ label: [...m.rosNames, 'gripper'].join(','), size: d.proposed.length, stride: d.proposed.length }], data_offset: 0 }, data: d.proposed });
     }
-    this.push('command', d.t, trajectoryMessage(d.sent.slice(0, 6), m, this.opts.periodS));
-    this.push('gripper', d.t, gripperPositionMessage(d.sent[6], m));
-    this.counts.commands++;
+    if (d.transmitted !== false) {
+      this.push('command', d.t, trajectoryMessage(d.sent.slice(0, 6), m, this.opts.periodS));
+      this.push('gripper', d.t, gripperPositionMessage(d.sent[6], m));
+      this.counts.commands++;
+    }
     if (d.refusals.length) this.counts.refusals++;
     if (d.clamps.length) this.counts.clamps++;
     if (d.source === 'hold') this.counts.holds++;

@@ -54,6 +54,11 @@ export interface Decision {
   refusals: Finding[];
   /** Limits that changed the proposed action. */
   clamps: Finding[];
+  /**
+   * Whether a command went to the robot for this decision (set by SafeRobot): false for a halt
+   * already in force, where nothing new is transmitted. Absent before SafeRobot has acted on it.
+   */
+  transmitted?: boolean;
 }
 
 /** The robot's state at start does not allow a safe start. */

@@ -94,3 +94,21 @@ describe('CommandLog', () => {
     await log.close();
   });
 });
+
+describe('CommandLog and halts', () => {
+  it('logs a halt in force as a diagnostic only, not as a command sent', async () => {
+    const path = tempPath();
+    const log = await CommandLog.create(path, { mapping, periodS: 1 / 60 });
+    const halt = (i: number, transmitted: boolean): Decision => ({ ...decision(i), mode: 'halted', source: 'halt', reason: 'estop', proposed: null, transmitted });
+    log.record(decision(0), obs(0));
+    log.record(halt(1, true), obs(1));
+    log.record(halt(2, false), obs(2));
+    log.record(halt(3, false), obs(3));
+    await log.close();
+    const read = readCommandLog(readFileSync(path));
+    assert.equal(read.messages.filter((m) => m.topic === '/evovla/command').length, 2);
+    assert.equal(read.messages.filter((m) => m.topic === '/evovla/safety').length, 3);
+    assert.equal(log.counts.commands, 2);
+    assert.equal(log.counts.halts, 3);
+  });
+});
