@@ -17,7 +17,8 @@ const USAGE = `usage: evovla demos --task <id> --out <dir> [--episodes N=10] [--
   --episodes   number of episodes (seeds S .. S+N-1)
   --seed       first seed
   --json       print the summary as JSON on stdout
-  --no-progress  no progress bar (it is drawn on stderr only when stderr is a terminal)`;
+  --no-progress  no progress bar (it is drawn on stderr only when stderr is a terminal)
+  --view       watch the episodes live in the browser (the URL is printed on stderr)`;
 
 /** Summary of a batch of expert episodes. */
 export interface DemoSummary {
@@ -109,7 +110,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const args = parseFlags(argv, { task: 'string', out: 'string', episodes: 'int', seed: 'int', json: 'bool', 'no-progress': 'bool' }, USAGE);
+  const args = parseFlags(argv, { task: 'string', out: 'string', episodes: 'int', seed: 'int', json: 'bool', 'no-progress': 'bool', view: 'bool' }, USAGE);
   if (args.positional.length) throw new UsageError(`unexpected argument '${args.positional[0]}'\n${USAGE}`);
   const taskId = requireString(args, 'task', USAGE);
   if (!Object.hasOwn(TASKS, taskId)) throw new UsageError(`flag '--task' must be one of ${Object.keys(TASKS).join(', ')}, got '${taskId}'`);
@@ -120,6 +121,7 @@ export async function run(argv: string[]): Promise<number> {
   const bar = !args.flags['no-progress'] && process.stderr.isTTY ? new ProgressBar(episodes) : null;
 
   const env = await createEnv(task);
+  const live = args.flags.view ? await (await import('../viewer/live_env.ts')).startEnvLiveView(env) : null;
   const results: EpisodeResult[] = [];
   const t0 = performance.now();
   try {
@@ -131,6 +133,9 @@ export async function run(argv: string[]): Promise<number> {
       const ok = results.filter((r) => r.success).length;
       bar?.update(i + 1, `${ok} ok, ${((i + 1) / ((performance.now() - t0) / 1000)).toFixed(2)} ep/s`);
     }
+  } catch (err) {
+    await live?.finish(false);
+    throw err;
   } finally {
     bar?.finish();
     env.free();
@@ -138,5 +143,7 @@ export async function run(argv: string[]): Promise<number> {
   const summary = summarize(task, results, (performance.now() - t0) / 1000);
   if (args.flags.json) console.log(JSON.stringify(summary, null, 2));
   else console.log(`${formatSummary(summary)}\nwrote ${results.length} episode files to ${out}`);
+  // Keep the page up for a person at a terminal; scripts get their exit right away.
+  await live?.finish(process.stdin.isTTY === true);
   return 0;
 }
