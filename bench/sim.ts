@@ -37,7 +37,7 @@ async function single(controlSteps: number, repeats: number) {
     if (t.wall < best.wall) best = t;
   }
   // Breakdown on the same world: Rapier's step alone, the controller alone, per physics step.
-  const pw = (env as unknown as { pw: { world: { step(): void } } }).pw;
+  const pw = (env as unknown as { pw: { step(): void } }).pw;
   const ctrl = (env as unknown as { ctrl: { apply(): void; read(): void } }).ctrl;
   const n = 1000;
   const bestOf = (fn: () => void) => [0, 1, 2].map(() => timed(fn)).reduce((a, b) => (b.wall < a.wall ? b : a));
@@ -47,7 +47,7 @@ async function single(controlSteps: number, repeats: number) {
     for (let i = 0; i < n; i++) {
       ctrl.read();
       ctrl.apply();
-      pw.world.step();
+      pw.step();
     }
   });
   const controller = bestOf(() => {

@@ -228,7 +228,7 @@ export class SimEnv implements Env {
     const clampedAction = this.applyAction(action, fields, clamped);
     for (let s = 0; s < this.substeps; s++) {
       ctrl.apply();
-      pw.world.step();
+      pw.step();
       ctrl.read();
     }
     this.stepCount++;

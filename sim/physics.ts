@@ -238,6 +238,31 @@ export class PhysicsWorld {
     return pw;
   }
 
+  private rawGravity: ReturnType<Rapier['VectorOps']['intoRaw']> | null = null;
+
+  /**
+   * One physics step. Same as `world.step()` minus rapier.js's per-step JS bookkeeping (it walks
+   * every body and collider to map ones created or removed during the step, which never happens
+   * here): that walk was ~10% of a step. The results are bit-identical (tested).
+   */
+  step(): void {
+    const w = this.world;
+    this.rawGravity ??= this.R.VectorOps.intoRaw(w.gravity);
+    w.physicsPipeline.raw.step(
+      this.rawGravity,
+      w.integrationParameters.raw,
+      w.islands.raw,
+      w.broadPhase.raw,
+      w.narrowPhase.raw,
+      w.bodies.raw,
+      w.colliders.raw,
+      w.softBodies.raw,
+      w.impulseJoints.raw,
+      w.multibodyJoints.raw,
+      w.ccdSolver.raw,
+    );
+  }
+
   handles(): { links: number[]; objects: number[] } {
     return { links: this.linkHandles.slice(), objects: this.objectHandles.slice() };
   }
@@ -373,6 +398,8 @@ export class PhysicsWorld {
   }
 
   free(): void {
+    this.rawGravity?.free();
+    this.rawGravity = null;
     this.world.free();
   }
 }
