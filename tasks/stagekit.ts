@@ -518,7 +518,10 @@ export class ScriptedExpert implements Expert {
       if (step.path === 'line') {
         const from = this.tools.fk(this.command);
         // Of the two equivalent goal orientations, the one nearer the start: no wrist turn en route.
-        const to: Pose = Math.abs(quatDot(from.q, goal.q)) >= Math.abs(quatDot(from.q, flipped.q)) || goal === flipped ? goal : flipped;
+        // ('centred' keeps its choice: with an empty hand the wrist may turn on the way, and the
+        // interpolated orientations of two top-down goals stay top-down.)
+        const nearer = Math.abs(quatDot(from.q, goal.q)) >= Math.abs(quatDot(from.q, flipped.q)) ? goal : flipped;
+        const to: Pose = step.wrist === 'centred' ? goal : nearer;
         const len = dist(from.p, to.p);
         const lineSpeed = step.speed ?? this.tuning.lineSpeed;
         this.line = { from, to, s: 0, ds: len > 1e-6 ? Math.min(1, (lineSpeed * this.tools.controlDt) / len) : 1 };
@@ -865,6 +868,10 @@ export function pickPlaceScript(
       stage: k,
       gripper: opts.openWidth,
       wrist: 'centred',
+      // A straight line keeps the tool upright: a joint-space path tilts it and can swing a
+      // fingertip into the object just placed.
+      path: 'line',
+      speed: 0.4,
       target: (s) => {
         yaw = opts.yaw(s);
         return at(objP(s, spec), spec.hoverHeight);
