@@ -6,9 +6,8 @@
  */
 import os from 'node:os';
 import { createEnv } from '../sim/env.ts';
-import { scriptedAction } from '../sim/scripted.ts';
 import { VecEnv } from '../sim/vec_env.ts';
-import { blocksTask } from '../tasks/blocks.ts';
+import { blocksScriptedAction as scriptedAction, blocksTask } from '../tasks/blocks.ts';
 
 const PHASES = [0, 1, 2, 3, 4, 5, 6];
 
@@ -74,7 +73,7 @@ async function single(controlSteps: number, repeats: number) {
 }
 
 async function vec(numEnvs: number, workers: number, controlSteps: number) {
-  const v = await VecEnv.create({ taskId: 'blocks', numEnvs, workers, config: { maxSteps: 1e9 } });
+  const v = await VecEnv.create({ taskModule: new URL('../tasks/index.ts', import.meta.url).href, taskId: 'blocks', numEnvs, workers, config: { maxSteps: 1e9 } });
   const starts = await v.reset(Array.from({ length: numEnvs }, (_, i) => i));
   const q0s = starts.map((r) => r.info.state.q.slice());
   for (let k = 0; k < 10; k++) await v.step(q0s.map((q0) => scriptedAction(q0, PHASES, k, 1 / 60)));

@@ -6,9 +6,14 @@
 import { Worker } from 'node:worker_threads';
 import { createEnv, type EnvConfig, type SimEnv } from './env.ts';
 import type { ResetResult, StepResult } from './types.ts';
-import { getTask } from '../tasks/index.ts';
+import type { Task } from './task.ts';
 
 export interface VecEnvOptions {
+  /**
+   * Module (URL or absolute path) exporting `getTask(id)`, e.g. the tasks registry. Passed by
+   * name because worker threads must load it themselves; sim/ never imports tasks/ directly.
+   */
+  taskModule: string;
   taskId: string;
   numEnvs: number;
   /** 0 (default): step in this thread. k > 0: spread the envs over k worker threads. */
@@ -38,8 +43,8 @@ export class VecEnv {
     const workers = opts.workers ?? 0;
     if (!Number.isInteger(workers) || workers < 0) throw new RangeError(`workers: expected a non-negative integer, got ${workers}`);
     const v = new VecEnv(opts.numEnvs);
+    const task = await loadTask(opts.taskModule, opts.taskId);
     if (workers === 0) {
-      const task = getTask(opts.taskId);
       for (let i = 0; i < opts.numEnvs; i++) v.envs.push(await createEnv(task, opts.config));
       return v;
     }
@@ -48,7 +53,7 @@ export class VecEnv {
       const from = Math.floor((w * opts.numEnvs) / k);
       const to = Math.floor(((w + 1) * opts.numEnvs) / k);
       const worker = new Worker(new URL('./vec_worker.mjs', import.meta.url), {
-        workerData: { taskId: opts.taskId, config: opts.config ?? {}, count: to - from },
+        workerData: { taskModule: opts.taskModule, taskId: task.id, config: opts.config ?? {}, count: to - from },
       });
       worker.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: string }) => {
         const p = v.pending.get(m.id);
@@ -100,4 +105,11 @@ export class VecEnv {
     await Promise.all(this.pool.map((p) => p.worker.terminate()));
     this.pool = [];
   }
+}
+
+/** Import `module` and look up task `id` through its `getTask` export. */
+export async function loadTask(module: string, id: string): Promise<Task> {
+  const m = (await import(module)) as { getTask?: (id: string) => Task };
+  if (typeof m.getTask !== 'function') throw new Error(`taskModule '${module}' does not export getTask(id)`);
+  return m.getTask(id);
 }

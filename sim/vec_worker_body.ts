@@ -1,10 +1,10 @@
 /** VecEnv worker body: owns `count` envs of one task and serves reset/step requests in order. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createEnv, type SimEnv } from './env.ts';
-import { getTask } from '../tasks/index.ts';
+import { loadTask } from './vec_env.ts';
 
-const { taskId, config, count } = workerData as { taskId: string; config: object; count: number };
-const task = getTask(taskId);
+const { taskModule, taskId, config, count } = workerData as { taskModule: string; taskId: string; config: object; count: number };
+const task = await loadTask(taskModule, taskId);
 const envs: SimEnv[] = [];
 for (let i = 0; i < count; i++) envs.push(await createEnv(task, config));
 

@@ -371,3 +371,14 @@ export const blocksTask: Task = {
   evaluate,
   expert: (rand, tools) => new BlocksExpert(rand as BlocksRandomization, tools),
 };
+
+/**
+ * A reproducible moving-arm motion for the blocks scene (benchmarks, determinism checks): joint
+ * targets swing sinusoidally around the start pose `q0` with per-joint phases, and the gripper
+ * opens and closes. Action of control step `k` at control period `dt`.
+ */
+export function blocksScriptedAction(q0: number[], phases: number[], k: number, dt: number): number[] {
+  const t = k * dt;
+  const q = q0.map((x, i) => x + 0.35 * Math.sin(1.3 * t + phases[i]));
+  return [...q, 0.02 + 0.02 * Math.sin(0.7 * t + phases[6])];
+}

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { runScripted } from '../../sim/scripted.ts';
+import { runScripted } from './helpers/scripted_run.ts';
 
 const STEPS = 1000;
 
@@ -16,7 +16,7 @@ test('same seed and actions give a bit-identical state hash after 1,000 steps', 
 
 test('the hash is the same in another process', async () => {
   const here = await runScripted({ seed: 5, steps: STEPS });
-  const script = fileURLToPath(new URL('../../sim/scripted.ts', import.meta.url));
+  const script = fileURLToPath(new URL('./helpers/scripted_run.ts', import.meta.url));
   const out = execFileSync(process.execPath, ['--import', 'tsx', script, '5', String(STEPS)], { encoding: 'utf8' });
   assert.equal(out.trim(), here.hash);
 });

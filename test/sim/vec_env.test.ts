@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createEnv } from '../../sim/env.ts';
-import { scriptedAction } from '../../sim/scripted.ts';
 import { VecEnv } from '../../sim/vec_env.ts';
-import { blocksTask } from '../../tasks/blocks.ts';
+import { blocksScriptedAction as scriptedAction, blocksTask } from '../../tasks/blocks.ts';
 
+const TASKS_MODULE = new URL('../../tasks/index.ts', import.meta.url).href;
 const N = 3;
 const STEPS = 40;
 const seeds = [4, 5, 6];
@@ -23,7 +23,7 @@ async function separateHashes(): Promise<string[]> {
 }
 
 async function vecHashes(workers: number): Promise<string[]> {
-  const vec = await VecEnv.create({ taskId: 'blocks', numEnvs: N, workers });
+  const vec = await VecEnv.create({ taskModule: TASKS_MODULE, taskId: 'blocks', numEnvs: N, workers });
   const starts = await vec.reset(seeds);
   const q0s = starts.map((r) => r.info.state.q.slice());
   let hashes: string[] = [];
@@ -41,8 +41,15 @@ test('a vector env gives exactly the results of separate envs, serially and with
 });
 
 test('a worker reports a bad action with the field name', async () => {
-  const vec = await VecEnv.create({ taskId: 'blocks', numEnvs: 1, workers: 1 });
+  const vec = await VecEnv.create({ taskModule: TASKS_MODULE, taskId: 'blocks', numEnvs: 1, workers: 1 });
   await vec.reset([0]);
   await assert.rejects(vec.step([[0, 0, NaN, 0, 0, 0, 0]]), /joint3/);
   await vec.close();
+});
+
+test('a task module without getTask is refused with a clear error', async () => {
+  await assert.rejects(
+    VecEnv.create({ taskModule: new URL('../../sim/math.ts', import.meta.url).href, taskId: 'blocks', numEnvs: 1 }),
+    /taskModule .*math\.ts.* does not export getTask\(id\)/,
+  );
 });

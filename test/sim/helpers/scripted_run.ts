@@ -1,18 +1,12 @@
 /**
- * A reproducible scripted run of the blocks scene (seeded pseudo-random joint targets around the
- * start pose, gripper opening and closing), used by the determinism tests and the benchmark.
- * Run directly (`node --import tsx sim/scripted.ts <seed> <steps>`) it prints the final state hash.
+ * A reproducible scripted run of the blocks scene (the blocks task's moving-arm motion with
+ * phases drawn from the seed), for the determinism tests. Run directly
+ * (`node --import tsx test/sim/helpers/scripted_run.ts <seed> <steps>`) it prints the final state
+ * hash, so a test can compare hashes across processes.
  */
-import { createEnv, type EnvConfig } from './env.ts';
-import { Rng } from './rng.ts';
-import { blocksTask } from '../tasks/blocks.ts';
-
-/** The action of step `k` of the scripted motion: smooth sinusoids whose phases come from `rng`. */
-export function scriptedAction(q0: number[], phases: number[], k: number, dt: number): number[] {
-  const t = k * dt;
-  const q = q0.map((x, i) => x + 0.35 * Math.sin(1.3 * t + phases[i]));
-  return [...q, 0.02 + 0.02 * Math.sin(0.7 * t + phases[6])];
-}
+import { createEnv, type EnvConfig } from '../../../sim/env.ts';
+import { Rng } from '../../../sim/rng.ts';
+import { blocksScriptedAction as scriptedAction, blocksTask } from '../../../tasks/blocks.ts';
 
 /**
  * Run `steps` control steps from reset({seed}); with `snapshotAt`, take a snapshot at that step,
