@@ -93,7 +93,7 @@ async function vec(numEnvs: number, workers: number, controlSteps: number) {
 }
 
 const workers = Math.max(1, Math.min(os.availableParallelism(), 8));
-const one = await single(600, 3);
+const one = await single(300, 7);
 const serial32 = await vec(32, 0, 60);
 const workers32 = await vec(32, workers, 60);
 console.log(
