@@ -2,12 +2,13 @@
  * Headless cameras for the policy: RGB (uint8), depth (float32 metres along the optical axis)
  * and per-object segmentation (uint16 ids) from the mirrored three.js scene.
  *
- * Two passes per camera, because headless-gl has no multiple render targets (drawBuffers is
- * refused): a lit pass into the default framebuffer (three.js encodes sRGB there, like a real
- * camera's output) and an "info" pass into a float target whose red channel is view depth and
- * green channel the segmentation id, drawn with per-body flat shaders swapped in for the lit
- * materials. Antialiasing is off, so ids never blend at edges and the RGB pixels line up with the
- * depth and id pixels.
+ * One pass per camera: headless-gl has no multiple render targets (drawBuffers is refused), and
+ * a second pass for depth and ids would double the cost, so the lit (Lambert) shader is extended
+ * to write all three into one float target: red = the sRGB colour quantised to 8 bits per channel
+ * and packed into a 24-bit integer (exact in float32), green = view depth, blue = the id. The
+ * colour is encoded exactly as three.js encodes its canvas output (sRGB, round to nearest), so
+ * the RGB matches a normal render. Antialiasing is off, so ids never blend at edges and the three
+ * images line up pixel for pixel.
  */
 import * as THREE from 'three';
 import type { Rng } from '../rng.ts';
@@ -33,55 +34,58 @@ export interface CameraRigOptions {
 
 const DEFAULT_BACKGROUND: Color = [0.55, 0.62, 0.7];
 
-const INFO_VERTEX = /* glsl */ `
-varying float vViewDepth;
-void main() {
-  vec4 mvPosition = modelViewMatrix * vec4(position, 1.0);
-  vViewDepth = -mvPosition.z;
-  gl_Position = projectionMatrix * mvPosition;
-}`;
-
-const INFO_FRAGMENT = /* glsl */ `
-precision highp float;
-uniform float segmentationId;
-varying float vViewDepth;
-void main() {
-  gl_FragColor = vec4(vViewDepth, segmentationId, 0.0, 1.0);
-}`;
-
-function toThreeColor(c: Color): THREE.Color {
-  return new THREE.Color().setRGB(c[0], c[1], c[2], THREE.LinearSRGBColorSpace);
+/** Adds the depth/id/packed-colour output to a lit material; one program shared by all. */
+function extendLitMaterial(material: THREE.Material, segmentationId: number): void {
+  const id = { value: segmentationId };
+  material.onBeforeCompile = (shader) => {
+    shader.uniforms.segmentationId = id;
+    shader.vertexShader = shader.vertexShader
+      .replace('#include <common>', '#include <common>\nvarying float vViewDepth;')
+      .replace('#include <project_vertex>', '#include <project_vertex>\n\tvViewDepth = -mvPosition.z;');
+    shader.fragmentShader = shader.fragmentShader
+      .replace('#include <common>', '#include <common>\nvarying float vViewDepth;\nuniform float segmentationId;')
+      .replace(
+        '#include <dithering_fragment>',
+        [
+          '#include <dithering_fragment>',
+          // Render targets get linear colour from three.js; encode like its canvas output does.
+          '\tvec3 evovlaSrgb = floor(sRGBTransferOETF(vec4(clamp(gl_FragColor.rgb, 0.0, 1.0), 1.0)).rgb * 255.0 + 0.5);',
+          '\tgl_FragColor = vec4(evovlaSrgb.r * 65536.0 + evovlaSrgb.g * 256.0 + evovlaSrgb.b, vViewDepth, segmentationId, 1.0);',
+        ].join('\n'),
+      );
+  };
+  material.customProgramCacheKey = () => 'evovla-camera-pass';
+  material.needsUpdate = true;
 }
 
-/** RGBA rows bottom-up (GL) to RGB rows top-down (images). */
-function rgbaToRgbFlipped(rgba: Uint8Array, w: number, h: number): Uint8Array {
-  const rgb = new Uint8Array(w * h * 3);
+/** The packed value of a linear colour, as the shader would write it (for the clear colour). */
+function packedSrgb(c: Color): number {
+  const enc = (x: number): number => {
+    const v = Math.min(1, Math.max(0, x));
+    const s = v <= 0.0031308 ? v * 12.92 : 1.055 * Math.pow(v, 1 / 2.4) - 0.055;
+    return Math.floor(s * 255 + 0.5);
+  };
+  return enc(c[0]) * 65536 + enc(c[1]) * 256 + enc(c[2]);
+}
+
+/**
+ * Splits the float target (rows bottom-up) into top-down images: RGB from the packed red channel,
+ * depth from green, ids from blue.
+ */
+function unpack(info: Float32Array, w: number, h: number, rgb: Uint8Array, depth?: Float32Array, seg?: Uint16Array): void {
   for (let y = 0; y < h; y++) {
     let src = (h - 1 - y) * w * 4;
-    let dst = y * w * 3;
-    const end = dst + w * 3;
-    while (dst < end) {
-      rgb[dst++] = rgba[src++];
-      rgb[dst++] = rgba[src++];
-      rgb[dst++] = rgba[src++];
-      src++;
-    }
-  }
-  return rgb;
-}
-
-/** One channel of a bottom-up RGBA float image, as a top-down image in `out`. */
-function unpackChannel<T extends Float32Array | Uint16Array>(info: Float32Array, channel: number, w: number, h: number, out: T): T {
-  for (let y = 0; y < h; y++) {
-    let src = (h - 1 - y) * w * 4 + channel;
     let dst = y * w;
     const end = dst + w;
-    while (dst < end) {
-      out[dst++] = info[src];
-      src += 4;
+    for (; dst < end; dst++, src += 4) {
+      const c = info[src];
+      rgb[dst * 3] = c / 65536;
+      rgb[dst * 3 + 1] = (c / 256) & 255;
+      rgb[dst * 3 + 2] = c & 255;
+      if (depth) depth[dst] = info[src + 1];
+      if (seg) seg[dst] = info[src + 2];
     }
   }
-  return out;
 }
 
 /**
@@ -93,13 +97,12 @@ export class CameraRig {
   private readonly scene = new THREE.Scene();
   private readonly lights: SceneLights;
   private readonly camera = new THREE.PerspectiveCamera();
-  private readonly infoTargets = new Map<string, THREE.WebGLRenderTarget>();
-  private readonly rgbaScratch: Uint8Array;
-  private readonly infoScratch: Float32Array;
+  private readonly targets = new Map<string, THREE.WebGLRenderTarget>();
+  private readonly scratch: Float32Array;
+  private readonly clearColor = new THREE.Color();
   private mirror: SceneMirror;
-  private infoMaterials: THREE.ShaderMaterial[] = [];
-  private litMaterials: THREE.Material[] = [];
   private readonly background: Color;
+  private backgroundNow: Color;
   private sample: VisualSample | null = null;
   private disposed = false;
 
@@ -111,12 +114,10 @@ export class CameraRig {
   ) {
     this.specs = specs;
     this.background = background;
-    this.scene.background = toThreeColor(background);
+    this.backgroundNow = background;
     this.lights = addLights(this.scene);
     this.camera.up.set(0, 0, 1);
-    this.camera.matrixAutoUpdate = true;
-    this.rgbaScratch = new Uint8Array(headless.width * headless.height * 4);
-    this.infoScratch = new Float32Array(headless.width * headless.height * 4);
+    this.scratch = new Float32Array(headless.width * headless.height * 4);
     this.mirror = this.buildMirror(new SceneMirror(scene, { materials: 'lambert' }));
   }
 
@@ -155,22 +156,7 @@ export class CameraRig {
 
   private buildMirror(mirror: SceneMirror): SceneMirror {
     this.scene.add(mirror.root);
-    const byId = new Map<number, THREE.ShaderMaterial>();
-    this.infoMaterials = [];
-    this.litMaterials = [];
-    for (const m of mirror.meshes) {
-      let info = byId.get(m.segmentationId);
-      if (!info) {
-        info = new THREE.ShaderMaterial({
-          vertexShader: INFO_VERTEX,
-          fragmentShader: INFO_FRAGMENT,
-          uniforms: { segmentationId: { value: m.segmentationId } },
-        });
-        byId.set(m.segmentationId, info);
-      }
-      this.infoMaterials.push(info);
-      this.litMaterials.push(m.mesh.material as THREE.Material);
-    }
+    for (const m of mirror.meshes) extendLitMaterial(m.mesh.material as THREE.Material, m.segmentationId);
     return mirror;
   }
 
@@ -185,9 +171,7 @@ export class CameraRig {
   }
 
   private disposeMirror(): void {
-    for (const m of new Set(this.infoMaterials)) m.dispose();
-    this.infoMaterials = [];
-    this.litMaterials = [];
+    // The mirror owns the materials (and disposes them).
     this.mirror.dispose();
   }
 
@@ -215,8 +199,7 @@ export class CameraRig {
   }
 
   private applyColors(sample: VisualSample): void {
-    const bg = sample.colors[BACKGROUND_LABEL] ?? this.background;
-    (this.scene.background as THREE.Color).setRGB(bg[0], bg[1], bg[2], THREE.LinearSRGBColorSpace);
+    this.backgroundNow = sample.colors[BACKGROUND_LABEL] ?? this.background;
     for (const m of this.mirror.meshes) {
       const c = sample.colors[m.label] ?? m.baseColor;
       ((m.mesh.material as THREE.MeshLambertMaterial).color as THREE.Color).setRGB(c[0], c[1], c[2], THREE.LinearSRGBColorSpace);
@@ -247,7 +230,6 @@ export class CameraRig {
 
   private renderCamera(spec: CameraSpec, state: RenderState): CameraFrame {
     const { renderer } = this.headless;
-    const gl = this.headless.gl;
     const { width: w, height: h } = spec;
     const cam = this.camera;
     applyPose(cam, this.poseOf(spec, state));
@@ -255,43 +237,29 @@ export class CameraRig {
     cam.projectionMatrix.fromArray(projectionFromIntrinsics(spec.intrinsics, w, h, spec.near, spec.far));
     cam.projectionMatrixInverse.copy(cam.projectionMatrix).invert();
 
-    // Lit pass into the default framebuffer (sRGB output); the image sits in its bottom-left corner.
-    renderer.setRenderTarget(null);
-    renderer.setViewport(0, 0, w, h);
+    // Pixels that hit nothing: the background colour packed like the shader packs colours, depth 0,
+    // id 0. Three.js clears a render target with this colour as is (linear working space, no
+    // conversion), so the packed integer arrives intact.
+    this.clearColor.setRGB(packedSrgb(this.backgroundNow), 0, 0, THREE.LinearSRGBColorSpace);
+    renderer.setClearColor(this.clearColor, 1);
+    const target = this.target(spec);
+    renderer.setRenderTarget(target);
     renderer.render(this.scene, cam);
-    const rgba = this.rgbaScratch;
-    gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, rgba);
-    const rgb = rgbaToRgbFlipped(rgba, w, h);
-    const frame: CameraFrame = { width: w, height: h, rgb };
-    if (!spec.depth && !spec.segmentation) return frame;
+    renderer.readRenderTargetPixels(target, 0, 0, w, h, this.scratch);
+    renderer.setRenderTarget(null);
 
-    // Info pass: view depth and segmentation id into a float target.
-    const target = this.infoTarget(spec);
-    const meshes = this.mirror.meshes;
-    for (let i = 0; i < meshes.length; i++) meshes[i].mesh.material = this.infoMaterials[i];
-    const background = this.scene.background;
-    this.scene.background = null;
-    const clear = renderer.getClearColor(new THREE.Color());
-    const clearAlpha = renderer.getClearAlpha();
-    renderer.setClearColor(0x000000, 0);
-    try {
-      renderer.setRenderTarget(target);
-      renderer.render(this.scene, cam);
-      renderer.readRenderTargetPixels(target, 0, 0, w, h, this.infoScratch);
-    } finally {
-      for (let i = 0; i < meshes.length; i++) meshes[i].mesh.material = this.litMaterials[i];
-      this.scene.background = background;
-      renderer.setClearColor(clear, clearAlpha);
-      renderer.setRenderTarget(null);
-    }
-    if (spec.depth) frame.depth = unpackChannel(this.infoScratch, 0, w, h, new Float32Array(w * h));
-    if (spec.segmentation) frame.segmentation = unpackChannel(this.infoScratch, 1, w, h, new Uint16Array(w * h));
+    const frame: CameraFrame = { width: w, height: h, rgb: new Uint8Array(w * h * 3) };
+    const depth = spec.depth ? new Float32Array(w * h) : undefined;
+    const seg = spec.segmentation ? new Uint16Array(w * h) : undefined;
+    unpack(this.scratch, w, h, frame.rgb, depth, seg);
+    if (depth) frame.depth = depth;
+    if (seg) frame.segmentation = seg;
     return frame;
   }
 
-  private infoTarget(spec: CameraSpec): THREE.WebGLRenderTarget {
+  private target(spec: CameraSpec): THREE.WebGLRenderTarget {
     const key = `${spec.width}x${spec.height}`;
-    let target = this.infoTargets.get(key);
+    let target = this.targets.get(key);
     if (!target) {
       target = new THREE.WebGLRenderTarget(spec.width, spec.height, {
         type: THREE.FloatType,
@@ -301,7 +269,7 @@ export class CameraRig {
         depthBuffer: true,
         generateMipmaps: false,
       });
-      this.infoTargets.set(key, target);
+      this.targets.set(key, target);
     }
     return target;
   }
@@ -315,8 +283,8 @@ export class CameraRig {
     if (this.disposed) return;
     this.disposed = true;
     this.disposeMirror();
-    for (const t of this.infoTargets.values()) t.dispose();
-    this.infoTargets.clear();
+    for (const t of this.targets.values()) t.dispose();
+    this.targets.clear();
     this.lights.dispose();
     this.headless.dispose();
   }
