@@ -18,7 +18,9 @@ const USAGE = `usage: evovla demos --task <id> --out <dir> [--episodes N=10] [--
   --seed       first seed
   --json       print the summary as JSON on stdout
   --no-progress  no progress bar (it is drawn on stderr only when stderr is a terminal)
-  --view       watch the episodes live in the browser (the URL is printed on stderr)`;
+  --view       watch the episodes live in the browser (the URL is printed on stderr)
+  --cameras    render camera images into observations and episode files: NAME[,NAME...][@WxH],
+               e.g. eye_side,eye_arm@128x128 (built-in cameras: eye_side, eye_arm)`;
 
 /** Summary of a batch of expert episodes. */
 export interface DemoSummary {
@@ -110,7 +112,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const args = parseFlags(argv, { task: 'string', out: 'string', episodes: 'int', seed: 'int', json: 'bool', 'no-progress': 'bool', view: 'bool' }, USAGE);
+  const args = parseFlags(argv, { task: 'string', out: 'string', episodes: 'int', seed: 'int', json: 'bool', 'no-progress': 'bool', view: 'bool', cameras: 'string' }, USAGE);
   if (args.positional.length) throw new UsageError(`unexpected argument '${args.positional[0]}'\n${USAGE}`);
   const taskId = requireString(args, 'task', USAGE);
   if (!Object.hasOwn(TASKS, taskId)) throw new UsageError(`flag '--task' must be one of ${Object.keys(TASKS).join(', ')}, got '${taskId}'`);
@@ -120,7 +122,21 @@ export async function run(argv: string[]): Promise<number> {
   const seed0 = intFlag(args, 'seed', 0, 0, USAGE);
   const bar = !args.flags['no-progress'] && process.stderr.isTTY ? new ProgressBar(episodes) : null;
 
-  const env = await createEnv(task);
+  const render = typeof args.flags.cameras === 'string' ? await import('../sim/render/env_cameras.ts') : null;
+  let cameras: Array<{ name: string; width: number; height: number }> = [];
+  try {
+    if (render) cameras = render.parseCameraList(args.flags.cameras as string);
+  } catch (err) {
+    throw new UsageError(`flag '--cameras' ${(err as Error).message}\n${USAGE}`);
+  }
+  const env = await createEnv(task, { cameras });
+  const envCameras = render
+    ? await render.attachEnvCameras(env).catch((err: Error) => {
+        env.free();
+        // A camera without a placement, or no way to render: one line saying what to do.
+        throw ['RangeError', 'RenderUnavailableError'].includes(err.name) ? new UsageError(`flag '--cameras': ${err.message}`) : err;
+      })
+    : null;
   const live = args.flags.view ? await (await import('../viewer/live_env.ts')).startEnvLiveView(env) : null;
   const results: EpisodeResult[] = [];
   const t0 = performance.now();
@@ -138,6 +154,7 @@ export async function run(argv: string[]): Promise<number> {
     throw err;
   } finally {
     bar?.finish();
+    envCameras?.detach();
     env.free();
   }
   const summary = summarize(task, results, (performance.now() - t0) / 1000);

@@ -116,3 +116,20 @@ export async function attachEnvCameras(env: SimEnv, options: EnvCameraOptions = 
     },
   };
 }
+
+/**
+ * Parses a camera list flag: `NAME[,NAME...][@WIDTHxHEIGHT]`, e.g. `eye_side,eye_arm@128x128`
+ * (size default 128x128), into env config camera entries.
+ */
+export function parseCameraList(spec: string): Array<{ name: string; width: number; height: number }> {
+  const m = /^([A-Za-z0-9_-]+(?:,[A-Za-z0-9_-]+)*)(?:@(\d+)x(\d+))?$/.exec(spec.trim());
+  if (!m) throw new RangeError(`expected NAME[,NAME...][@WIDTHxHEIGHT] (e.g. eye_side,eye_arm@128x128), got '${spec}'`);
+  const width = m[2] ? Number(m[2]) : 128;
+  const height = m[3] ? Number(m[3]) : 128;
+  if (width < 8 || height < 8 || width > 2048 || height > 2048) {
+    throw new RangeError(`camera size must be 8..2048 pixels per side, got ${width}x${height}`);
+  }
+  const names = m[1].split(',');
+  if (new Set(names).size !== names.length) throw new RangeError(`camera names repeat in '${spec}'`);
+  return names.map((name) => ({ name, width, height }));
+}
