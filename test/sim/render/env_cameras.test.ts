@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createEnv } from '../../../sim/env.ts';
-import { attachEnvCameras } from '../../../sim/render/env_cameras.ts';
+import { attachEnvCameras, parseCameraList } from '../../../sim/render/env_cameras.ts';
 import { getTask } from '../../../tasks/index.ts';
 
 const cameras = [
@@ -82,5 +82,16 @@ describe('attachEnvCameras', () => {
     } finally {
       env.free();
     }
+  });
+
+  it('parses camera list flags and names the expected form', () => {
+    assert.deepEqual(parseCameraList('eye_side,eye_arm@224x160'), [
+      { name: 'eye_side', width: 224, height: 160 },
+      { name: 'eye_arm', width: 224, height: 160 },
+    ]);
+    assert.deepEqual(parseCameraList('eye_arm'), [{ name: 'eye_arm', width: 128, height: 128 }]);
+    assert.throws(() => parseCameraList('eye_side@128'), /NAME\[,NAME...\]\[@WIDTHxHEIGHT\]/);
+    assert.throws(() => parseCameraList('a,a'), /repeat/);
+    assert.throws(() => parseCameraList('a@4x4'), /8\.\.2048/);
   });
 });
