@@ -68,6 +68,7 @@ export interface ViewerServer {
 const REPLY_BUFFER_FACTOR = 16;
 const STEPS_PER_MESSAGE = 500;
 const LIVE_EPISODES_KEPT = 8;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
 interface Client {
   ws: WebSocket;
@@ -157,7 +158,11 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
     }
     // Browsers always send Origin; a page from another site must not drive this socket.
     const origin = req.headers.origin;
-    if (origin !== undefined && !allowedOrigins().has(origin)) {
+    const allowed = allowedOrigins();
+    // Bound to a network interface, the page is reached by this machine's name: its own origin
+    // (the Host it asked for) is fine. On loopback only loopback origins are (no DNS rebinding).
+    if (!LOOPBACK.has(host) && req.headers.host) allowed.add(`http://${req.headers.host}`);
+    if (origin !== undefined && !allowed.has(origin)) {
       refused++;
       log(`viewer: refused a connection from origin ${origin}`);
       refuse(socket, 403, 'origin not allowed');

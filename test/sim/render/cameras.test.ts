@@ -14,11 +14,14 @@ const IDENTITY: Pose['q'] = [0, 0, 0, 1];
 const BLOCK_CENTRE: Vec3 = [0.1, -0.05, 0.02];
 const BLOCK_HALF = 0.02;
 const SPHERE_CENTRE: Vec3 = [-0.15, 0.1, 0.03];
+const PILL_CENTRE: Vec3 = [0.15, 0.12, 0.055];
 
 const scene: MirrorDesc = {
   objects: [
     { name: 'block', type: 'dynamic', pose: { p: BLOCK_CENTRE, q: IDENTITY }, colliders: [{ shape: { kind: 'box', halfExtents: [BLOCK_HALF, BLOCK_HALF, BLOCK_HALF] } }], color: [0.9, 0.05, 0.05] },
     { name: 'ball', type: 'dynamic', pose: { p: SPHERE_CENTRE, q: IDENTITY }, colliders: [{ shape: { kind: 'sphere', radius: 0.03 } }], color: [0.05, 0.2, 0.9] },
+    // Axis along local Z: standing up, its top is at 0.055 + 0.04 + 0.015 = 0.11.
+    { name: 'pill', type: 'dynamic', pose: { p: PILL_CENTRE, q: IDENTITY }, colliders: [{ shape: { kind: 'capsule', halfHeight: 0.04, radius: 0.015 } }] },
   ],
   links: [{ link: 'link6', colliders: [{ shape: { kind: 'cylinder', halfHeight: 0.05, radius: 0.03 }, color: [0.1, 0.8, 0.1] }] }],
 };
@@ -26,7 +29,7 @@ const scene: MirrorDesc = {
 // A tool pose 0.5 m above the table pointing straight down (tool +Z = world -Z).
 const EE: Pose = { p: [0.3, 0.25, 0.5], q: [1, 0, 0, 0] };
 const state: RenderState = {
-  objects: { block: { p: BLOCK_CENTRE, q: IDENTITY }, ball: { p: SPHERE_CENTRE, q: IDENTITY } },
+  objects: { block: { p: BLOCK_CENTRE, q: IDENTITY }, ball: { p: SPHERE_CENTRE, q: IDENTITY }, pill: { p: PILL_CENTRE, q: IDENTITY } },
   links: { link6: { p: [-0.2, -0.2, 0.05], q: IDENTITY } },
   ee: EE,
 };
@@ -70,7 +73,7 @@ describe('CameraRig on a known scene', () => {
   after(() => rig?.dispose());
 
   it('labels segmentation ids: background, objects in order, robot links, ground', () => {
-    assert.deepEqual(rig.labels, ['background', 'block', 'ball', 'robot/link6', 'ground']);
+    assert.deepEqual(rig.labels, ['background', 'block', 'ball', 'pill', 'robot/link6', 'ground']);
   });
 
   it('returns images of the configured sizes and types', () => {
@@ -133,6 +136,10 @@ describe('CameraRig on a known scene', () => {
     assert.equal(px.id, 2);
     assert.ok(Math.abs(px.depth - 0.94) < 2e-3, `ball depth ${px.depth}`);
     assert.ok(px.rgb[2] > px.rgb[0] + 40, `ball pixel should be blue, got ${px.rgb}`);
+    // Capsules and cylinders stand along Z: the capsule's top is 0.11 high, the cylinder's 0.1.
+    const pill = projectPoint(spec, pose, [PILL_CENTRE[0], PILL_CENTRE[1], 0.11]);
+    assert.equal(at(f, pill.u, pill.v).id, rig.labels.indexOf('pill'));
+    assert.ok(Math.abs(at(f, pill.u, pill.v).depth - 0.89) < 1e-3, `capsule top depth ${at(f, pill.u, pill.v).depth}`);
     const link = projectPoint(spec, pose, [-0.2, -0.2, 0.1]);
     assert.equal(at(f, link.u, link.v).id, rig.labels.indexOf('robot/link6'));
     assert.ok(Math.abs(at(f, link.u, link.v).depth - 0.9) < 1e-3);
