@@ -31,7 +31,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   const episodes: ViewerEpisode[] = [];
   for (const f of files) {
-    const ep = loadEpisodeFile(f);
+    let ep: ViewerEpisode;
+    try {
+      ep = loadEpisodeFile(f);
+    } catch (err) {
+      throw new UsageError(`cannot show ${f}: ${(err as Error).message}`);
+    }
     if (ep.damage) console.error(`evovla view: ${f}: ${ep.damage} (showing its ${ep.steps.length} intact steps)`);
     episodes.push(ep);
   }
