@@ -76,9 +76,9 @@ async function benchTask(id: string, seeds: number, speedEpisodes: number): Prom
       const t1 = performance.now();
       for (let seed = 0; seed < seeds; seed++) {
         results.push(runExpertEpisode(env, task, seed));
-        process.stderr.write(`\r${id}: ${seed + 1}/${seeds} episodes, ${results.filter((r) => r.success).length} successful`);
+        if (process.stderr.isTTY) process.stderr.write(`\r${id}: ${seed + 1}/${seeds} episodes, ${results.filter((r) => r.success).length} successful`);
       }
-      process.stderr.write('\n');
+      if (process.stderr.isTTY) process.stderr.write('\n');
       const ok = results.filter((r) => r.success).length;
       const ci = wilsonInterval(ok, seeds);
       out.success = {

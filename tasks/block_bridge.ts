@@ -21,6 +21,7 @@ import type { Rng } from '../sim/rng.ts';
 import type { Evaluation, Expert, ExpertTools, Randomization, Stage, Task } from '../sim/task.ts';
 import type { ObjectDesc, Pose, SceneDesc, SimState, Vec3 } from '../sim/types.ts';
 import {
+  DEFAULT_TUNING,
   ScriptedExpert,
   TABLE_TOP,
   add,
@@ -55,8 +56,13 @@ export const BAR_HALF: Vec3 = [0.015, 0.015, 0.03];
 export const CUBE_HALF = 0.0125;
 
 const BRIDGE1: [number, number] = [0.3, 0.0];
-/** Spots beside the bridge ends (offset from the bridge centre along Y), one per bar: 7.5 mm clear of the legs. */
-const SPOT_OFFSET_Y = ARCH.halfSpan + 0.0075 + BAR_HALF[1];
+/**
+ * Gap between a bar's spot and the bridge's leg. 2.5 cm rather than touching: the physics engine's
+ * contact prediction reaches about 2 cm, and a bar stood closer pushes the bridge as it settles.
+ */
+const SPOT_GAP = Number(process.env.BRIDGE_GAP ?? 0.025);
+/** Spots beside the bridge ends (offset from the bridge centre along Y), one per bar. */
+const SPOT_OFFSET_Y = ARCH.halfSpan + SPOT_GAP + BAR_HALF[1];
 const BARS = ['bar_a', 'bar_b'] as const;
 const BAR_START: Record<(typeof BARS)[number], [number, number]> = { bar_a: [0.42, 0.1], bar_b: [0.42, -0.1] };
 const BAR_SPOT_SIGN: Record<(typeof BARS)[number], number> = { bar_a: 1, bar_b: -1 };
@@ -154,6 +160,8 @@ function cubeSpec(i: number): PickPlaceSpec {
 }
 
 const ABOVE_ARCH_HEIGHT = ARCH_HEIGHT + 0.08;
+const LINE_SPEED = Number(process.env.BRIDGE_LINE ?? 0.15);
+const HOVER_SPEED = Number(process.env.BRIDGE_HOVER ?? 0.25);
 
 function aboveArchStage(bar: (typeof BARS)[number]): Stage {
   return {
@@ -287,6 +295,7 @@ export const blockBridgeTask: Task = {
           placeHeight: spec.graspOffset[2] + 0.003,
           openWidth: 0.03,
           raise: 0.06,
+          hoverSpeed: HOVER_SPEED,
         }),
       );
       k += 10;
@@ -299,10 +308,12 @@ export const blockBridgeTask: Task = {
           placeHeight: spec.graspOffset[2] + 0.003,
           openWidth: 0.024,
           raise: 0.06,
+          hoverSpeed: HOVER_SPEED,
         }),
       );
       k += 9;
     });
-    return new ScriptedExpert(steps, STAGES.map((st) => st.name), tools);
+    // Slower straight-line moves: the towers are tall and light, and the hand works right next to them.
+    return new ScriptedExpert(steps, STAGES.map((st) => st.name), tools, { ...DEFAULT_TUNING, lineSpeed: LINE_SPEED });
   },
 };

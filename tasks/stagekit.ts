@@ -372,6 +372,9 @@ export const DEFAULT_TUNING: ExpertTuning = {
   lineSpeed: 0.25,
 };
 
+/** Largest joint change accepted between two consecutive points of a straight-line move (rad). */
+const MAX_LINE_JOINT_STEP = 0.15;
+
 function quatDot(a: Quat, b: Quat): number {
   return a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3];
 }
@@ -459,11 +462,21 @@ export class ScriptedExpert implements Expert {
       L.s = Math.min(1, L.s + L.ds);
       const pose = lerpPose(L.from, L.to, L.s);
       const r = this.tools.ik(pose, this.command);
-      if (r.ok) this.command = r.q.slice(0, 6);
-      if (L.s >= 1) {
-        this.target = this.command.slice();
+      if (r.ok && jointDistance(r.q, this.command) <= MAX_LINE_JOINT_STEP) {
+        this.command = r.q.slice(0, 6);
+        if (L.s >= 1) {
+          this.target = this.command.slice();
+          this.line = null;
+        } else moving = true;
+      } else {
+        // The line left the arm's smooth workspace (IK failed or jumped to another branch): finish
+        // the move in joint space toward the goal's solution instead of snapping the arm.
         this.line = null;
-      } else moving = true;
+        const diffs = this.target.map((t, j) => Math.abs(t - this.command[j]));
+        const max = Math.max(...diffs, 1e-6);
+        this.ratio = diffs.map((d) => d / max);
+        moving = true;
+      }
     } else for (let j = 0; j < this.command.length; j++) {
       const d = this.target[j] - this.command[j];
       const maxStep = speed * this.ratio[j] * dt;
@@ -857,6 +870,14 @@ export function pickPlaceScript(
     openWidth: number;
     raise: number;
     settleSeconds?: number;
+    /**
+     * Opening commanded to grasp (default 0, squeeze with the full gripper force). A round object
+     * is better held by commanding a little less than its half width: the finger PD then presses
+     * gently and a slightly tilted pad cannot squeeze it out like a pip.
+     */
+    closeWidth?: number;
+    /** Tool speed of the move to hover above the object (m/s, default 0.4). */
+    hoverSpeed?: number;
   },
 ): ExpertStep[] {
   let yaw = 0;
@@ -871,14 +892,14 @@ export function pickPlaceScript(
       // A straight line keeps the tool upright: a joint-space path tilts it and can swing a
       // fingertip into the object just placed.
       path: 'line',
-      speed: 0.4,
+      speed: opts.hoverSpeed ?? 0.4,
       target: (s) => {
         yaw = opts.yaw(s);
         return at(objP(s, spec), spec.hoverHeight);
       },
     },
     { kind: 'move', stage: k + 1, target: (s) => at(objP(s, spec), spec.graspOffset[2]), path: 'line' },
-    { kind: 'grip', stage: k + 2, opening: 0 },
+    { kind: 'grip', stage: k + 2, opening: opts.closeWidth ?? 0 },
     { kind: 'wait', stage: k + 3, seconds: opts.settleSeconds ?? 0.2 },
     { kind: 'move', stage: k + 4, target: (_s, prev) => lifted(prev, spec.liftHeight), path: 'line' },
     { kind: 'move', stage: k + 5, target: (s) => carried(s, spec, opts.carryHeight - spec.graspOffset[2], yaw) },
