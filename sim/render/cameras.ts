@@ -15,7 +15,7 @@ import type { Rng } from '../rng.ts';
 import type { CameraFrame, Color, Pose } from '../types.ts';
 import { cameraWorldPose, composePose, projectionFromIntrinsics, resolveCamera, type CameraConfig, type CameraSpec } from './camera.ts';
 import { createHeadlessRenderer, type HeadlessRenderer } from './headless.ts';
-import { sampleVisuals, type VisualRandomization, type VisualSample } from './randomize.ts';
+import { offsetColor, sampleVisuals, type VisualRandomization, type VisualSample } from './randomize.ts';
 import { addLights, applyPose, BACKGROUND_LABEL, SceneMirror, type MirrorDesc, type SceneLights } from './scene.ts';
 
 /** What a rig needs from a state: link and object poses, and the tool pose for wrist cameras. */
@@ -181,14 +181,8 @@ export class CameraRig {
    */
   randomize(rng: Rng, config: VisualRandomization): VisualSample {
     this.assertLive();
-    const baseColors: Array<readonly [string, Color]> = [[BACKGROUND_LABEL, this.background]];
-    const seen = new Set<string>();
-    for (const m of this.mirror.meshes) {
-      if (seen.has(m.label)) continue;
-      seen.add(m.label);
-      baseColors.push([m.label, m.baseColor]);
-    }
-    const sample = sampleVisuals(rng, config, baseColors, this.specs.map((s) => s.name));
+    // Label order is fixed by the scene description, so the draws are too.
+    const sample = sampleVisuals(rng, config, this.mirror.labels, this.specs.map((s) => s.name));
     this.sample = sample;
     const d = this.lights.defaults;
     this.lights.key.intensity = d.keyIntensity * sample.keyLightScale;
@@ -199,9 +193,9 @@ export class CameraRig {
   }
 
   private applyColors(sample: VisualSample): void {
-    this.backgroundNow = sample.colors[BACKGROUND_LABEL] ?? this.background;
+    this.backgroundNow = offsetColor(this.background, sample.colorOffsets[BACKGROUND_LABEL]);
     for (const m of this.mirror.meshes) {
-      const c = sample.colors[m.label] ?? m.baseColor;
+      const c = offsetColor(m.baseColor, sample.colorOffsets[m.label]);
       ((m.mesh.material as THREE.MeshLambertMaterial).color as THREE.Color).setRGB(c[0], c[1], c[2], THREE.LinearSRGBColorSpace);
     }
   }

@@ -39,8 +39,11 @@ export interface VisualSample {
   keyLightScale: number;
   ambientLightScale: number;
   keyLightAzimuthRad: number;
-  /** New colour per segmentation label (objects, `robot/<link>`, 'ground', 'background'). */
-  colors: Record<string, Color>;
+  /**
+   * Additive colour offset (linear RGB) per segmentation label (objects, `robot/<link>`, 'ground',
+   * 'background'): every part of a body shifts together, so a two-tone link stays two-tone.
+   */
+  colorOffsets: Record<string, Color>;
   /** Extra pose per camera, composed after the mount pose (in the camera frame). */
   cameraOffsets: Record<string, Pose>;
 }
@@ -55,9 +58,11 @@ export function parseVisualRandomization(config: unknown): VisualRandomization {
   return parsed.data;
 }
 
-function jitterColor(rng: Rng, base: Color, amount: number): Color {
-  const c = (x: number): number => Math.min(1, Math.max(0, x + rng.uniform(-amount, amount)));
-  return [c(base[0]), c(base[1]), c(base[2])];
+/** `base + offset`, clamped to 0..1 per channel. */
+export function offsetColor(base: Color, offset: Color | undefined): Color {
+  if (!offset) return base;
+  const c = (i: number): number => Math.min(1, Math.max(0, base[i] + offset[i]));
+  return [c(0), c(1), c(2)];
 }
 
 function smallRotation(rng: Rng, maxDeg: number): Quat {
@@ -75,28 +80,29 @@ function smallRotation(rng: Rng, maxDeg: number): Quat {
 }
 
 /**
- * Samples one episode's look. Draws from `rng` in a fixed order (lights, colours by label in the
- * given order, cameras in the given order), so the result depends only on the seed and inputs.
+ * Samples one episode's look. Draws from `rng` in a fixed order (lights, colour offsets by label
+ * in the given order, cameras in the given order), so the result depends only on the seed and
+ * the inputs.
  */
 export function sampleVisuals(
   rng: Rng,
   config: VisualRandomization,
-  baseColors: ReadonlyArray<readonly [label: string, color: Color]>,
+  labels: readonly string[],
   cameraNames: readonly string[],
 ): VisualSample {
   const keyLightScale = config.keyLightScale ? rng.uniform(config.keyLightScale[0], config.keyLightScale[1]) : 1;
   const ambientLightScale = config.ambientLightScale ? rng.uniform(config.ambientLightScale[0], config.ambientLightScale[1]) : 1;
   const az = config.keyLightAzimuthDeg ?? 0;
   const keyLightAzimuthRad = az > 0 ? (rng.uniform(-az, az) * Math.PI) / 180 : 0;
-  const colors: Record<string, Color> = {};
-  for (const [label, base] of baseColors) {
+  const colorOffsets: Record<string, Color> = {};
+  for (const label of labels) {
     const amount =
       label === 'ground' || label === 'background'
         ? config.backgroundColorJitter
         : label.startsWith('robot/')
           ? config.robotColorJitter
           : config.objectColorJitter;
-    if (amount && amount > 0) colors[label] = jitterColor(rng, base, amount);
+    if (amount && amount > 0) colorOffsets[label] = [rng.uniform(-amount, amount), rng.uniform(-amount, amount), rng.uniform(-amount, amount)];
   }
   const cameraOffsets: Record<string, Pose> = {};
   const pj = config.cameraPositionJitter ?? 0;
@@ -108,5 +114,5 @@ export function sampleVisuals(
       cameraOffsets[name] = { p, q };
     }
   }
-  return { keyLightScale, ambientLightScale, keyLightAzimuthRad, colors, cameraOffsets };
+  return { keyLightScale, ambientLightScale, keyLightAzimuthRad, colorOffsets, cameraOffsets };
 }

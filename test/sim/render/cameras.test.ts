@@ -229,6 +229,36 @@ describe('CameraRig visual randomisation', () => {
   });
 });
 
+describe('CameraRig colour jitter', () => {
+  it('shifts every part of a body by the same offset, so a two-tone body stays two-tone', async () => {
+    const twoTone: MirrorDesc = {
+      objects: [{
+        name: 'mug', type: 'dynamic', pose: { p: [0, 0, 0.05], q: IDENTITY },
+        colliders: [
+          { shape: { kind: 'cylinder', halfHeight: 0.05, radius: 0.04 }, color: [0.8, 0.8, 0.8] },
+          { shape: { kind: 'box', halfExtents: [0.01, 0.01, 0.03] }, pose: { p: [0.05, 0, 0], q: IDENTITY }, color: [0.1, 0.1, 0.1] },
+        ],
+      }],
+      links: [],
+    };
+    const rig = await CameraRig.create({ scene: twoTone, cameras: [{ name: 'c', width: 16, height: 16, mount: { kind: 'lookAt', eye: [1, 0, 1], target: [0, 0, 0] } }] });
+    try {
+      const sample = rig.randomize(new Rng(11), { objectColorJitter: 0.05 });
+      const offset = sample.colorOffsets.mug;
+      assert.ok(offset && offset.some((x) => x !== 0));
+      const parts = rig.sceneMirror.meshes.filter((m) => m.label === 'mug');
+      assert.equal(parts.length, 2);
+      for (const part of parts) {
+        const c = (part.mesh.material as unknown as { color: { r: number; g: number; b: number } }).color;
+        const got = [c.r, c.g, c.b];
+        for (let i = 0; i < 3; i++) assert.ok(Math.abs(got[i] - (part.baseColor[i] + offset[i])) < 1e-6, `channel ${i}: ${got[i]}`);
+      }
+    } finally {
+      rig.dispose();
+    }
+  });
+});
+
 describe('CameraRig inputs', () => {
   it('rejects bad camera configs naming the field', async () => {
     await assert.rejects(CameraRig.create({ scene, cameras: [{ name: 'x', width: 0, mount: { kind: 'world', pose: { p: [0, 0, 1], q: IDENTITY } } }] }), /camera\.width/);
