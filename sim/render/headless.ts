@@ -58,7 +58,7 @@ export async function createHeadlessRenderer(width: number, height: number): Pro
   });
   if (!gl) {
     throw new RenderUnavailableError(
-      `could not create a WebGL2 context on display ${display}; check that the X server works (${XVFB_INSTALL_HINT}) and that ${GL_INSTALL_HINT}`,
+      `could not create a WebGL2 context on display ${display}; check that the X server answers (${XVFB_INSTALL_HINT}) and that 'gl' is built (${GL_INSTALL_HINT})`,
     );
   }
   if (typeof (gl as Partial<WebGL2RenderingContext>).createVertexArray !== 'function') {

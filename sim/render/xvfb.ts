@@ -9,6 +9,7 @@
  * disappears under a live GL context.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { isMainThread } from 'node:worker_threads';
 
 /** Why headless rendering cannot start, with what to install. */
 export class RenderUnavailableError extends Error {
@@ -28,11 +29,20 @@ export function privateXvfbPid(): number | null {
 /**
  * Makes sure an X display is available: returns `process.env.DISPLAY` when set, otherwise starts a
  * private Xvfb on a free display number (Xvfb picks it: -displayfd) and sets DISPLAY to it.
- * Idempotent; concurrent calls share one server.
+ * Idempotent; concurrent calls share one server. Worker threads that render need the main thread
+ * to call this before they start (they inherit DISPLAY, but cannot set it).
  */
 export function ensureDisplay(options: { timeoutMs?: number; xvfbPath?: string } = {}): Promise<string> {
   const existing = process.env.DISPLAY;
   if (existing && !started) return Promise.resolve(existing);
+  if (!isMainThread) {
+    // A worker's process.env is its own copy: a DISPLAY set here never reaches the native GL code.
+    return Promise.reject(
+      new RenderUnavailableError(
+        'DISPLAY is unset in a worker thread, and a worker cannot set it for native code: call ensureDisplay() (sim/render/xvfb.ts) in the main thread before starting workers',
+      ),
+    );
+  }
   if (!started) {
     started = startXvfb(options.xvfbPath ?? 'Xvfb', options.timeoutMs ?? 10_000);
     // A failed start may be retried (e.g. after installing Xvfb).

@@ -10,11 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 
 const child = fileURLToPath(new URL('./fixtures/xvfb-child.ts', import.meta.url));
+const parentScript = fileURLToPath(new URL('./fixtures/worker-parent.ts', import.meta.url));
 
-function startChild(mode: string): { proc: ReturnType<typeof spawn>; firstLine: Promise<string> } {
+function startChild(mode: string, script = child): { proc: ReturnType<typeof spawn>; firstLine: Promise<string> } {
   const env = { ...process.env };
   delete env.DISPLAY;
-  const proc = spawn(process.execPath, ['--import', 'tsx', child, mode], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', script, mode], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -69,6 +70,20 @@ describe('private Xvfb', () => {
       assert.ok(await waitGone(info.pid), `Xvfb ${info.pid} still running after its process ended`);
     });
   }
+
+  it('renders in a worker thread once the main thread has started the display', async () => {
+    const { firstLine } = startChild('main-first', parentScript);
+    const msg = JSON.parse(await firstLine) as { ok: boolean; id?: number; labels?: string[]; error?: string };
+    assert.ok(msg.ok, msg.error);
+    assert.equal(msg.labels![msg.id!], 'ground');
+  });
+
+  it('tells a worker that cannot reach a display to start it in the main thread', async () => {
+    const { firstLine } = startChild('worker-only', parentScript);
+    const msg = JSON.parse(await firstLine) as { ok: boolean; error?: string };
+    assert.equal(msg.ok, false);
+    assert.match(msg.error!, /RenderUnavailableError: .*worker thread.*ensureDisplay\(\).*main thread/);
+  });
 
   it('says what to install when Xvfb is missing', async () => {
     const { firstLine } = startChild('missing');
