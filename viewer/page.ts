@@ -40,6 +40,9 @@ export const INDEX_HTML = `<!doctype html>
     <option value="0.25">0.25x</option><option value="0.5">0.5x</option><option value="1" selected>1x</option>
     <option value="2">2x</option><option value="4">4x</option><option value="8">8x</option>
   </select></label>
+  <label>images <select id="channel">
+    <option value="rgb" selected>rgb</option><option value="depth">depth</option><option value="segmentation">segmentation</option>
+  </select></label>
   <label><input id="showRobot" type="checkbox" checked> robot</label>
   <label id="followWrap" hidden><input id="follow" type="checkbox" checked> follow live</label>
   <span id="stepLabel">step -</span>

@@ -13,11 +13,17 @@ export const viewerPackr = new Packr({ useRecords: false, moreTypes: true });
 /** A step without its images and action (what the scene, the timeline and the plots need). */
 export type ViewStep = Omit<StepRecord, 'images' | 'action' | 'proprio'>;
 
-/** An RGB image as sent to the browser. */
+/** Which image of a camera the page shows. */
+export type ImageChannel = 'rgb' | 'depth' | 'segmentation';
+export const IMAGE_CHANNELS: readonly ImageChannel[] = ['rgb', 'depth', 'segmentation'];
+
+/** One camera image as sent to the browser: exactly one of the arrays, per the channel asked for. */
 export interface ViewImage {
   width: number;
   height: number;
-  rgb: Uint8Array;
+  rgb?: Uint8Array;
+  depth?: Float32Array;
+  segmentation?: Uint16Array;
 }
 
 /** What the browser learns about an episode before loading its steps. */
@@ -49,7 +55,9 @@ export type ServerMessage =
 
 export type ClientMessage =
   | { t: 'load'; episode: number }
-  | { t: 'images'; episode: number; step: number };
+  | { t: 'images'; episode: number; step: number }
+  /** Which image the page shows (replies and live frames carry that one; default rgb). */
+  | { t: 'channel'; channel: ImageChannel };
 
 /** The step fields the browser needs, without the heavy ones. */
 export function toViewStep(s: StepRecord): ViewStep {
@@ -57,11 +65,20 @@ export function toViewStep(s: StepRecord): ViewStep {
   return rest;
 }
 
-/** RGB parts of a step's camera frames (depth and segmentation stay on the server). */
-export function toViewImages(s: StepRecord): Record<string, ViewImage> | undefined {
+/**
+ * One channel of a step's camera frames (the others stay on the server); RGB for a camera that
+ * did not record the channel asked for.
+ */
+export function toViewImages(s: StepRecord, channel: ImageChannel = 'rgb'): Record<string, ViewImage> | undefined {
   if (!s.images) return undefined;
   const out: Record<string, ViewImage> = {};
-  for (const [name, f] of Object.entries(s.images)) out[name] = { width: f.width, height: f.height, rgb: f.rgb };
+  for (const [name, f] of Object.entries(s.images)) {
+    const img: ViewImage = { width: f.width, height: f.height };
+    if (channel === 'depth' && f.depth) img.depth = f.depth;
+    else if (channel === 'segmentation' && f.segmentation) img.segmentation = f.segmentation;
+    else img.rgb = f.rgb;
+    out[name] = img;
+  }
   return out;
 }
 
@@ -72,5 +89,6 @@ export function parseClientMessage(msg: unknown): ClientMessage | null {
   const int = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
   if (m.t === 'load' && int(m.episode)) return { t: 'load', episode: m.episode };
   if (m.t === 'images' && int(m.episode) && int(m.step)) return { t: 'images', episode: m.episode, step: m.step };
+  if (m.t === 'channel' && IMAGE_CHANNELS.includes(m.channel as ImageChannel)) return { t: 'channel', channel: m.channel as ImageChannel };
   return null;
 }

@@ -24,6 +24,7 @@ import {
   toViewStep,
   viewerPackr,
   type EpisodeSummary,
+  type ImageChannel,
   type ServerMessage,
 } from './protocol.ts';
 
@@ -74,6 +75,7 @@ interface Client {
   ws: WebSocket;
   alive: boolean;
   dropped: number;
+  channel: ImageChannel;
 }
 
 function summaryOf(id: number, ep: ViewerEpisode): EpisodeSummary {
@@ -190,7 +192,7 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
   }
 
   function onConnection(ws: WebSocket): void {
-    const client: Client = { ws, alive: true, dropped: 0 };
+    const client: Client = { ws, alive: true, dropped: 0, channel: 'rgb' };
     clients.add(client);
     log(`viewer: client connected (${clients.size} now)`);
     ws.on('pong', () => {
@@ -206,7 +208,11 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
         msg = null;
       }
       if (!msg) {
-        send(client, { t: 'error', message: 'unrecognised request (expected msgpack {t: "load"|"images", ...})' }, false);
+        send(client, { t: 'error', message: 'unrecognised request (expected msgpack {t: "load"|"images"|"channel", ...})' }, false);
+        return;
+      }
+      if (msg.t === 'channel') {
+        client.channel = msg.channel;
         return;
       }
       const ep = episodes[msg.episode];
@@ -223,7 +229,7 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
         }
       } else {
         const step = ep.steps[msg.step];
-        const images = step ? toViewImages(step) : undefined;
+        const images = step ? toViewImages(step, client.channel) : undefined;
         send(client, { t: 'images', episode: msg.episode, step: msg.step, images: images ?? {} }, false);
       }
     });
@@ -278,9 +284,11 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
       // History without images: late clients get poses and plots, live clients get the pictures.
       if (ep.steps.length < liveHistory) ep.steps.push({ ...step, images: undefined });
       const view = toViewStep(step);
-      const images = toViewImages(step);
+      const byChannel = new Map<ImageChannel, ReturnType<typeof toViewImages>>();
       for (const c of clients) {
         const msg: ServerMessage = { t: 'live', episode, step: view, dropped: c.dropped };
+        if (!byChannel.has(c.channel)) byChannel.set(c.channel, toViewImages(step, c.channel));
+        const images = byChannel.get(c.channel);
         if (images) msg.images = images;
         send(c, msg, true);
       }

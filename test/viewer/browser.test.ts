@@ -14,6 +14,7 @@ import { attachEnvCameras } from '../../sim/render/env_cameras.ts';
 import { getTask } from '../../tasks/index.ts';
 import { runExpertEpisode } from '../../tasks/rollout.ts';
 import { STAGE_COLORS, DONE_COLOR } from '../../viewer/app/charts.ts';
+import { idColor } from '../../viewer/app/images.ts';
 import { loadEpisodeFile } from '../../viewer/episodes.ts';
 import { startViewerServer, type ViewerServer } from '../../viewer/server.ts';
 import { decodePng, type Rgba } from './png.ts';
@@ -138,6 +139,38 @@ describe('viewer in chromium', { timeout: 120_000 }, () => {
     const cam = crop(withArm, (await page.locator('#cams canvas[data-camera="eye_side"]').boundingBox())!);
     assert.ok(distinctColors(cam.pixels) > 20, 'camera image looks blank');
     assert.deepEqual(errors, []);
+  });
+
+  it('shows the segmentation and depth images of a camera on request', async () => {
+    const canvasColors = () =>
+      page.evaluate(() => {
+        const c = document.querySelector<HTMLCanvasElement>('#cams canvas[data-camera="eye_side"]')!;
+        const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+        const set = new Set<string>();
+        for (let i = 0; i < d.length; i += 4) set.add(`${d[i]},${d[i + 1]},${d[i + 2]}`);
+        return [...set];
+      });
+    const palette = new Set(Array.from({ length: 64 }, (_, id) => idColor(id).join(',')));
+    await page.selectOption('#channel', 'segmentation');
+    await page.waitForFunction(() => {
+      const c = document.querySelector<HTMLCanvasElement>('#cams canvas[data-camera="eye_side"]')!;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      // Segmentation colours: no grey pixels (r == g == b) except the background's black.
+      for (let i = 0; i < d.length; i += 4) if (d[i] === d[i + 1] && d[i + 1] === d[i + 2] && d[i] !== 0) return false;
+      return true;
+    });
+    const seg = await canvasColors();
+    assert.ok(seg.length >= 3, `segmentation shows ${seg.length} ids`);
+    for (const c of seg) assert.ok(palette.has(c), `segmentation colour ${c} is not an id colour`);
+    await page.selectOption('#channel', 'depth');
+    await page.waitForFunction(() => {
+      const c = document.querySelector<HTMLCanvasElement>('#cams canvas[data-camera="eye_side"]')!;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      for (let i = 0; i < d.length; i += 4) if (d[i] !== d[i + 1] || d[i + 1] !== d[i + 2]) return false;
+      return true;
+    });
+    assert.ok((await canvasColors()).length > 10, 'depth image should have many grey levels');
+    await page.selectOption('#channel', 'rgb');
   });
 
   it('plays: the step advances', async () => {

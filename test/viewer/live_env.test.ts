@@ -42,7 +42,7 @@ describe('startEnvLiveView', () => {
       assert.equal(steps.length, result.steps + 1);
       assert.deepEqual(steps.map((s) => s.step.step), Array.from({ length: result.steps + 1 }, (_, i) => i));
       assert.equal(steps.at(-1)!.step.stage >= 0, true);
-      assert.equal(steps[5].images?.eye_arm.rgb.length, 24 * 24 * 3);
+      assert.equal(steps[5].images?.eye_arm.rgb?.length, 24 * 24 * 3);
       ws.close();
     } finally {
       await live.finish(false);

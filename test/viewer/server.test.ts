@@ -128,6 +128,12 @@ describe('viewer server (replay)', () => {
     assert.ok(img && img.t === 'images');
     assert.ok(img.images.cam.rgb instanceof Uint8Array);
     assert.deepEqual([...img.images.cam.rgb], new Array(12).fill(42));
+    // Another channel on request: depth, as float32.
+    ws.send(viewerPackr.pack({ t: 'channel', channel: 'depth' }));
+    ws.send(viewerPackr.pack({ t: 'images', episode: 0, step: 43 }));
+    await until(() => got.filter((m) => m.t === 'images').length === 2, 'depth images');
+    const dimg = got.filter((m) => m.t === 'images')[1];
+    assert.ok(dimg.t === 'images' && dimg.images.cam.depth instanceof Float32Array && dimg.images.cam.rgb === undefined);
     ws.send(viewerPackr.pack({ t: 'load', episode: 9 }));
     await until(() => got.some((m) => m.t === 'error'), 'error for a missing episode');
     ws.close();
@@ -177,7 +183,7 @@ describe('viewer server (live)', () => {
       server.publishStep(id, step(1));
       await until(() => got.some((m) => m.t === 'live'), 'a live step');
       const live = got.find((m) => m.t === 'live');
-      assert.ok(live && live.t === 'live' && live.step.step === 2 && live.images?.cam.rgb.length === 12 && live.dropped === 0);
+      assert.ok(live && live.t === 'live' && live.step.step === 2 && live.images?.cam.rgb?.length === 12 && live.dropped === 0);
       // The history (without images) is there for a late load.
       ws.send(viewerPackr.pack({ t: 'load', episode: id }));
       await until(() => got.some((m) => m.t === 'steps'), 'history');

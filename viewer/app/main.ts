@@ -3,8 +3,9 @@
  * episodes, and plays one back (or follows a live run): 3D scene, camera images, stage timeline,
  * reward-term plots, play/pause/scrub/speed.
  */
-import { viewerPackr, type ClientMessage, type EpisodeSummary, type ServerMessage, type ViewImage, type ViewStep } from '../protocol.ts';
+import { viewerPackr, type ClientMessage, type ImageChannel, type EpisodeSummary, type ServerMessage, type ViewImage, type ViewStep } from '../protocol.ts';
 import { drawPlot, drawTimeline, stageColor, termColor, termNames } from './charts.ts';
+import { imageToRgba } from './images.ts';
 import { SceneView } from './scene_view.ts';
 
 function el<T extends HTMLElement>(id: string): T {
@@ -17,6 +18,7 @@ const ui = {
   episode: el<HTMLSelectElement>('episode'),
   play: el<HTMLButtonElement>('play'),
   speed: el<HTMLSelectElement>('speed'),
+  channel: el<HTMLSelectElement>('channel'),
   showRobot: el<HTMLInputElement>('showRobot'),
   follow: el<HTMLInputElement>('follow'),
   followWrap: el<HTMLElement>('followWrap'),
@@ -206,13 +208,7 @@ function showImages(images: Record<string, ViewImage>): void {
     const ctx = canvas.getContext('2d');
     if (!ctx) continue;
     const data = ctx.createImageData(img.width, img.height);
-    const rgb = img.rgb;
-    for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
-      data.data[j] = rgb[i];
-      data.data[j + 1] = rgb[i + 1];
-      data.data[j + 2] = rgb[i + 2];
-      data.data[j + 3] = 255;
-    }
+    imageToRgba(img, data.data);
     ctx.putImageData(data, 0, 0);
   }
 }
@@ -244,6 +240,11 @@ ui.scrub.oninput = () => {
   if (mode === 'live') ui.follow.checked = false;
 };
 ui.showRobot.onchange = () => view.setRobotVisible(ui.showRobot.checked);
+ui.channel.onchange = () => {
+  request({ t: 'channel', channel: ui.channel.value as ImageChannel });
+  // Ask again for the current step in the new channel.
+  shownImagesFor = -1;
+};
 window.addEventListener('resize', () => (chartsDirty = true));
 window.addEventListener('keydown', (e) => {
   if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
