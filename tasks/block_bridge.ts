@@ -32,6 +32,7 @@ import {
   pinchedAt,
   speedOf,
   objectPose,
+  isPlaced,
   pickPlaceRound,
   pickPlaceScript,
   pickPlaceStages,
@@ -60,7 +61,7 @@ const BRIDGE1: [number, number] = [0.3, 0.0];
  * Gap between a bar's spot and the bridge's leg. 2.5 cm rather than touching: the physics engine's
  * contact prediction reaches about 2 cm, and a bar stood closer pushes the bridge as it settles.
  */
-const SPOT_GAP = Number(process.env.BRIDGE_GAP ?? 0.025);
+const SPOT_GAP = 0.025;
 /** Spots beside the bridge ends (offset from the bridge centre along Y), one per bar. */
 const SPOT_OFFSET_Y = ARCH.halfSpan + SPOT_GAP + BAR_HALF[1];
 const BARS = ['bar_a', 'bar_b'] as const;
@@ -68,12 +69,12 @@ const BAR_START: Record<(typeof BARS)[number], [number, number]> = { bar_a: [0.4
 const BAR_SPOT_SIGN: Record<(typeof BARS)[number], number> = { bar_a: 1, bar_b: -1 };
 const CUBES = ['cube_1', 'cube_2', 'cube_3', 'cube_4', 'cube_5', 'cube_6'] as const;
 const CUBE_START: [number, number][] = [
-  [0.18, -0.07],
-  [0.18, 0.0],
-  [0.18, 0.07],
-  [0.235, -0.07],
-  [0.235, 0.0],
-  [0.235, 0.07],
+  [0.14, -0.08],
+  [0.14, 0.0],
+  [0.14, 0.08],
+  [0.21, -0.08],
+  [0.21, 0.0],
+  [0.21, 0.08],
 ];
 /** Which bar each cube goes on, and at which level (1 = on the bar). */
 const CUBE_PLAN: { bar: (typeof BARS)[number]; level: number }[] = [
@@ -160,14 +161,20 @@ function cubeSpec(i: number): PickPlaceSpec {
 }
 
 const ABOVE_ARCH_HEIGHT = ARCH_HEIGHT + 0.08;
-const LINE_SPEED = Number(process.env.BRIDGE_LINE ?? 0.15);
-const HOVER_SPEED = Number(process.env.BRIDGE_HOVER ?? 0.25);
+/** Tool speeds of straight-line moves and hover moves (m/s); slower than the defaults near the towers. */
+const LINE_SPEED = 0.2;
+const HOVER_SPEED = 0.35;
+/**
+ * Fingers open wide (the full 4 cm) around bars and cubes: the physics engine acts on contacts up
+ * to ~2 cm before they touch, and a pad passing closer knocks a light upright bar or cube.
+ */
+const OPEN_WIDTH = 0.04;
 
-function aboveArchStage(bar: (typeof BARS)[number]): Stage {
+function aboveArchStage(bar: (typeof BARS)[number], after?: (s: SimState) => boolean): Stage {
   return {
     name: `above_bridge_before_${bar}`,
     object: 'bridge1',
-    done: (s) => toolNear(s, add(bridgeCentre(s), [0, 0, ABOVE_ARCH_HEIGHT]), 0.02, 0.03) && s.gripper >= BAR_HALF[0] + 0.004 && fingerContacts(s, bar).length === 0,
+    done: (s) => (!after || after(s)) && toolNear(s, add(bridgeCentre(s), [0, 0, ABOVE_ARCH_HEIGHT]), 0.02, 0.03) && s.gripper >= BAR_HALF[0] + 0.004 && fingerContacts(s, bar).length === 0,
     texts: {
       positive: 'the open gripper hovers above the middle of the bridge, touching nothing',
       negative: 'the gripper is down at the table, far from the bridge',
@@ -184,8 +191,15 @@ const BAR_SPECS = { bar_a: barSpec('bar_a'), bar_b: barSpec('bar_b') };
 const CUBE_SPECS = CUBES.map((_, i) => cubeSpec(i));
 
 const ROUNDS: StageRound[] = [
-  ...BARS.map((bar) => pickPlaceRound([aboveArchStage(bar), ...pickPlaceStages(bar, BAR_SPECS[bar])], BAR_SPECS[bar])),
-  ...CUBES.map((cube, i) => pickPlaceRound(pickPlaceStages(cube, CUBE_SPECS[i]), CUBE_SPECS[i])),
+  // Each round's first stage counts only once the previous round's object is in place.
+  ...BARS.map((bar, i) => {
+    const after = i === 0 ? undefined : (s: SimState) => isPlaced(s, BAR_SPECS[BARS[i - 1]]);
+    return pickPlaceRound([aboveArchStage(bar, after), ...pickPlaceStages(bar, BAR_SPECS[bar], undefined, after)], BAR_SPECS[bar]);
+  }),
+  ...CUBES.map((cube, i) => {
+    const prev = i === 0 ? BAR_SPECS.bar_b : CUBE_SPECS[i - 1];
+    return pickPlaceRound(pickPlaceStages(cube, CUBE_SPECS[i], undefined, (s) => isPlaced(s, prev)), CUBE_SPECS[i]);
+  }),
 ];
 const STAGES = validateStages('block_bridge', ROUNDS.flatMap((r) => r.stages), 74);
 
@@ -285,7 +299,7 @@ export const blockBridgeTask: Task = {
       steps.push({
         kind: 'move',
         stage: k,
-        gripper: 0.03,
+        gripper: OPEN_WIDTH,
         target: (s): Pose => ({ p: add(bridgeCentre(s), [0, 0, ABOVE_ARCH_HEIGHT]), q: topDown(yaw) }),
       });
       steps.push(
@@ -293,7 +307,7 @@ export const blockBridgeTask: Task = {
           yaw: () => yaw,
           carryHeight: spec.graspOffset[2] + 0.03 + 0.003,
           placeHeight: spec.graspOffset[2] + 0.003,
-          openWidth: 0.03,
+          openWidth: OPEN_WIDTH,
           raise: 0.06,
           hoverSpeed: HOVER_SPEED,
         }),
@@ -306,7 +320,7 @@ export const blockBridgeTask: Task = {
           yaw: () => yaw,
           carryHeight: spec.graspOffset[2] + 0.03,
           placeHeight: spec.graspOffset[2] + 0.003,
-          openWidth: 0.024,
+          openWidth: OPEN_WIDTH,
           raise: 0.06,
           hoverSpeed: HOVER_SPEED,
         }),

@@ -147,7 +147,7 @@ const CUP_SPEC: PickPlaceSpec = {
 const cupTexts = (positive: string, negative: string, nearMisses: string[]) => ({ positive, negative, nearMisses });
 
 function cupRoundStages(): Stage[] {
-  const approach = aboveStage('approach_cup_handle', CUP_SPEC);
+  const approach = aboveStage('approach_cup_handle', CUP_SPEC, jujubeInCup);
   approach.texts = cupTexts(
     'the open gripper hovers above the handle of the cup',
     'the gripper is far from the cup',

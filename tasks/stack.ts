@@ -97,7 +97,7 @@ const ROUNDS: StageRound[] = [
   pickPlaceRound(pickPlaceStages('middle_block', MIDDLE), MIDDLE),
   // The top block only counts as placed while the middle block is still on the base.
   {
-    stages: pickPlaceStages('top_block', TOP),
+    stages: pickPlaceStages('top_block', TOP, undefined, (s) => isPlaced(s, MIDDLE)),
     placed: (s) => isPlaced(s, TOP) && isPlaced(s, MIDDLE),
     retreated: (s) => retreated(s, TOP),
   },

@@ -455,7 +455,8 @@ export class ScriptedExpert implements Expert {
     this.stepTime += dt;
     let moving = false;
     const step = this.steps[this.index];
-    const speed = step && step.kind === 'move' && step.speed ? step.speed : this.tuning.jointSpeed;
+    // A line move's `speed` is in m/s; once it has fallen back to joint space, use the joint speed.
+    const speed = step && step.kind === 'move' && step.speed && step.path !== 'line' ? step.speed : this.tuning.jointSpeed;
     if (this.line) {
       // Straight line: the next pose on the segment, IK seeded from the current command.
       const L = this.line;
@@ -635,7 +636,11 @@ export function isPlaced(state: SimState, spec: PickPlaceSpec): boolean {
   );
 }
 
-export function aboveStage(name: string, spec: PickPlaceSpec): Stage {
+/**
+ * `after`: what must already hold for this stage to count (the previous round's object placed), so
+ * a hand merely passing over the next object on its way elsewhere is not "above it" as a stage.
+ */
+export function aboveStage(name: string, spec: PickPlaceSpec, after?: (s: SimState) => boolean): Stage {
   const { noun } = spec;
   return {
     name,
@@ -643,6 +648,7 @@ export function aboveStage(name: string, spec: PickPlaceSpec): Stage {
     // "Above" holds all the way down until the fingers reach the grasp height, so the stage does
     // not flicker back while the tool descends.
     done: (s) => {
+      if (after && !after(s)) return false;
       const p = objP(s, spec);
       const dz = s.ee.p[2] - p[2];
       return (
@@ -834,9 +840,9 @@ export function retreated(s: SimState, spec: PickPlaceSpec): boolean {
 }
 
 /** The standard nine stages (above, reach, grasp, settle, lift, carry, lower, release, retreat). */
-export function pickPlaceStages(prefix: string, spec: PickPlaceSpec, carryMinAbove = 0.015): Stage[] {
+export function pickPlaceStages(prefix: string, spec: PickPlaceSpec, carryMinAbove = 0.015, after?: (s: SimState) => boolean): Stage[] {
   return [
-    aboveStage(`above_${prefix}`, spec),
+    aboveStage(`above_${prefix}`, spec, after),
     reachStage(`reach_${prefix}`, spec),
     graspStage(`grasp_${prefix}`, spec),
     settleStage(`settle_${prefix}`, spec),
@@ -884,19 +890,28 @@ export function pickPlaceScript(
   const at = (p: Vec3, dz: number): Pose => ({ p: [p[0] + spec.graspOffset[0], p[1] + spec.graspOffset[1], p[2] + dz], q: topDown(yaw) });
   const k = firstStage;
   return [
+    // Hover in two straight legs: across at the higher of the current and the hover height, then
+    // down. A single diagonal line from the top of a tower would cut its corner with a fingertip.
     {
       kind: 'move',
       stage: k,
       gripper: opts.openWidth,
       wrist: 'centred',
-      // A straight line keeps the tool upright: a joint-space path tilts it and can swing a
-      // fingertip into the object just placed.
       path: 'line',
       speed: opts.hoverSpeed ?? 0.4,
       target: (s) => {
         yaw = opts.yaw(s);
-        return at(objP(s, spec), spec.hoverHeight);
+        const h = at(objP(s, spec), spec.hoverHeight);
+        // At most 6 cm above the hover height: higher may be out of the arm's reach there.
+        return { p: [h.p[0], h.p[1], Math.max(h.p[2], Math.min(s.ee.p[2], h.p[2] + 0.06))], q: h.q };
       },
+    },
+    {
+      kind: 'move',
+      stage: k,
+      path: 'line',
+      speed: opts.hoverSpeed ?? 0.4,
+      target: (s) => at(objP(s, spec), spec.hoverHeight),
     },
     { kind: 'move', stage: k + 1, target: (s) => at(objP(s, spec), spec.graspOffset[2]), path: 'line' },
     { kind: 'grip', stage: k + 2, opening: opts.closeWidth ?? 0 },
