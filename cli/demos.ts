@@ -47,7 +47,9 @@ export function summarize(task: Task, results: EpisodeResult[], wallSeconds: num
   const successes = results.filter((r) => r.success).length;
   const ci = wilsonInterval(successes, n);
   const stages = task.stages.length;
-  const stageCompletion = Array.from({ length: stages }, (_, k) => (n ? results.filter((r) => r.maxStage > k).length / n : 0));
+  // The env ends an episode at success, which can come before the final retreat stage: a
+  // successful episode counts as having completed every stage.
+  const stageCompletion = Array.from({ length: stages }, (_, k) => (n ? results.filter((r) => r.success || r.maxStage > k).length / n : 0));
   return {
     task: task.id,
     episodes: n,
