@@ -33,7 +33,7 @@ export interface DemoSummary {
   /** Mean over episodes of the highest ground-truth stage reached, and the task's stage count. */
   meanMaxStage: number;
   stages: number;
-  /** For each stage, the share of episodes that completed it (highest stage reached > k). */
+  /** For each stage, the share of episodes that completed it (highest stage reached > k, or success). */
   stageCompletion: number[];
   /** Episodes the expert gave up on, with the reason. */
   errors: { seed: number; error: string }[];
