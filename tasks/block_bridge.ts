@@ -27,6 +27,7 @@ import {
   add,
   boxObject,
   currentStage,
+  graspPredicates,
   distXY,
   fingerContacts,
   pinchedAt,
@@ -285,7 +286,7 @@ export const blockBridgeTask: Task = {
     const b2 = objectPose(s, 'bridge2').p;
     const fell = [...BARS, ...CUBES, 'bridge1', 'bridge2'].some((o) => objectPose(s, o).p[2] < TABLE_TOP - 0.05);
     const failure = fell || Math.abs(distXY(b1, b2) - HALF_GAP) > 0.01;
-    return { predicates: { ...stagePredicates(STAGES, s), ...checks, success }, stage: currentStage(ROUNDS, s), success, failure };
+    return { predicates: { ...stagePredicates(STAGES, s), ...graspPredicates(s, [...Object.values(BAR_SPECS), ...CUBE_SPECS]), ...checks, success }, stage: currentStage(ROUNDS, s), success, failure };
   },
 
   expert(_r: Randomization, tools: ExpertTools): Expert {

@@ -27,6 +27,7 @@ import {
   aboveStage,
   carryStage,
   currentStage,
+  graspPredicates,
   distXY,
   fingerContacts,
   graspStage,
@@ -305,7 +306,7 @@ export const jujubeCupTask: Task = {
     const checks = jujubeCupChecks(s);
     const success = Object.values(checks).every(Boolean);
     const failure = ['jujube', 'cup', 'plate'].some((o) => objectPose(s, o).p[2] < TABLE_TOP - 0.05);
-    return { predicates: { ...stagePredicates(STAGES, s), ...checks, success }, stage: currentStage(ROUNDS, s), success, failure };
+    return { predicates: { ...stagePredicates(STAGES, s), ...graspPredicates(s, [JUJUBE_SPEC, CUP_SPEC]), ...checks, success }, stage: currentStage(ROUNDS, s), success, failure };
   },
 
   expert(_r: Randomization, tools: ExpertTools): Expert {

@@ -24,6 +24,7 @@ import {
   TABLE_TOP,
   boxObject,
   currentStage,
+  graspPredicates,
   distXY,
   pinchedAt,
   speedOf,
@@ -189,7 +190,7 @@ export const stackTask: Task = {
     const success = Object.values(checks).every(Boolean);
     const failure = BLOCKS.some((b) => objectPose(s, b).p[2] < TABLE_TOP - 0.05);
     return {
-      predicates: { ...stagePredicates(STAGES, s), ...checks, success },
+      predicates: { ...stagePredicates(STAGES, s), ...graspPredicates(s, [MIDDLE, TOP]), ...checks, success },
       stage: currentStage(ROUNDS, s),
       success,
       failure,

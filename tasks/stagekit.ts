@@ -221,6 +221,13 @@ export function stagePredicates(stages: Stage[], state: SimState): Record<string
   return out;
 }
 
+/** `isGrasped_<object>` for each spec: whether the hand holds that object now (ManiSkill's isGrasped). */
+export function graspPredicates(state: SimState, specs: PickPlaceSpec[]): Record<string, boolean> {
+  const out: Record<string, boolean> = {};
+  for (const spec of specs) out[`isGrasped_${spec.object}`] = isHeld(state, spec);
+  return out;
+}
+
 /** Check a task's stage list for the mistakes that break rewards silently (dup names, colour words). */
 export function validateStages(taskId: string, stages: Stage[], expectedCount: number): Stage[] {
   if (stages.length !== expectedCount) {

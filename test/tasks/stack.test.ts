@@ -79,7 +79,9 @@ test('release and success: a released tower succeeds; squeezed, offset or topple
   assert.equal(ev.predicates.release_top_block, true);
   assert.equal(ev.stage, 18);
 
-  const squeezed = makeState({ objects: tower, ee: pose([0.24, 0, 5 * H + 0.01]), gripper: H, contacts: pinch('top_block') });
+  const squeezed = makeState({ objects: tower, ee: pose([0.241, 0.004, 5 * H + 0.01]), gripper: H, contacts: pinch('top_block') });
+  assert.equal(stackTask.evaluate(squeezed, {}).predicates.isGrasped_top_block, true);
+  assert.equal(stackTask.evaluate(squeezed, {}).predicates.isGrasped_middle_block, false);
   assert.equal(stackTask.evaluate(squeezed, {}).success, false, 'top block still in the gripper');
   assert.equal(stackTask.evaluate(squeezed, {}).predicates.release_top_block, false);
 
