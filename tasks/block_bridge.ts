@@ -13,8 +13,9 @@
  *
  * Success: both bars upright (long axis within ~5.7 degrees of vertical; the original demands
  * |R22| < 0.001 of its rotated frame, which a physics engine's resting jitter can exceed), the
- * bridge halves still 3 cm +- 2 mm apart, each bar within 1.5 cm of its spot, every cube on its
- * tower at its level (1.5 cm horizontally, 8 mm vertically) and nothing left in the gripper.
+ * bridge halves still 3 cm +- 2 mm apart, each bar within 1.5 cm of its spot, every cube on what
+ * it should stand on (its bar or the cube below: 1.5 cm horizontally, 8 mm vertically), nothing
+ * left in the gripper, everything at rest.
  * Failure: an object fell off the table, or the bridge was knocked apart (halves off by > 1 cm).
  */
 import type { Rng } from '../sim/rng.ts';
@@ -213,12 +214,13 @@ export function blockBridgeChecks(s: SimState): Record<string, boolean> {
     bridgeIntact: Math.abs(distXY(b1, b2) - HALF_GAP) <= 0.002,
     barsAtSpots: BARS.every((b) => distXY(objectPose(s, b).p, barSpot(s, b)) <= 0.015),
   };
+  // Each cube sits on what it should (its bar, or the cube below), centred within 1.5 cm and at
+  // the right height (8 mm): the same test, level by level, as the stages' placement predicate.
   out.cubesStacked = CUBES.every((c, i) => {
-    const plan = CUBE_PLAN[i];
-    const bar = objectPose(s, plan.bar).p;
+    const support = supportOf(i);
+    const below = objectPose(s, support.name).p;
     const p = objectPose(s, c).p;
-    const expectedZ = bar[2] + BAR_TO_CUBE + CUBE_GAP * (plan.level - 1);
-    return distXY(p, bar) <= 0.015 && Math.abs(p[2] - expectedZ) <= 0.008;
+    return distXY(p, below) <= 0.015 && Math.abs(p[2] - below[2] - support.gap) <= 0.008;
   });
   out.released = [...BARS, ...CUBES].every((o) => !pinchedAt(s, o, objectPose(s, o).p, 0.03));
   out.settled = [...BARS, ...CUBES].every((o) => speedOf(s, o) < 0.05);
