@@ -8,12 +8,15 @@ import { createEnv } from '../sim/env.ts';
 import type { Task } from '../sim/task.ts';
 import { getTask, TASKS } from '../tasks/index.ts';
 import { runExpertEpisode, wilsonInterval, type EpisodeResult } from '../tasks/rollout.ts';
-import { intFlag, parseFlags, requireString } from './args.ts';
+import { intFlag, parseFlags } from './args.ts';
 import { UsageError } from './main.ts';
 
-const USAGE = `usage: evovla demos --task <id> --out <dir> [--episodes N=10] [--seed S=0] [--json] [--no-progress]
-  --task       one of: ${Object.keys(TASKS).join(', ')}
-  --out        directory for the episode files (<task>-<seed>.evep)
+/** With no flags, `evovla demos` makes the warm-start demos for the first Discoverse-L task. */
+const DEFAULT_TASK = 'stack';
+
+const USAGE = `usage: evovla demos [--task <id>=stack] [--out <dir>=demos/<task>] [--episodes N=10] [--seed S=0] [--json] [--no-progress]
+  --task       one of: ${Object.keys(TASKS).join(', ')} (default ${DEFAULT_TASK})
+  --out        directory for the episode files (<task>-<seed>.evep); default demos/<task>
   --episodes   number of episodes (seeds S .. S+N-1)
   --seed       first seed
   --json       print the summary as JSON on stdout
@@ -116,10 +119,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   const args = parseFlags(argv, { task: 'string', out: 'string', episodes: 'int', seed: 'int', json: 'bool', 'no-progress': 'bool', view: 'bool', cameras: 'string' }, USAGE);
   if (args.positional.length) throw new UsageError(`unexpected argument '${args.positional[0]}'\n${USAGE}`);
-  const taskId = requireString(args, 'task', USAGE);
+  const taskId = typeof args.flags.task === 'string' ? args.flags.task : DEFAULT_TASK;
   if (!Object.hasOwn(TASKS, taskId)) throw new UsageError(`flag '--task' must be one of ${Object.keys(TASKS).join(', ')}, got '${taskId}'`);
   const task = getTask(taskId);
-  const out = requireString(args, 'out', USAGE);
+  const out = typeof args.flags.out === 'string' ? args.flags.out : path.join('demos', task.id);
+  if (out === '') throw new UsageError(`flag '--out' needs a directory, got ''\n${USAGE}`);
   const episodes = intFlag(args, 'episodes', 10, 1, USAGE);
   const seed0 = intFlag(args, 'seed', 0, 0, USAGE);
   const bar = !args.flags['no-progress'] && process.stderr.isTTY ? new ProgressBar(episodes) : null;

@@ -101,6 +101,23 @@ test('inspect summarises an intact file and pinpoints damage in a truncated one'
   assert.match(rep.err, /cannot replay a damaged file: .*truncated|file ends inside record/);
 });
 
+test('with no task or output flags, demos runs the default task into demos/<task> under the working directory', async () => {
+  const cwd = process.cwd();
+  const work = fs.mkdtempSync(path.join(dir, 'defaults-'));
+  process.chdir(work);
+  try {
+    const r = await cli('demos', '--episodes', '1', '--json', '--no-progress');
+    assert.equal(r.code, 0, r.err);
+    assert.equal(JSON.parse(r.out).task, 'stack');
+    const written = readEpisode(path.join(work, 'demos', 'stack', 'stack-0.evep'));
+    assert.equal(written.damage, null);
+    assert.equal(written.header?.task, 'stack');
+    assert.equal(written.header?.seed, 0);
+  } finally {
+    process.chdir(cwd);
+  }
+});
+
 test('bad flags are usage errors naming the flag and the expected form', async () => {
   let r = await cli('demos', '--task', 'stack', '--episodes', 'many', '--out', dir);
   assert.equal(r.code, 2);
@@ -108,9 +125,9 @@ test('bad flags are usage errors naming the flag and the expected form', async (
   r = await cli('demos', '--task', 'nope', '--out', dir);
   assert.equal(r.code, 2);
   assert.match(r.err, /flag '--task' must be one of .*stack.*, got 'nope'/);
-  r = await cli('demos', '--task', 'stack');
+  r = await cli('demos', '--task', 'stack', '--out', '');
   assert.equal(r.code, 2);
-  assert.match(r.err, /missing required flag '--out <value>'/);
+  assert.match(r.err, /flag '--out' needs a directory, got ''/);
   r = await cli('demos', '--task', 'stack', '--out', dir, '--episodes', '0');
   assert.equal(r.code, 2);
   assert.match(r.err, /'--episodes' must be an integer >= 1, got '0'/);
