@@ -719,11 +719,12 @@ export function settleStage(name: string, spec: PickPlaceSpec): Stage {
   return {
     name,
     object: spec.object,
-    // Still in the hand, or already on its way up (lifting moves it, and that is not slipping).
+    // Still in the hand, or already on its way up (lifting moves it, and that is not slipping:
+    // a slipping object moves down or sideways, never up).
     done: (s) =>
       isHeld(s, spec) &&
       s.gripper <= spec.halfWidth + GRIP_SLACK &&
-      (speedOf(s, spec.object) < 0.02 || objP(s, spec)[2] > spec.restZ + 0.005),
+      (speedOf(s, spec.object) < 0.02 || objP(s, spec)[2] > spec.restZ + 0.005 || s.objectVel[spec.object][2] > 0.01),
     texts: {
       positive: `${noun} is held firmly and still between the fingers`,
       negative: `${noun} lies loose, with no finger on it`,
@@ -784,8 +785,10 @@ export function lowerStage(name: string, spec: PickPlaceSpec, maxAbove = 0.015):
   return {
     name,
     object: spec.object,
+    // Held, or just let go: between the fingers opening and the object coming to rest it is
+    // neither held nor placed, and without this the memoryless stage fell back to the round's
+    // first stage for a step or two at every release.
     done: (s) => {
-      if (!isHeld(s, spec)) return false;
       const p = objP(s, spec);
       const t = spec.target(s);
       const h = p[2] - t[2];
