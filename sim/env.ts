@@ -79,7 +79,8 @@ interface SnapshotMeta {
   controller: { q: number[]; qTarget: number[]; gripperTarget: number };
   step: number;
   physicsSteps: number;
-  prevStage: number;
+  /** Furthest ground-truth stage seen this episode (the stage-progress reward pays only beyond it). */
+  maxStage: number;
   done: boolean;
   rng: { s: [number, number, number, number]; spareNormal: number | null };
   randomization: Randomization;
@@ -100,7 +101,7 @@ export class SimEnv implements Env {
   private rng = new Rng(0);
   private stepCount = 0;
   private physicsSteps = 0;
-  private prevStage = 0;
+  private maxStage = 0;
   private done = false;
   private lastInfo: StepInfo | null = null;
   private obsHook: ObservationHook | null = null;
@@ -185,7 +186,7 @@ export class SimEnv implements Env {
     this.done = false;
     const state = this.readState();
     const ev = this.task.evaluate(state, randomization);
-    this.prevStage = ev.stage;
+    this.maxStage = ev.stage;
     const info: StepInfo = {
       state,
       predicates: ev.predicates,
@@ -236,8 +237,11 @@ export class SimEnv implements Env {
     const state = this.readState();
     const rand = this.randomization as Randomization;
     const ev = this.task.evaluate(state, rand);
-    const rewardTerms = { success: ev.success ? 1 : 0, stageProgress: ev.stage - this.prevStage };
-    this.prevStage = ev.stage;
+    // Progress pays only for stages beyond the furthest one reached so far. The ground-truth stage
+    // is memoryless and can dip for a step (an object bounced while another is set on it); paying
+    // the difference to the previous step would turn every such dip into a -k/+k reward pair.
+    const rewardTerms = { success: ev.success ? 1 : 0, stageProgress: Math.max(0, ev.stage - this.maxStage) };
+    this.maxStage = Math.max(this.maxStage, ev.stage);
     let reward = 0;
     for (const [k, v] of Object.entries(rewardTerms)) reward += (this.config.rewardScales[k] ?? 0) * v;
     const terminated = ev.success || ev.failure;
@@ -422,7 +426,7 @@ export class SimEnv implements Env {
       controller: this.controller().getState(),
       step: this.stepCount,
       physicsSteps: this.physicsSteps,
-      prevStage: this.prevStage,
+      maxStage: this.maxStage,
       done: this.done,
       rng: this.rng.exportState(),
       randomization: structuredClone(this.randomization as Randomization),
@@ -447,7 +451,7 @@ export class SimEnv implements Env {
     this.ctrl.setState(meta.controller);
     this.stepCount = meta.step;
     this.physicsSteps = meta.physicsSteps;
-    this.prevStage = meta.prevStage;
+    this.maxStage = meta.maxStage;
     this.done = meta.done;
     this.rng.importState(meta.rng);
     this.randomization = structuredClone(meta.randomization);

@@ -54,3 +54,38 @@ test('targets beyond joint limits are clamped and reported in info', async () =>
   assert.equal(r.info.clampedAction[6], 0.04);
   env.free();
 });
+
+test('stage progress pays only for stages beyond the furthest reached, so a dip earns nothing back', async () => {
+  // A task whose ground-truth stage follows a script with dips, on the blocks scene.
+  const script = [0, 1, 2, 1, 0, 2, 3, 1, 4, 4];
+  const task = {
+    ...blocksTask,
+    evaluate: (state: Parameters<typeof blocksTask.evaluate>[0], rand: Parameters<typeof blocksTask.evaluate>[1]) => ({
+      ...blocksTask.evaluate(state, rand),
+      stage: script[Math.min(state.step, script.length - 1)],
+      success: false,
+      failure: false,
+    }),
+  };
+  const env = await createEnv(task, { rewardScales: { success: 1, stageProgress: 0.5 } });
+  try {
+    const { info } = env.reset({ seed: 0 });
+    const hold = [...info.state.q, info.state.gripper];
+    const progress: number[] = [];
+    const rewards: number[] = [];
+    for (let i = 1; i < script.length; i++) {
+      const r = env.step(hold);
+      assert.equal(r.info.stage, script[i]);
+      progress.push(r.info.rewardTerms.stageProgress);
+      rewards.push(r.reward);
+    }
+    assert.deepEqual(progress, [1, 1, 0, 0, 0, 1, 0, 1, 0]);
+    assert.deepEqual(rewards, progress.map((p) => 0.5 * p));
+    // After a restore, the furthest stage reached comes back too.
+    const snap = env.snapshot();
+    env.restore(snap);
+    assert.equal(env.step(hold).info.rewardTerms.stageProgress, 0);
+  } finally {
+    env.free();
+  }
+});
