@@ -8,6 +8,10 @@
 import type { Rng } from '../sim/rng.ts';
 import type { Expert, ExpertTools, Stage } from '../sim/task.ts';
 import type { ColliderDesc, Color, ObjectDesc, Pose, Quat, SimState, Vec3 } from '../sim/types.ts';
+import { add, quatMul, quatRotate as rotate } from '../sim/math.ts';
+
+// The tasks' pose arithmetic is the simulator's; re-exported under the names the task files use.
+export { add, quatMul, rotate };
 
 // ---------------------------------------------------------------------------------------------
 // Pose arithmetic (quaternions are [x, y, z, w], as everywhere in sim/).
@@ -25,29 +29,6 @@ export function quatFromEuler(roll: number, pitch: number, yaw: number): Quat {
   ];
 }
 
-/** Quaternion product a * b (apply b, then a). */
-export function quatMul(a: Quat, b: Quat): Quat {
-  const [ax, ay, az, aw] = a;
-  const [bx, by, bz, bw] = b;
-  return [
-    aw * bx + ax * bw + ay * bz - az * by,
-    aw * by - ax * bz + ay * bw + az * bx,
-    aw * bz + ax * by - ay * bx + az * bw,
-    aw * bw - ax * bx - ay * by - az * bz,
-  ];
-}
-
-/** Rotate vector v by unit quaternion q. */
-export function rotate(q: Quat, v: Vec3): Vec3 {
-  const [x, y, z, w] = q;
-  const [vx, vy, vz] = v;
-  // t = 2 * cross(q.xyz, v); v' = v + w t + cross(q.xyz, t)
-  const tx = 2 * (y * vz - z * vy);
-  const ty = 2 * (z * vx - x * vz);
-  const tz = 2 * (x * vy - y * vx);
-  return [vx + w * tx + (y * tz - z * ty), vy + w * ty + (z * tx - x * tz), vz + w * tz + (x * ty - y * tx)];
-}
-
 /** World direction of a body's local axis (0 = x, 1 = y, 2 = z). */
 export function axis(q: Quat, i: 0 | 1 | 2): Vec3 {
   return rotate(q, i === 0 ? [1, 0, 0] : i === 1 ? [0, 1, 0] : [0, 0, 1]);
@@ -63,10 +44,6 @@ export function uprightness(q: Quat): number {
 export function yawOf(q: Quat): number {
   const ax = axis(q, 0);
   return Math.atan2(ax[1], ax[0]);
-}
-
-export function add(a: Vec3, b: Vec3): Vec3 {
-  return [a[0] + b[0], a[1] + b[1], a[2] + b[2]];
 }
 
 /** Horizontal distance between two points. */
