@@ -17,20 +17,22 @@ import { STAGE_COLORS, DONE_COLOR } from '../../viewer/app/charts.ts';
 import { idColor } from '../../viewer/app/images.ts';
 import { loadEpisodeFile } from '../../viewer/episodes.ts';
 import { startViewerServer, type ViewerServer } from '../../viewer/server.ts';
-import { decodePng, type Rgba } from './png.ts';
+import { decodePng } from '../../robot/ros2/png.ts';
+
+type Rgb = ReturnType<typeof decodePng>;
 
 const CHROMIUM = '/usr/bin/chromium';
 
 interface Box { x: number; y: number; width: number; height: number }
 
-function crop(img: Rgba, box: Box): { pixels: number[][]; w: number; h: number } {
+function crop(img: Rgb, box: Box): { pixels: number[][]; w: number; h: number } {
   const x0 = Math.max(0, Math.round(box.x)), y0 = Math.max(0, Math.round(box.y));
   const w = Math.min(img.width - x0, Math.round(box.width)), h = Math.min(img.height - y0, Math.round(box.height));
   const pixels: number[][] = [];
   for (let y = y0; y < y0 + h; y++) {
     for (let x = x0; x < x0 + w; x++) {
-      const i = (y * img.width + x) * 4;
-      pixels.push([img.data[i], img.data[i + 1], img.data[i + 2]]);
+      const i = (y * img.width + x) * 3;
+      pixels.push([img.rgb[i], img.rgb[i + 1], img.rgb[i + 2]]);
     }
   }
   return { pixels, w, h };
