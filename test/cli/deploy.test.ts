@@ -9,28 +9,9 @@ import { UsageError } from '../../cli/main.ts';
 import { readCommandLog } from '../../robot/log/command_log.ts';
 import { writeTinyPolicy } from '../../robot/policies/tiny_mlp.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'evovla-cli-deploy-'));
+import { captureOutput } from './capture.ts';
 
-function captureOutput<T>(fn: () => Promise<T>): Promise<{ result: T; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  return fn().then(
-    (result) => {
-      console.log = log;
-      console.error = error;
-      return { result, out: out.join('\n'), err: err.join('\n') };
-    },
-    (e) => {
-      console.log = log;
-      console.error = error;
-      throw e;
-    },
-  );
-}
+const dir = mkdtempSync(join(tmpdir(), 'evovla-cli-deploy-'));
 
 describe('evovla deploy flags', () => {
   const usage = (argv: string[], re: RegExp) => assert.throws(() => parseDeployArgs(argv), (e: unknown) => e instanceof UsageError && re.test(e.message));

@@ -9,25 +9,15 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { main } from '../../cli/main.ts';
 import { readEpisode } from '../../sim/record/reader.ts';
+import { captureOutput } from './capture.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'evovla-cli-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** Run the CLI, capturing console output. */
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  try {
-    const code = await main(argv);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
+  const { result, out, err } = await captureOutput(() => main(argv));
+  return { code: result, out, err };
 }
 
 let file = '';
