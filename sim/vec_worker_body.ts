@@ -1,24 +1,68 @@
-/** VecEnv worker body: owns `count` envs of one task and serves reset/step requests in order. */
-import { parentPort, workerData } from 'node:worker_threads';
-import { createEnv, type SimEnv } from './env.ts';
-import { loadTask } from './vec_env.ts';
+/**
+ * VecEnv worker body, in a worker thread or a child process: on 'init' it creates `count` envs of
+ * one task (running the env setup module on each), then serves reset/step/close requests in order.
+ */
+import { parentPort } from 'node:worker_threads';
+import type { SimEnv } from './env.ts';
+import { createEnvs, loadEnvSetup, loadTask, type EnvTeardown } from './vec_env.ts';
 
-const { taskModule, taskId, config, count } = workerData as { taskModule: string; taskId: string; config: object; count: number };
-const task = await loadTask(taskModule, taskId);
+interface Init {
+  taskModule: string;
+  taskId: string;
+  config: object;
+  count: number;
+  envSetupModule: string | null;
+  envSetupOptions: unknown;
+}
+
+type Request = { id: number; op: string; arg: unknown };
+
+const send: (m: unknown) => void = parentPort ? (m) => parentPort!.postMessage(m) : (m) => process.send!(m);
+const onMessage = (f: (m: Request) => void): void => {
+  if (parentPort) parentPort.on('message', f);
+  else process.on('message', (m) => f(m as Request));
+};
+// A worker process ends when its parent disconnects (close(), or the parent died); the loader
+// tsx registers would otherwise keep it alive. Exit hooks still run (gl frees its contexts).
+if (!parentPort) process.on('disconnect', () => process.exit(0));
+
 const envs: SimEnv[] = [];
-for (let i = 0; i < count; i++) envs.push(await createEnv(task, config));
+const teardowns: EnvTeardown[] = [];
 
-parentPort!.on('message', (m: { id: number; op: string; arg: unknown }) => {
+async function init(a: Init): Promise<void> {
+  const task = await loadTask(a.taskModule, a.taskId);
+  const setup = a.envSetupModule === null ? null : await loadEnvSetup(a.envSetupModule);
+  await createEnvs(task, a.config, a.count, setup, a.envSetupOptions, envs, teardowns);
+}
+
+function reply(id: number, run: () => unknown): void {
   try {
-    let value: unknown = null;
-    if (m.op === 'reset') value = envs.map((e, i) => e.reset({ seed: (m.arg as number[])[i] }));
-    else if (m.op === 'step') {
+    send({ id, ok: true, value: run() ?? null });
+  } catch (e) {
+    send({ id, ok: false, error: e instanceof Error ? e.message : String(e) });
+  }
+}
+
+onMessage((m) => {
+  if (m.op === 'init') {
+    init(m.arg as Init).then(
+      () => send({ id: m.id, ok: true, value: null }),
+      (e: unknown) => send({ id: m.id, ok: false, error: e instanceof Error ? e.message : String(e) }),
+    );
+    return;
+  }
+  reply(m.id, () => {
+    if (m.op === 'reset') return envs.map((e, i) => e.reset({ seed: (m.arg as number[])[i] }));
+    if (m.op === 'step') {
       const actions = m.arg as number[][];
       const results = envs.map((e, i) => e.step(actions[i]));
-      value = { results, hashes: envs.map((e) => e.stateHash()) };
-    } else if (m.op !== 'ready') throw new Error(`unknown op '${m.op}'`);
-    parentPort!.postMessage({ id: m.id, ok: true, value });
-  } catch (e) {
-    parentPort!.postMessage({ id: m.id, ok: false, error: e instanceof Error ? e.message : String(e) });
-  }
+      return { results, hashes: envs.map((e) => e.stateHash()) };
+    }
+    if (m.op === 'close') {
+      for (const t of teardowns.splice(0)) t();
+      for (const e of envs.splice(0)) e.free();
+      return null;
+    }
+    throw new Error(`unknown op '${m.op}'`);
+  });
 });

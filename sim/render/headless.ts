@@ -26,6 +26,32 @@ function loadGL(): CreateGL {
   }
 }
 
+let holdingDisplay: string | null = null;
+
+/**
+ * Loads `gl` and makes sure an X display exists (starting a private Xvfb when DISPLAY is unset),
+ * in that order: `gl` and xvfb.ts both clean up on process exit, in the order their hooks were
+ * installed, and `gl`'s (which talks to the X server) must run before the server is stopped.
+ * Returns the display.
+ *
+ * `holdDisplay`: also connect this process to the display for its lifetime, for when other
+ * processes (VecEnv worker processes) render on it. The private Xvfb runs with `-terminate`, so
+ * without a client here it would exit when the last worker closes and the next workers would be
+ * handed a display on its way out. One GL context is created and destroyed; ANGLE keeps its
+ * display connection until the process exits.
+ */
+export async function prepareHeadless(options: { holdDisplay?: boolean } = {}): Promise<string> {
+  const createGL = loadGL();
+  const display = await ensureDisplay();
+  if (options.holdDisplay && holdingDisplay !== display) {
+    const gl = createGL(1, 1, { createWebGL2Context: true });
+    if (!gl) throw new RenderUnavailableError(`could not create a WebGL context on display ${display}; ${XVFB_INSTALL_HINT}; ${GL_INSTALL_HINT}`);
+    gl.getExtension('STACKGL_destroy_context')?.destroy();
+    holdingDisplay = display;
+  }
+  return display;
+}
+
 /** A three.js renderer drawing into an offscreen GL context of a fixed maximum size. */
 export interface HeadlessRenderer {
   readonly renderer: THREE.WebGLRenderer;
@@ -46,7 +72,7 @@ export async function createHeadlessRenderer(width: number, height: number): Pro
     throw new RangeError(`renderer size must be positive integers, got ${width}x${height}`);
   }
   const createGL = loadGL();
-  const display = await ensureDisplay();
+  const display = await prepareHeadless();
   const gl = createGL(width, height, {
     createWebGL2Context: true,
     // Exact pixels: segmentation ids must not blend at edges, and RGB must match depth/ids.

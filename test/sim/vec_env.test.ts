@@ -53,3 +53,26 @@ test('a task module without getTask is refused with a clear error', async () => 
     /taskModule .*math\.ts.* does not export getTask\(id\)/,
   );
 });
+
+test('an env setup module without setupEnv, and a bad worker kind, are refused naming what was expected', async () => {
+  const math = new URL('../../sim/math.ts', import.meta.url).href;
+  await assert.rejects(
+    VecEnv.create({ taskModule: TASKS_MODULE, taskId: 'blocks', numEnvs: 1, envSetupModule: math }),
+    /envSetupModule .*math\.ts.* does not export setupEnv\(env, options\)/,
+  );
+  await assert.rejects(
+    VecEnv.create({ taskModule: TASKS_MODULE, taskId: 'blocks', numEnvs: 1, workerKind: 'fiber' as never }),
+    /workerKind: expected 'thread' or 'process', got "fiber"/,
+  );
+});
+
+test('worker processes give exactly the results of separate envs', async () => {
+  const vec = await VecEnv.create({ taskModule: TASKS_MODULE, taskId: 'blocks', numEnvs: 2, workers: 1, workerKind: 'process' });
+  const starts = await vec.reset([4, 5]);
+  const q0s = starts.map((r) => r.info.state.q.slice());
+  let hashes: string[] = [];
+  for (let k = 0; k < STEPS; k++) hashes = (await vec.step(q0s.map((q0) => scriptedAction(q0, [0, 1, 2, 3, 4, 5, 6], k, 1 / 60)))).hashes;
+  await assert.rejects(vec.step([[0, 0, NaN, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0]]), /joint3/);
+  await vec.close();
+  assert.deepEqual(hashes, (await separateHashes()).slice(0, 2));
+});
