@@ -69,7 +69,12 @@ export function configHash(task: Task, envConfig: unknown): string {
   return hashString(stableJson({ env: envConfig, task: { id: task.id, maxSteps: task.maxSteps, stages: task.stages.map((s) => s.name) } }));
 }
 
-/** The header of an episode file written by `runExpertEpisode`. */
+/**
+ * The header of an episode file written by `runExpertEpisode`. Call after `env.reset()`: `meta`
+ * carries the env config (`envConfig`) and the episode's scene (`scene`, the SceneDesc the reset
+ * built), so readers such as the viewer can draw the episode without the task registry; entries
+ * of `meta` given here override both.
+ */
 export function episodeHeader(env: SimEnv, task: Task, seed: number, meta: Record<string, unknown> = {}): EpisodeHeader {
   return {
     format: 'evovla.episode',
@@ -84,7 +89,7 @@ export function episodeHeader(env: SimEnv, task: Task, seed: number, meta: Recor
     configHash: configHash(task, env.config),
     stages: task.stages.map((s) => s.name),
     cameras: env.config.cameras.map((c) => c.name),
-    meta: { envConfig: structuredClone(env.config), ...meta },
+    meta: { envConfig: structuredClone(env.config), ...(env.randomization ? { scene: task.buildScene(env.randomization) } : {}), ...meta },
   };
 }
 

@@ -1,8 +1,9 @@
 /**
  * Episodes as the viewer shows them: the record file's header and steps plus the scene to draw.
- * Episode files carry poses, not shapes, so the scene comes from the header's `meta.scene` when a
- * writer stored one, or is rebuilt from the task registry and the episode's seed (the env samples
- * a reset's randomisation from `new Rng(seed)`), and checked against the recorded object names.
+ * Steps carry poses, not shapes, so the scene comes from the header's `meta.scene` (episodeHeader in
+ * tasks/rollout.ts stores it), or, for files written without one, is rebuilt from the task
+ * registry and the episode's seed (the env samples a reset's randomisation from `new Rng(seed)`)
+ * and checked against the recorded object names.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -37,7 +38,14 @@ function isSceneDesc(x: unknown): x is SceneDesc {
  * Returns the scene and a note saying where it came from (or why it is missing).
  */
 export function sceneForEpisode(header: EpisodeHeader, firstStep?: StepRecord): { scene: MirrorDesc | null; note: string } {
-  if (isSceneDesc(header.meta?.scene)) return { scene: mirrorDescOf(header.meta.scene), note: 'scene from the episode header' };
+  if (isSceneDesc(header.meta?.scene)) {
+    try {
+      return { scene: mirrorDescOf(header.meta.scene), note: 'scene from the episode header' };
+    } catch (err) {
+      // E.g. a robot this build does not know: its link shapes come from the robot registry.
+      return { scene: null, note: `could not draw the scene stored in the episode header (${(err as Error).message}): objects drawn as markers` };
+    }
+  }
   const task = Object.hasOwn(TASKS, header.task) ? TASKS[header.task] : undefined;
   if (!task) return { scene: null, note: `task '${header.task}' is not in this build's registry: objects drawn as markers` };
   let scene: SceneDesc;

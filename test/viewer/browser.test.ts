@@ -67,7 +67,7 @@ describe('viewer in chromium', { timeout: 120_000 }, () => {
       env.free();
     }
     const ep = loadEpisodeFile(file);
-    assert.ok(ep.scene, `scene should be rebuilt: ${ep.notes.join('; ')}`);
+    assert.ok(ep.scene, `scene should be drawn: ${ep.notes.join('; ')}`);
     stagesReached = [...new Set(ep.steps.map((s) => s.stage))];
     server = await startViewerServer({ episodes: [ep] });
     browser = await chromium.launch({
