@@ -4,15 +4,9 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { envCameraSchema, type EnvCameraConfig } from './camera_config.ts';
 
 const positiveInt = z.number().int().positive();
-
-const cameraSchema = z.strictObject({
-  /** Camera name, e.g. 'eye_side' or 'eye_arm' (the key in Observation.images). */
-  name: z.string().min(1),
-  width: positiveInt,
-  height: positiveInt,
-});
 
 export const envConfigSchema = z
   .strictObject({
@@ -41,8 +35,12 @@ export const envConfigSchema = z
      * 4; with 1, Rapier applies a step's joint torques only in the next step and control fails.
      */
     solverIterations: z.number().int().min(2).default(2),
-    /** Cameras whose images the observation hook should attach (rendering lives outside sim/). */
-    cameras: z.array(cameraSchema).default([]),
+    /**
+     * Cameras whose images the observation hook should attach (rendering lives outside sim/):
+     * `{name, width, height}` plus, optionally, the renderer's fields: `fovy` or `fx`/`fy`/`cx`/`cy`,
+     * `near`, `far`, `mount`, `depth`, `segmentation` (sim/camera_config.ts).
+     */
+    cameras: z.array(envCameraSchema).default([]),
   })
   .refine((c) => c.physicsHz % c.controlHz === 0, {
     message: 'physicsHz must be a whole multiple of controlHz',
@@ -50,7 +48,8 @@ export const envConfigSchema = z
   });
 
 export type EnvConfig = z.output<typeof envConfigSchema>;
-export type CameraConfig = z.output<typeof cameraSchema>;
+/** A camera entry of the env config. */
+export type CameraConfig = EnvCameraConfig;
 
 /** Bad configuration: names the source (a file or 'env config'), the key and what was expected. */
 export class ConfigError extends Error {
@@ -76,7 +75,8 @@ export function parseEnvConfig(input: unknown, source = 'env config'): Readonly<
     let message = issue.message;
     if (issue.code === 'unrecognized_keys') {
       key = [...issue.path.map(String), issue.keys[0]].join('.');
-      message = `unknown key (expected one of: ${Object.keys(envConfigSchema.shape).join(', ')})`;
+      const keys = keysAt(envConfigSchema, issue.path, input);
+      message = `unknown key (expected one of: ${keys ? keys.join(', ') : '?'})`;
     } else {
       const got = issue.path.reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<PropertyKey, unknown>)[k] : undefined), input);
       message = `${message}, got ${JSON.stringify(got)}`;
@@ -84,7 +84,47 @@ export function parseEnvConfig(input: unknown, source = 'env config'): Readonly<
     throw new ConfigError(source, key || '(root)', message);
   }
   const c = r.data;
-  return Object.freeze({ ...c, rewardScales: Object.freeze({ ...c.rewardScales }), cameras: Object.freeze(c.cameras.map((x) => Object.freeze({ ...x }))) as CameraConfig[] });
+  return Object.freeze({ ...c, rewardScales: Object.freeze({ ...c.rewardScales }), cameras: deepFreeze(c.cameras) });
+}
+
+function deepFreeze<T>(x: T): T {
+  if (x && typeof x === 'object') {
+    for (const v of Object.values(x)) deepFreeze(v);
+    Object.freeze(x);
+  }
+  return x;
+}
+
+type SchemaDef = {
+  type: string;
+  shape?: Record<string, z.ZodType>;
+  element?: z.ZodType;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  options?: z.ZodType[];
+  values?: unknown[];
+};
+const defOf = (s: z.ZodType): SchemaDef => (s as unknown as { _zod: { def: SchemaDef } })._zod.def;
+
+/**
+ * The keys the object schema at `path` accepts (for 'unknown key' messages), following the input
+ * through arrays, wrappers and tagged unions (the option whose literal fields match the input).
+ */
+function keysAt(schema: z.ZodType, path: readonly PropertyKey[], value: unknown): string[] | null {
+  let d = defOf(schema);
+  while (d.innerType || (d.type === 'pipe' && d.in)) d = defOf((d.innerType ?? d.in)!);
+  if (d.type === 'union' && d.options) {
+    const v = (value ?? {}) as Record<string, unknown>;
+    const match = d.options.find((o) => {
+      const shape = defOf(o).shape ?? {};
+      return Object.entries(shape).every(([k, f]) => defOf(f).type !== 'literal' || defOf(f).values!.includes(v[k]));
+    });
+    return match ? keysAt(match, path, value) : null;
+  }
+  const next = (value as Record<PropertyKey, unknown> | undefined)?.[path[0]];
+  if (d.type === 'object' && d.shape) return path.length === 0 ? Object.keys(d.shape) : d.shape[path[0] as string] ? keysAt(d.shape[path[0] as string], path.slice(1), next) : null;
+  if (d.type === 'array' && d.element && path.length > 0) return keysAt(d.element, path.slice(1), next);
+  return null;
 }
 
 /**

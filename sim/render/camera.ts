@@ -1,6 +1,7 @@
 /**
- * Camera configuration (intrinsics and mounting) and the pinhole maths shared by the headless
- * renderer and the tests that check its images.
+ * Cameras resolved from their configs (intrinsics and mounting; the config schema itself is plain
+ * data in sim/camera_config.ts) and the pinhole maths shared by the headless renderer and the
+ * tests that check its images.
  *
  * Two cameras as in Discoverse: a fixed third-person camera ('eye_side') and a wrist camera on the
  * gripper ('eye_arm'). Intrinsics follow OpenCV: pixel (u, v) with u to the right, v down, the
@@ -8,8 +9,11 @@
  * (x right, y up, looking along -z), which is what three.js cameras use and what MuJoCo cameras
  * (Discoverse) use, so mount poses carry over without a flip.
  */
-import { z } from 'zod';
+import { cameraConfigSchema, type CameraConfig, type CameraMount } from '../camera_config.ts';
 import type { Pose, Quat, Vec3 } from '../types.ts';
+
+// The config schema is plain data and lives in sim/ (the env config validates cameras with it).
+export { cameraConfigSchema, cameraMountSchema, type CameraConfig, type CameraMount } from '../camera_config.ts';
 
 /** Pinhole intrinsics in pixels (OpenCV convention). */
 export interface Intrinsics {
@@ -18,18 +22,6 @@ export interface Intrinsics {
   cx: number;
   cy: number;
 }
-
-/**
- * Where a camera sits.
- * - `world` with `pose`: a fixed camera, pose of the camera frame in the world.
- * - `world` with `eye`/`target`: a fixed camera looking at a point, world Z up.
- * - `link`: rigidly attached to a robot link (`SimState.links[link]`) or, with link 'ee', to
- *   the tool frame (`SimState.ee`); `pose` is the camera frame in that frame.
- */
-export type CameraMount =
-  | { kind: 'world'; pose: Pose }
-  | { kind: 'lookAt'; eye: Vec3; target: Vec3 }
-  | { kind: 'link'; link: string; pose: Pose };
 
 /** A camera, fully resolved (defaults applied). */
 export interface CameraSpec {
@@ -45,40 +37,6 @@ export interface CameraSpec {
   depth: boolean;
   segmentation: boolean;
 }
-
-const finite = z.number().refine(Number.isFinite, 'must be a finite number');
-const vec3 = z.tuple([finite, finite, finite]);
-const quat = z
-  .tuple([finite, finite, finite, finite])
-  .refine((q) => Math.abs(Math.hypot(...q) - 1) < 1e-3, 'must be a unit quaternion [x, y, z, w]');
-const pose = z.object({ p: vec3, q: quat }).strict();
-
-/** Camera entry of the env config (YAML). Unknown keys are errors. */
-export const cameraConfigSchema = z
-  .object({
-    name: z.string().min(1).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only'),
-    width: z.number().int().min(8).max(2048).default(128),
-    height: z.number().int().min(8).max(2048).default(128),
-    /** Vertical field of view in degrees; used when fx/fy are not given. */
-    fovy: z.number().gt(1).lt(179).default(60),
-    fx: z.number().positive().optional(),
-    fy: z.number().positive().optional(),
-    cx: finite.optional(),
-    cy: finite.optional(),
-    near: z.number().positive().default(0.01),
-    far: z.number().positive().default(5),
-    mount: z.discriminatedUnion('kind', [
-      z.object({ kind: z.literal('world'), pose }).strict(),
-      z.object({ kind: z.literal('lookAt'), eye: vec3, target: vec3 }).strict(),
-      z.object({ kind: z.literal('link'), link: z.string().min(1), pose }).strict(),
-    ]),
-    depth: z.boolean().default(true),
-    segmentation: z.boolean().default(true),
-  })
-  .strict()
-  .refine((c) => c.far > c.near, { message: 'far must be greater than near', path: ['far'] });
-
-export type CameraConfig = z.input<typeof cameraConfigSchema>;
 
 /** Validates one camera config and fills in defaults (intrinsics from fovy when fx/fy are absent). */
 export function resolveCamera(config: CameraConfig): CameraSpec {

@@ -3,11 +3,15 @@
  * `cameras` list names the cameras and their sizes); this module renders them with a CameraRig
  * through the env's observation hook, so sim/ itself never imports three.js.
  *
- * Camera placement comes from the built-in defaults by name ('eye_side': fixed third-person view,
- * mounted relative to the robot's base link; 'eye_arm': wrist camera on the tool frame), or from
- * full CameraConfigs passed here for other names or other placements.
+ * A camera's config is built in layers, later ones winning field by field: the built-in placement
+ * by name ('eye_side': fixed third-person view, mounted relative to the robot's base link;
+ * 'eye_arm': wrist camera on the tool frame), a full CameraConfig passed here with that name, and
+ * the fields of the env config's entry (size, and optionally intrinsics, clip planes, mount),
+ * which are what an episode file records. Intrinsics go together: an entry giving `fovy` or any
+ * of `fx`/`fy`/`cx`/`cy` replaces all of the layer below's.
  */
 import { Rng } from '../rng.ts';
+import type { EnvCameraConfig } from '../camera_config.ts';
 import type { SimEnv } from '../env.ts';
 import { getRobot, robotLinkVisuals } from '../robot/index.ts';
 import type { SceneDesc } from '../types.ts';
@@ -46,6 +50,19 @@ export interface EnvCameraOptions {
   seed?: number;
 }
 
+const INTRINSIC_KEYS = ['fovy', 'fx', 'fy', 'cx', 'cy'] as const;
+
+/**
+ * The renderer config of an env config camera entry over `base` (a built-in placement or a full
+ * config passed in code): the entry's fields win; intrinsics are replaced as a group.
+ */
+export function mergeCameraConfig(base: CameraConfig | undefined, entry: Readonly<EnvCameraConfig>): CameraConfig {
+  const merged: Record<string, unknown> = { ...base };
+  if (INTRINSIC_KEYS.some((k) => entry[k] !== undefined)) for (const k of INTRINSIC_KEYS) delete merged[k];
+  for (const [k, v] of Object.entries(entry)) if (v !== undefined) merged[k] = v;
+  return merged as CameraConfig;
+}
+
 /** What the mirror draws for a scene: its objects and its robot's links. */
 export function mirrorDescOf(scene: SceneDesc): MirrorDesc {
   return { objects: scene.objects, links: robotLinkVisuals(scene.robot) };
@@ -79,14 +96,14 @@ export async function attachEnvCameras(env: SimEnv, options: EnvCameraOptions = 
   const randomization = parseVisualRandomization(options.randomization ?? {});
   const probeScene = env.task.buildScene(env.task.randomize(new Rng(0)));
   const baseLink = getRobot(probeScene.robot).baseLink;
-  const configs = wanted.map((c): CameraConfig => {
-    const full = options.cameras?.find((x) => x.name === c.name) ?? defaultCameraConfig(c.name, baseLink);
-    if (!full) {
+  const configs = wanted.map((c) => {
+    const base = options.cameras?.find((x) => x.name === c.name) ?? defaultCameraConfig(c.name, baseLink);
+    if (!base && !c.mount) {
       throw new RangeError(
-        `env config camera '${c.name}' has no placement: use 'eye_side' or 'eye_arm', or pass a full camera config with that name (mount, intrinsics)`,
+        `env config camera '${c.name}' has no placement: give it a mount in the env config (e.g. mount: {kind: lookAt, eye: [x, y, z], target: [x, y, z]}), use 'eye_side' or 'eye_arm', or pass a full camera config with that name`,
       );
     }
-    return { ...full, width: c.width, height: c.height };
+    return mergeCameraConfig(base, c);
   });
   const rig = await CameraRig.create({ scene: mirrorDescOf(probeScene), cameras: configs });
   let shownFor: unknown = null;

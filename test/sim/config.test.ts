@@ -44,3 +44,27 @@ test('a YAML config file is read, and its errors name the file', () => {
   writeFileSync(list, '- 1\n- 2\n');
   assert.throws(() => loadEnvConfig(list), /expected a mapping/);
 });
+
+test('camera entries take the renderer fields, and a bad camera key names the key and the expected form', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'evovla-config-'));
+  const good = join(dir, 'cameras.yaml');
+  writeFileSync(good, 'cameras:\n  - {name: top, width: 64, height: 48, fx: 50, fy: 50, cx: 31.5, cy: 23.5, near: 0.05, far: 2, mount: {kind: link, link: ee, pose: {p: [0, 0, 0.1], q: [0, 0, 0, 1]}}}\n');
+  const c = loadEnvConfig(good);
+  assert.deepEqual(c.cameras[0].mount, { kind: 'link', link: 'ee', pose: { p: [0, 0, 0.1], q: [0, 0, 0, 1] } });
+  assert.ok(Object.isFrozen(c.cameras[0].mount));
+  // A size-only entry stays size-only: nothing is filled in (the built-in placement fills it later).
+  assert.deepEqual({ ...parseEnvConfig({ cameras: [{ name: 'eye_side', width: 8, height: 8 }] }).cameras[0] }, { name: 'eye_side', width: 8, height: 8 });
+  const bad: Array<[string, RegExp]> = [
+    ['{name: top, width: 64, height: 48, fov: 40}', /key 'cameras\.0\.fov': unknown key \(expected one of: name, width, height, fovy, fx, fy, cx, cy, near, far, mount, depth, segmentation\)/],
+    ['{name: top, width: 64, height: 48, mount: {kind: lookAt, eye: [1, 0, 1], target: [0, 0, 0], up: [0, 0, 1]}}', /key 'cameras\.0\.mount\.up': unknown key \(expected one of: kind, eye, target\)/],
+    ['{name: top, width: 64, height: 48, mount: {kind: above}}', /key 'cameras\.0\.mount\.kind': expected a mount \{kind: 'world', pose\} \| \{kind: 'lookAt', eye, target\} \| \{kind: 'link', link, pose\}, got "above"/],
+    ['{name: top, width: 64, height: 48, mount: {kind: lookAt, eye: [1, 0], target: [0, 0, 0]}}', /key 'cameras\.0\.mount\.eye': expected \[x, y, z\] in metres, got \[1,0\]/],
+    ['{name: top, width: 64, height: 48, fovy: 180}', /key 'cameras\.0\.fovy': .*179, got 180/],
+    ['{name: top, width: 64, height: 48, near: 1, far: 0.5}', /key 'cameras\.0\.far': far must be greater than near, got 0.5/],
+  ];
+  for (const [entry, re] of bad) {
+    const file = join(dir, 'bad-camera.yaml');
+    writeFileSync(file, `cameras:\n  - ${entry}\n`);
+    assert.throws(() => loadEnvConfig(file), (e: unknown) => e instanceof ConfigError && (e as Error).message.startsWith(`${file}: key 'cameras.0.`) && re.test((e as Error).message), String(re));
+  }
+});

@@ -1,7 +1,11 @@
 /** The env adapter: cameras named in the env config put images into observations. */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { createEnv } from '../../../sim/env.ts';
+import { createEnv, loadEnvConfig } from '../../../sim/env.ts';
+import { lookAtPose, projectPoint } from '../../../sim/render/camera.ts';
 import { attachEnvCameras, parseCameraList } from '../../../sim/render/env_cameras.ts';
 import { getTask } from '../../../tasks/index.ts';
 
@@ -75,10 +79,52 @@ describe('attachEnvCameras', () => {
     }
   });
 
+  it('takes a camera fovy and lookAt mount from a YAML env config', async () => {
+    // 95 x 71 pixels, so the principal point (47, 35) is a pixel centre. The camera
+    // looks down at 45 degrees from 0.4 m above the table top (z = 0.75) at a point of the table
+    // clear of the blocks and the arm.
+    const dir = mkdtempSync(join(tmpdir(), 'evovla-cameras-'));
+    const file = join(dir, 'run.yaml');
+    writeFileSync(
+      file,
+      ['cameras:', '  - name: table_view', '    width: 95', '    height: 71', '    fovy: 40', '    mount: {kind: lookAt, eye: [0.6, -0.05, 1.15], target: [0.6, 0.35, 0.75]}', ''].join('\n'),
+    );
+    const env = await createEnv(getTask('blocks'), loadEnvConfig(file));
+    const cams = await attachEnvCameras(env);
+    assert.ok(cams);
+    try {
+      const fy = 71 / 2 / Math.tan((20 * Math.PI) / 180);
+      const [spec] = cams.rig.specs;
+      assert.ok(Math.abs(spec.intrinsics.fy - fy) < 1e-9 && Math.abs(spec.intrinsics.fx - fy) < 1e-9, `fx, fy = ${spec.intrinsics.fx}, ${spec.intrinsics.fy}`);
+      const pose = lookAtPose([0.6, -0.05, 1.15], [0.6, 0.35, 0.75]);
+      // The target is the principal point; 5 cm to its right (+X, perpendicular to the axis at
+      // depth 0.4 * sqrt 2) is fy * 0.05 / 0.5657 = 8.62 pixels to the right.
+      const t = projectPoint(spec, pose, [0.6, 0.35, 0.75]);
+      assert.ok(Math.abs(t.u - 47) < 1e-9 && Math.abs(t.v - 35) < 1e-9, `target at (${t.u}, ${t.v})`);
+      const r = projectPoint(spec, pose, [0.65, 0.35, 0.75]);
+      assert.ok(Math.abs(r.u - (47 + (fy * 0.05) / Math.hypot(0.4, 0.4))) < 1e-9 && Math.abs(r.v - 35) < 1e-9, `point at (${r.u}, ${r.v})`);
+      // The rendered depth down the centre column is the table's: a ray tan(a) = (35 - v) / fy
+      // above the axis meets the table top at depth 0.4 / (sin 45 * (1 - tan a)).
+      const img = env.reset({ seed: 2 }).obs.images!.table_view;
+      assert.equal(img.width, 95);
+      assert.equal(img.height, 71);
+      for (const v of [12, 35, 60]) {
+        const i = v * 95 + 47;
+        const expected = 0.4 / (Math.SQRT1_2 * (1 - (35 - v) / fy));
+        assert.equal(cams.labels[img.segmentation![i]], 'table', `row ${v}`);
+        assert.ok(Math.abs(img.depth![i] - expected) < 1e-3, `row ${v}: depth ${img.depth![i]}, expected ${expected}`);
+      }
+    } finally {
+      cams.detach();
+      env.free();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('names a camera without a placement', async () => {
     const env = await createEnv(getTask('blocks'), { cameras: [{ name: 'ceiling', width: 32, height: 32 }] });
     try {
-      await assert.rejects(attachEnvCameras(env), /camera 'ceiling' has no placement/);
+      await assert.rejects(attachEnvCameras(env), /camera 'ceiling' has no placement: give it a mount in the env config/);
     } finally {
       env.free();
     }
