@@ -11,6 +11,7 @@
  */
 import { cameraConfigSchema, type CameraConfig, type CameraMount } from '../camera_config.ts';
 import type { Pose, Quat, Vec3 } from '../types.ts';
+import { poseApply, quatConj, quatMul, quatRotate } from '../math.ts';
 
 // The config schema is plain data and lives in sim/ (the env config validates cameras with it).
 export { cameraConfigSchema, cameraMountSchema, type CameraConfig, type CameraMount } from '../camera_config.ts';
@@ -102,35 +103,9 @@ export function projectionFromIntrinsics(k: Intrinsics, width: number, height: n
   return [a, 0, 0, 0, 0, b, 0, 0, c, d, e, -1, 0, 0, f, 0];
 }
 
-function rotate(q: Quat, v: Vec3): Vec3 {
-  const [x, y, z, w] = q;
-  // v + 2w(q x v) + 2 q x (q x v)
-  const tx = 2 * (y * v[2] - z * v[1]);
-  const ty = 2 * (z * v[0] - x * v[2]);
-  const tz = 2 * (x * v[1] - y * v[0]);
-  return [v[0] + w * tx + (y * tz - z * ty), v[1] + w * ty + (z * tx - x * tz), v[2] + w * tz + (x * ty - y * tx)];
-}
-
-function conjugate(q: Quat): Quat {
-  return [-q[0], -q[1], -q[2], q[3]];
-}
-
-/** Quaternion product a*b ([x,y,z,w]). */
-export function quatMultiply(a: Quat, b: Quat): Quat {
-  const [ax, ay, az, aw] = a;
-  const [bx, by, bz, bw] = b;
-  return [
-    aw * bx + ax * bw + ay * bz - az * by,
-    aw * by - ax * bz + ay * bw + az * bx,
-    aw * bz + ax * by - ay * bx + az * bw,
-    aw * bw - ax * bx - ay * by - az * bz,
-  ];
-}
-
 /** Composes poses: `parent * child`. */
 export function composePose(parent: Pose, child: Pose): Pose {
-  const r = rotate(parent.q, child.p);
-  return { p: [parent.p[0] + r[0], parent.p[1] + r[1], parent.p[2] + r[2]], q: quatMultiply(parent.q, child.q) };
+  return { p: poseApply(parent, child.p), q: quatMul(parent.q, child.q) };
 }
 
 /** Camera pose (OpenGL camera frame) looking from `eye` at `target` with world +Z up. */
@@ -195,7 +170,7 @@ export function cameraWorldPose(mount: CameraMount, state: { links: Record<strin
  */
 export function projectPoint(spec: Pick<CameraSpec, 'intrinsics'>, cameraPose: Pose, point: Vec3): { u: number; v: number; depth: number } {
   const rel: Vec3 = [point[0] - cameraPose.p[0], point[1] - cameraPose.p[1], point[2] - cameraPose.p[2]];
-  const c = rotate(conjugate(cameraPose.q), rel);
+  const c = quatRotate(quatConj(cameraPose.q), rel);
   const depth = -c[2];
   const k = spec.intrinsics;
   return { u: k.cx + (k.fx * c[0]) / depth, v: k.cy - (k.fy * c[1]) / depth, depth };
@@ -208,6 +183,6 @@ export function projectPoint(spec: Pick<CameraSpec, 'intrinsics'>, cameraPose: P
 export function unprojectPixel(spec: Pick<CameraSpec, 'intrinsics'>, cameraPose: Pose, u: number, v: number, depth: number): Vec3 {
   const k = spec.intrinsics;
   const c: Vec3 = [((u - k.cx) / k.fx) * depth, (-(v - k.cy) / k.fy) * depth, -depth];
-  const r = rotate(cameraPose.q, c);
+  const r = quatRotate(cameraPose.q, c);
   return [cameraPose.p[0] + r[0], cameraPose.p[1] + r[1], cameraPose.p[2] + r[2]];
 }
