@@ -17,7 +17,7 @@ import { Rng } from './rng.ts';
 import { getRobot } from './robot/index.ts';
 import type { RobotDescription } from './robot/description.ts';
 import type { Kinematics } from './robot/kinematics.ts';
-import type { ExpertTools, Randomization, Task } from './task.ts';
+import type { Evaluation, ExpertTools, Randomization, Task } from './task.ts';
 import type {
   Action,
   ActionMode,
@@ -27,6 +27,7 @@ import type {
   EnvSnapshot,
   Observation,
   ResetResult,
+  RewardTerms,
   SimState,
   StepInfo,
   StepResult,
@@ -187,16 +188,7 @@ export class SimEnv implements Env {
     const state = this.readState();
     const ev = this.task.evaluate(state, randomization);
     this.maxStage = ev.stage;
-    const info: StepInfo = {
-      state,
-      predicates: ev.predicates,
-      stage: ev.stage,
-      success: ev.success,
-      failure: ev.failure,
-      rewardTerms: { success: 0, stageProgress: 0 },
-      clampedAction: this.currentCommand(),
-      clamped: [],
-    };
+    const info = stepInfo(state, ev, { success: 0, stageProgress: 0 }, this.currentCommand(), []);
     this.lastInfo = info;
     return { obs: this.observe(state), info };
   }
@@ -247,16 +239,7 @@ export class SimEnv implements Env {
     const terminated = ev.success || ev.failure;
     const truncated = !terminated && this.stepCount >= this.maxSteps;
     this.done = terminated || truncated;
-    const info: StepInfo = {
-      state,
-      predicates: ev.predicates,
-      stage: ev.stage,
-      success: ev.success,
-      failure: ev.failure,
-      rewardTerms,
-      clampedAction,
-      clamped,
-    };
+    const info = stepInfo(state, ev, rewardTerms, clampedAction, clamped);
     this.lastInfo = info;
     return { obs: this.observe(state), reward, terminated, truncated, info };
   }
@@ -518,4 +501,9 @@ export async function createEnv(task: Task, config: Partial<EnvConfig> = {}, sou
   const cfg = parseEnvConfig(config, source);
   const R = await loadRapier();
   return new SimEnv(R, task, cfg);
+}
+
+/** The info of a reset or step: ground truth, the task's verdict, reward terms and clamping. */
+function stepInfo(state: SimState, ev: Evaluation, rewardTerms: RewardTerms, clampedAction: number[], clamped: string[]): StepInfo {
+  return { state, predicates: ev.predicates, stage: ev.stage, success: ev.success, failure: ev.failure, rewardTerms, clampedAction, clamped };
 }
