@@ -4,6 +4,7 @@ import { createEnv } from '../../sim/env.ts';
 import { poseInv, poseApply } from '../../sim/math.ts';
 import type { Pose, SimState } from '../../sim/types.ts';
 import { BLOCK_HALF, TABLE_TOP, blocksTask, topDownGrip } from '../../tasks/blocks.ts';
+import { runExpertEpisode } from '../../tasks/rollout.ts';
 
 test('a scripted grasp lifts a 4 cm block 10 cm and holds it 3 s with < 2 mm slip', async () => {
   const env = await createEnv(blocksTask);
@@ -53,17 +54,8 @@ test('a scripted grasp lifts a 4 cm block 10 cm and holds it 3 s with < 2 mm sli
 test('the scripted expert places the block in both action modes', async () => {
   for (const actionMode of ['joint', 'ee_delta'] as const) {
     const env = await createEnv(blocksTask, { actionMode });
-    env.reset({ seed: 11 });
-    const expert = blocksTask.expert(env.randomization!, env.expertTools());
-    let success = false;
-    for (let i = 0; i < env.maxSteps; i++) {
-      const r = env.step(expert.act(env.state()).action);
-      if (r.terminated || r.truncated) {
-        success = r.info.success;
-        break;
-      }
-    }
-    assert.ok(success, `expert failed in ${actionMode} mode`);
+    const result = runExpertEpisode(env, blocksTask, 11);
+    assert.ok(result.success, `expert failed in ${actionMode} mode: ${JSON.stringify(result)}`);
     env.free();
   }
 });

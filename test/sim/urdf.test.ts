@@ -6,6 +6,7 @@ import { Rng } from '../../sim/rng.ts';
 import { getRobot, Kinematics, loadUrdfRobot, registerRobot, RobotDescriptionError, urdfToRobot } from '../../sim/robot/index.ts';
 import type { Task } from '../../sim/task.ts';
 import { blocksTask } from '../../tasks/blocks.ts';
+import { runExpertEpisode } from '../../tasks/rollout.ts';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/airbot_play.urdf', import.meta.url));
 const base = { p: [0, 0, 0.75] as [number, number, number], q: [0, 0, 0, 1] as [number, number, number, number] };
@@ -44,16 +45,7 @@ test('a robot loaded from URDF runs in the env: the scripted expert places the b
   registerRobot(loadUrdfRobot(FIXTURE, { id: 'airbot_play_urdf' }));
   const task: Task = { ...blocksTask, id: 'blocks_urdf', buildScene: (r) => ({ ...blocksTask.buildScene(r), robot: 'airbot_play_urdf' }) };
   const env = await createEnv(task);
-  env.reset({ seed: 2 });
-  const expert = task.expert(env.randomization!, env.expertTools());
-  let success = false;
-  for (let i = 0; i < env.maxSteps; i++) {
-    const r = env.step(expert.act(env.state()).action);
-    if (r.terminated || r.truncated) {
-      success = r.info.success;
-      break;
-    }
-  }
+  const { success } = runExpertEpisode(env, task, 2);
   assert.ok(success);
   env.free();
 });
