@@ -4,7 +4,7 @@
  * timeline and the reward terms; runs until interrupted.
  */
 import { expandEpisodePaths, loadEpisodeFile, type ViewerEpisode } from '../viewer/episodes.ts';
-import { startViewerServer } from '../viewer/server.ts';
+import { startViewerServer, waitForInterrupt } from '../viewer/server.ts';
 import { parseFlags } from './args.ts';
 import { UsageError } from './main.ts';
 
@@ -43,15 +43,7 @@ export async function run(argv: string[]): Promise<number> {
   const server = await startViewerServer({ host, port, episodes, log: (l) => console.error(l) });
   console.log(`evovla view: ${episodes.length} episode(s) at ${server.url}`);
   console.log('press Ctrl+C to stop');
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await waitForInterrupt();
   await server.close();
   return 0;
 }

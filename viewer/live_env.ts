@@ -9,6 +9,7 @@ import type { StepRecord } from '../sim/record/types.ts';
 import type { Observation, StepInfo } from '../sim/types.ts';
 import { episodeHeader } from '../tasks/rollout.ts';
 import type { LiveViewer } from './live.ts';
+import { waitForInterrupt } from './server.ts';
 
 function record(info: StepInfo, obs: Observation, action: Float32Array, reward: number, terminated: boolean, truncated: boolean): StepRecord {
   const s = info.state;
@@ -83,15 +84,7 @@ export async function startEnvLiveView(env: SimEnv, log: (line: string) => void 
       stop();
       if (waitForUser) {
         log(`live viewer still open at ${viewer.url} - press Ctrl+C to exit`);
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            process.off('SIGINT', done);
-            process.off('SIGTERM', done);
-            resolve();
-          };
-          process.on('SIGINT', done);
-          process.on('SIGTERM', done);
-        });
+        await waitForInterrupt();
       }
       await viewer.close();
     },

@@ -305,3 +305,16 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
       }),
   };
 }
+
+/** Resolves on the first SIGINT or SIGTERM (Ctrl+C), so a served page stays up until then. */
+export function waitForInterrupt(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+  });
+}
