@@ -9,7 +9,7 @@
  *   missed_deadlines   ticks that ended after their 1/60 s period
  * Usage: npm run bench:deploy [-- --seconds 10]
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { realClock } from '../robot/clock.ts';
@@ -101,6 +101,7 @@ console.log(
     missed_deadlines: summary.missedDeadlines,
     target: 'obs_to_command p99 < 5 ms, none missed',
     node: process.version,
-    note: 'shared 2-core machine: figures are noisy',
+    note: 'figures vary with machine load',
   }),
 );
+rmSync(dir, { recursive: true, force: true });

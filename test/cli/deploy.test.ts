@@ -1,7 +1,6 @@
 /** `evovla deploy` as a user runs it: flag errors, the sim twin end to end, ROS 2 absent here. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseDeployArgs, run } from '../../cli/deploy.ts';
@@ -10,8 +9,9 @@ import { readCommandLog } from '../../robot/log/command_log.ts';
 import { writeTinyPolicy } from '../../robot/policies/tiny_mlp.ts';
 
 import { captureOutput } from './capture.ts';
+import { scratchDir } from '../tmp.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'evovla-cli-deploy-'));
+const dir = scratchDir('evovla-cli-deploy-');
 
 describe('evovla deploy flags', () => {
   const usage = (argv: string[], re: RegExp) => assert.throws(() => parseDeployArgs(argv), (e: unknown) => e instanceof UsageError && re.test(e.message));

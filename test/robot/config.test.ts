@@ -1,10 +1,10 @@
 /** The deploy config: every safety item on by default, unknown keys and bad ranges named. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadDeployConfig, parseDeployConfig } from '../../robot/config.ts';
+import { scratchDir } from '../tmp.ts';
 
 describe('deploy config', () => {
   it('turns every safety item on by default', () => {
@@ -29,7 +29,7 @@ describe('deploy config', () => {
   });
 
   it('loads YAML files and names the file in errors', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'evovla-cfg-'));
+    const dir = scratchDir('evovla-cfg-');
     const good = join(dir, 'good.yaml');
     writeFileSync(good, 'controlHz: 30\nsafety:\n  deadman:\n    enabled: false\nros2:\n  jointNames:\n    joint1: shoulder\n');
     const c = loadDeployConfig(good);

@@ -2,8 +2,7 @@
  * Test harness: the sim twin on a fake clock, wrapped in the safety layer, with a scripted policy
  * whose output each test controls, and an MCAP command log in a temp folder.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FakeClock } from '../../robot/clock.ts';
 import { type DeployConfig, parseDeployConfig } from '../../robot/config.ts';
@@ -18,6 +17,7 @@ import { baseFrameFk, robotSpecFor } from '../../robot/spec.ts';
 import { createEnv } from '../../sim/env.ts';
 import type { Observation } from '../../sim/types.ts';
 import { getTask } from '../../tasks/index.ts';
+import { scratchDir } from '../tmp.ts';
 
 /** A policy whose answer is whatever `next` returns (or a promise that never settles). */
 export class ScriptedPolicy implements DeployPolicy {
@@ -62,7 +62,7 @@ export async function makeRig(configOverrides: Record<string, unknown> = {}, opt
   if (opts.jointNames) twin.inject({ jointNames: opts.jointNames });
   const policy = new ScriptedPolicy();
   const safe = await startSafeRobot({ robot: twin, policySpec: policy.spec, config, clock, fk: baseFrameFk('airbot_play') });
-  const dir = mkdtempSync(join(tmpdir(), 'evovla-deploy-'));
+  const dir = scratchDir('evovla-deploy-');
   const path = join(dir, 'commands.mcap');
   const spec = twin.spec();
   const log = await CommandLog.create(path, { mapping: { rosNames: spec.jointNames, gripperName: 'gripper', gripperScale: 1 }, periodS: DT });

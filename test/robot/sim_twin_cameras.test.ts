@@ -1,7 +1,5 @@
 /** Image policies on the sim twin: rendered frames reach the policy; camera shapes are checked. */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FakeClock } from '../../robot/clock.ts';
@@ -13,6 +11,7 @@ import { SimTwin } from '../../robot/sim_twin.ts';
 import { createEnv } from '../../sim/env.ts';
 import { attachEnvCameras } from '../../sim/render/env_cameras.ts';
 import { getTask } from '../../tasks/index.ts';
+import { scratchDir } from '../tmp.ts';
 
 describe('sim twin cameras', () => {
   it('hands rendered frames to an image policy, whose answer depends on them', async () => {
@@ -20,7 +19,7 @@ describe('sim twin cameras', () => {
     const env = await createEnv(getTask('blocks'), { cameras: [cam] });
     const cams = await attachEnvCameras(env);
     const twin = new SimTwin({ env, clock: new FakeClock(0) });
-    const path = join(mkdtempSync(join(tmpdir(), 'evovla-cam-')), 'cam.onnx');
+    const path = join(scratchDir('evovla-cam-'), 'cam.onnx');
     writeTinyPolicy(path, { camera: cam });
     const policy = await loadOnnxPolicy(path);
     try {
@@ -39,7 +38,7 @@ describe('sim twin cameras', () => {
       twin.send([...obs.q, obs.gripper]);
       assert.notEqual(twin.read().images?.eye_side, frame);
       // A policy trained on another image size is refused.
-      const wrong = join(mkdtempSync(join(tmpdir(), 'evovla-cam-')), 'wrong.onnx');
+      const wrong = join(scratchDir('evovla-cam-'), 'wrong.onnx');
       writeTinyPolicy(wrong, { camera: { name: 'eye_side', width: 64, height: 64 } });
       const other = await loadOnnxPolicy(wrong);
       assert.throws(() => {

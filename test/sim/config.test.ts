@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, loadEnvConfig, parseEnvConfig } from '../../sim/config.ts';
 import { createEnv } from '../../sim/env.ts';
 import { blocksTask } from '../../tasks/blocks.ts';
+import { scratchDir } from '../tmp.ts';
 
 test('defaults are filled in and the result is frozen', () => {
   const c = parseEnvConfig({});
@@ -31,7 +31,7 @@ test('createEnv rejects a bad config before building anything', async () => {
 });
 
 test('a YAML config file is read, and its errors name the file', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'evovla-config-'));
+  const dir = scratchDir('evovla-config-');
   const good = join(dir, 'good.yaml');
   writeFileSync(good, 'actionMode: ee_delta\nrewardScales:\n  success: 2\n');
   const c = loadEnvConfig(good);
@@ -46,7 +46,7 @@ test('a YAML config file is read, and its errors name the file', () => {
 });
 
 test('camera entries take the renderer fields, and a bad camera key names the key and the expected form', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'evovla-config-'));
+  const dir = scratchDir('evovla-config-');
   const good = join(dir, 'cameras.yaml');
   writeFileSync(good, 'cameras:\n  - {name: top, width: 64, height: 48, fx: 50, fy: 50, cx: 31.5, cy: 23.5, near: 0.05, far: 2, mount: {kind: link, link: ee, pose: {p: [0, 0, 0.1], q: [0, 0, 0, 1]}}}\n');
   const c = loadEnvConfig(good);

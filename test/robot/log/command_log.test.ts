@@ -3,13 +3,13 @@
  * cut short (as by a crash) still readable up to its last complete chunk.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { McapIndexedReader } from '@mcap/core';
 import { CommandLog, readCommandLog } from '../../../robot/log/command_log.ts';
 import type { Decision } from '../../../robot/safety/layer.ts';
+import { scratchDir } from '../../tmp.ts';
 
 const mapping = { rosNames: ['j1', 'j2', 'j3', 'j4', 'j5', 'j6'], gripperName: 'gripper', gripperScale: 1 };
 
@@ -30,7 +30,7 @@ function decision(i: number, refused = false): Decision {
 const obs = (i: number) => ({ stamp: 10 + i / 60, seq: i, q: [i * 0.001, 0, 0, 0, 0, 0], qd: [0, 0, 0, 0, 0, 0], gripper: 0.02 });
 
 function tempPath(): string {
-  return join(mkdtempSync(join(tmpdir(), 'evovla-log-')), 'commands.mcap');
+  return join(scratchDir('evovla-log-'), 'commands.mcap');
 }
 
 describe('CommandLog', () => {

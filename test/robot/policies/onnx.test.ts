@@ -1,7 +1,6 @@
 /** The ONNX deploy policy: the file contract is checked at load, and the policy drives the sim twin. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { MLP } from '../../../nn/layers.ts';
@@ -12,8 +11,9 @@ import { loadOnnxPolicy, PolicyFileError } from '../../../robot/policies/onnx.ts
 import { tinyPolicyBytes, writeTinyPolicy } from '../../../robot/policies/tiny_mlp.ts';
 import { specMismatches } from '../../../robot/safety/spec_check.ts';
 import { robotSpecFor } from '../../../robot/spec.ts';
+import { scratchDir } from '../../tmp.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'evovla-onnx-'));
+const dir = scratchDir('evovla-onnx-');
 function file(name: string, bytes: Uint8Array): string {
   const p = join(dir, name);
   writeFileSync(p, bytes);
