@@ -2,8 +2,8 @@
  * `npm run bench:tasks [-- --seeds N] [--tasks a,b] [--episodes K]`: per Discoverse-L task, the
  * scripted expert's episodes per second of wall time (K episodes, default 3) and, with --seeds N,
  * its success rate over seeds 0..N-1 with a 95% Wilson interval, mean episode length, how far
- * failed episodes got, and how often the ground-truth stage predicates first became true out of
- * the expert's order. Prints one JSON object on stdout; progress goes to stderr.
+ * failed episodes got, how often the ground-truth stage predicates first became true out of
+ * the expert's order, and how often the ground-truth stage moved backwards. Prints one JSON object on stdout; progress goes to stderr.
  *
  * Wall-clock figures depend on the machine and its load (shared CI runners are noisy); the JSON
  * carries the load average so readers can judge.
@@ -45,6 +45,9 @@ interface TaskFigures {
     failedSeeds: { seed: number; maxStage: number; stageName: string; error?: string }[];
     /** Episodes in which some stage predicate first held before an earlier stage's did. */
     stageOrderViolations: number;
+    /** Episodes in which the ground-truth stage moved backwards at least once, and how many times in all. */
+    stageDropEpisodes: number;
+    stageDrops: number;
     wallSeconds: number;
   };
 }
@@ -92,6 +95,8 @@ async function benchTask(id: string, seeds: number, speedEpisodes: number): Prom
           .filter((r) => !r.success)
           .map((r) => ({ seed: r.seed, maxStage: r.maxStage, stageName: task.stages[r.maxStage]?.name ?? 'done', ...(r.error ? { error: r.error } : {}) })),
         stageOrderViolations: results.filter((r) => stageOrderViolations(r).length > 0).length,
+        stageDropEpisodes: results.filter((r) => r.stageDrops.length > 0).length,
+        stageDrops: results.reduce((a, r) => a + r.stageDrops.length, 0),
         wallSeconds: (performance.now() - t1) / 1000,
       };
     }

@@ -34,6 +34,7 @@ import {
   liftStage,
   lowerStage,
   objectPose,
+  isInPlace,
   isPlaced,
   pickPlaceRound,
   pickPlaceScript,
@@ -129,6 +130,8 @@ const JUJUBE_SPEC: PickPlaceSpec = {
   target: (s) => add(objectPose(s, 'cup').p, [0, 0, CUP.height + 0.01]),
   placeTolXY: CUP.radius - CUP.wall,
   placed: jujubeInCup,
+  // Let go 1 cm above the rim, it falls 1 cm before it is inside the cup: still "lowering" meanwhile.
+  dropDepth: 0.01,
 };
 
 /** The cup round's geometry: the "object" is the cup, grasped at its handle (offset toward the robot). */
@@ -208,7 +211,12 @@ JUJUBE_STAGES[8].texts = {
 const ROUNDS: StageRound[] = [
   pickPlaceRound(JUJUBE_STAGES, JUJUBE_SPEC),
   // The cup only counts as placed with the jujube still inside it.
-  { stages: cupRoundStages(), placed: (s) => isPlaced(s, CUP_SPEC) && jujubeInCup(s), retreated: (s) => retreated(s, CUP_SPEC) },
+  {
+    stages: cupRoundStages(),
+    placed: (s) => isPlaced(s, CUP_SPEC) && jujubeInCup(s),
+    inPlace: (s) => isInPlace(s, CUP_SPEC) && jujubeInCup(s),
+    retreated: (s) => retreated(s, CUP_SPEC),
+  },
 ];
 const STAGES = validateStages('jujube_cup', ROUNDS.flatMap((r) => r.stages), 19);
 

@@ -31,6 +31,11 @@ export interface EpisodeResult {
   firstTrue: number[];
   /** For each stage, the first control step at which the expert executed it (-1 if never). */
   firstCommanded: number[];
+  /**
+   * Control steps at which the ground-truth stage fell below the previous step's. Under a
+   * successful expert each one is either a real setback (an object slipped) or noise in a predicate.
+   */
+  stageDrops: { step: number; from: number; to: number }[];
   /** Set when the expert gave up (e.g. an unreachable IK target). */
   error?: string;
   /** Path of the episode file, when recorded. */
@@ -135,6 +140,7 @@ export function runExpertEpisode(env: SimEnv, task: Task, seed: number, opts: { 
   let info = reset.info;
   markTrue(info, 0);
   let maxStage = info.stage;
+  const stageDrops: EpisodeResult['stageDrops'] = [];
   let steps = 0;
   let expertStage = 0;
   let error: string | undefined;
@@ -147,6 +153,7 @@ export function runExpertEpisode(env: SimEnv, task: Task, seed: number, opts: { 
       const action = Float32Array.from(out.action as ArrayLike<number>);
       last = env.step(action);
       steps++;
+      if (last.info.stage < info.stage) stageDrops.push({ step: steps, from: info.stage, to: last.info.stage });
       info = last.info;
       markTrue(info, steps);
       maxStage = Math.max(maxStage, info.stage);
@@ -175,6 +182,7 @@ export function runExpertEpisode(env: SimEnv, task: Task, seed: number, opts: { 
     finalStateHash,
     firstTrue,
     firstCommanded,
+    stageDrops,
   };
   if (error) result.error = error;
   if (writer) result.file = writer.close({ steps, success: info.success, finalStateHash, maxStage });

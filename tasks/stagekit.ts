@@ -149,8 +149,14 @@ export function restsOn(
  */
 export interface StageRound {
   stages: Stage[];
-  /** The round's object is where it belongs and released. */
+  /** The round's object is where it belongs, released and at rest. */
   placed(state: SimState): boolean;
+  /**
+   * The round's object is where it belongs and released, whatever its speed: what keeps a round
+   * that is already done complete while a later round jostles it (setting a block down on it makes
+   * it shake, not leave). Defaults to `placed`.
+   */
+  inPlace?(state: SimState): boolean;
   /** ... and the gripper has moved clear of it (the round's last stage). */
   retreated(state: SimState): boolean;
 }
@@ -158,19 +164,21 @@ export interface StageRound {
 /**
  * Current stage without memory of the past, so evaluate() stays a pure function of the state (and
  * snapshots/replays need no extra bookkeeping). A round is complete when its object is placed and
- * the gripper is clear of it, or when it is placed and the next round already shows progress (the
- * gripper may later pass close to an object it placed long ago). Inside the first incomplete
- * round the stage is the one after the furthest stage whose predicate holds now, so a pick that
- * slips back to the table moves the stage back: that is the ground truth.
+ * the gripper is clear of it, or when its object is in place (position only: a later round may
+ * jostle it) and the next round already shows progress (the gripper may later pass close to an
+ * object it placed long ago). Inside the first incomplete round the stage is the one after the
+ * furthest stage whose predicate holds now, so a pick that slips back to the table moves the stage
+ * back: that is the ground truth.
  */
 export function currentStage(rounds: StageRound[], state: SimState): number {
+  const inPlace = (round: StageRound) => (round.inPlace ?? round.placed)(state);
   let base = 0;
   for (let r = 0; r < rounds.length; r++) {
     const round = rounds[r];
     const next = rounds[r + 1];
     const complete =
-      round.placed(state) &&
-      (round.retreated(state) || (next !== undefined && (next.placed(state) || next.stages.some((st) => st.done(state)))));
+      (round.placed(state) && round.retreated(state)) ||
+      (next !== undefined && inPlace(round) && (inPlace(next) || next.stages.some((st) => st.done(state))));
     if (!complete) {
       let furthest = -1;
       for (let k = round.stages.length - 1; k >= 0; k--) {
@@ -188,7 +196,7 @@ export function currentStage(rounds: StageRound[], state: SimState): number {
 
 /** The round of a standard pick-and-place spec (plus optional extra stages before it). */
 export function pickPlaceRound(stages: Stage[], spec: PickPlaceSpec): StageRound {
-  return { stages, placed: (s) => isPlaced(s, spec), retreated: (s) => retreated(s, spec) };
+  return { stages, placed: (s) => isPlaced(s, spec), inPlace: (s) => isInPlace(s, spec), retreated: (s) => retreated(s, spec) };
 }
 
 /** Named predicates: one per stage (by stage name) plus the task's own extras. */
@@ -499,8 +507,17 @@ export class ScriptedExpert implements Expert {
       let sol = this.tools.ik(asked, this.target);
       const flipped: Pose = { p: asked.p, q: quatMul(asked.q, [0, 0, 1, 0]) };
       const alt = this.tools.ik(flipped, this.target);
-      const score = (q: number[]) => (step.wrist === 'centred' ? Math.abs(q[q.length - 1]) : jointDistance(q, this.target));
-      if (alt.ok && (!sol.ok || score(alt.q) < score(sol.q))) {
+      // 'centred' compares the wrist roll first. The two goals can reach the same roll on two wrist
+      // branches (roll, pitch and forearm turned together); then the nearer one wins, or the line
+      // toward the far branch leaves the smooth workspace and the arm swings round in joint space.
+      const near = (q: number[]) => jointDistance(q, this.target);
+      const better = (a: number[], b: number[]) => {
+        if (step.wrist !== 'centred') return near(a) < near(b);
+        const ra = Math.abs(a[a.length - 1]);
+        const rb = Math.abs(b[b.length - 1]);
+        return Math.abs(ra - rb) > 1e-3 ? ra < rb : near(a) < near(b);
+      };
+      if (alt.ok && (!sol.ok || better(alt.q, sol.q))) {
         goal = flipped;
         sol = alt;
       }
@@ -579,6 +596,11 @@ export interface PickPlaceSpec {
   hoverHeight: number;
   /** How far the grasped object is lifted (m). */
   liftHeight: number;
+  /**
+   * Rise above `restZ` from which the held object counts as lifted (m); default 60% of
+   * `liftHeight`. Lower it when the carry to the target goes below that (a target at table level).
+   */
+  liftedAt?: number;
   /** Where the object's origin must end up (world), from the current state. */
   target(state: SimState): Vec3;
   /** Horizontal tolerance of the final placement (m). */
@@ -587,6 +609,12 @@ export interface PickPlaceSpec {
   placeTolZ?: number;
   /** Override of "placed": e.g. the jujube is placed when it is inside the cup. */
   placed?(state: SimState): boolean;
+  /**
+   * For an object dropped into a container: how far below `target` (the drop point) its origin is
+   * once inside (where `placed` takes over). It falls that far after the fingers open, and the
+   * lowering stage holds all the way. Default 0 (set down on a support).
+   */
+  dropDepth?: number;
 }
 
 /**
@@ -605,23 +633,29 @@ export function isHeld(state: SimState, spec: PickPlaceSpec): boolean {
   return pinchedAt(state, spec.object, add(objP(state, spec), spec.graspOffset));
 }
 
-/** The object sits at its target, released by the fingers. */
-export function isPlaced(state: SimState, spec: PickPlaceSpec): boolean {
+/**
+ * The object is at its target and released by the fingers, whatever its speed (position only): a
+ * block set down on it shakes it for a few steps without moving it off its support.
+ */
+export function isInPlace(state: SimState, spec: PickPlaceSpec): boolean {
   // "Released" means not pinched: a finger brushing an object placed earlier (while the next one
   // is put on top of it) does not un-place it.
   if (spec.placed) return spec.placed(state) && !isHeld(state, spec);
   const p = objP(state, spec);
   const t = spec.target(state);
-  return (
-    distXY(p, t) <= spec.placeTolXY &&
-    Math.abs(p[2] - t[2]) <= (spec.placeTolZ ?? 0.006) &&
-    !isHeld(state, spec) &&
-    speedOf(state, spec.object) < 0.1
-  );
+  return distXY(p, t) <= spec.placeTolXY && Math.abs(p[2] - t[2]) <= (spec.placeTolZ ?? 0.006) && !isHeld(state, spec);
 }
 
 /**
- * `after`: what must already hold for this stage to count (the previous round's object placed), so
+ * The object sits at its target, released by the fingers and at rest (< 0.1 m/s), so an object
+ * falling through its target is not placed yet. A `placed` override decides by itself.
+ */
+export function isPlaced(state: SimState, spec: PickPlaceSpec): boolean {
+  return isInPlace(state, spec) && (spec.placed !== undefined || speedOf(state, spec.object) < 0.1);
+}
+
+/**
+ * `after`: what must already hold for this stage to count (the previous round's object in place), so
  * a hand merely passing over the next object on its way elsewhere is not "above it" as a stage.
  */
 export function aboveStage(name: string, spec: PickPlaceSpec, after?: (s: SimState) => boolean): Stage {
@@ -719,7 +753,7 @@ export function liftStage(name: string, spec: PickPlaceSpec): Stage {
   return {
     name,
     object: spec.object,
-    done: (s) => isHeld(s, spec) && objP(s, spec)[2] >= spec.restZ + 0.6 * spec.liftHeight,
+    done: (s) => isHeld(s, spec) && objP(s, spec)[2] >= spec.restZ + (spec.liftedAt ?? 0.6 * spec.liftHeight),
     texts: {
       positive: `the gripper holds ${noun} lifted clear above the table`,
       negative: `${noun} rests on the table`,
@@ -764,12 +798,13 @@ export function lowerStage(name: string, spec: PickPlaceSpec, maxAbove = 0.015):
     object: spec.object,
     // Held, or just let go: between the fingers opening and the object coming to rest it is
     // neither held nor placed, and without this the memoryless stage fell back to the round's
-    // first stage for a step or two at every release.
+    // first stage for a step or two at every release. An object dropped into a container counts
+    // all the way down to where it is inside (`dropDepth` below the drop point).
     done: (s) => {
       const p = objP(s, spec);
       const t = spec.target(s);
       const h = p[2] - t[2];
-      return distXY(p, t) <= 0.012 && h >= -0.004 && h <= maxAbove;
+      return distXY(p, t) <= 0.012 && h >= -(spec.dropDepth ?? 0) - 0.004 && h <= maxAbove;
     },
     texts: {
       positive: `${noun} is held just above ${targetNoun}, lined up with it`,

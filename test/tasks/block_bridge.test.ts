@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../../sim/rng.ts';
-import { BAR_HALF, CUBE_HALF, HALF_GAP, barSpot, blockBridgeChecks, blockBridgeTask } from '../../tasks/block_bridge.ts';
+import { ARCH_HEIGHT, BAR_HALF, CUBE_HALF, HALF_GAP, barSpot, blockBridgeChecks, blockBridgeTask } from '../../tasks/block_bridge.ts';
 import type { Pose, SimState } from '../../sim/types.ts';
 import { makeState, pinch, pose } from './fixtures.ts';
 
@@ -83,6 +83,52 @@ test('stage index follows placed objects; knocking the bridge apart is a failure
   assert.equal(blockBridgeTask.evaluate(makeState({ objects: partial, ee: pose([0.2, 0, 0.25]) }), START).stage, 29);
   const broken = { ...initial(), bridge2: pose([0.3 + HALF_GAP + 0.02, 0, 0]) };
   assert.equal(blockBridgeTask.evaluate(makeState({ objects: broken }), START).failure, true);
+});
+
+test('stage index: the hand on its way from over the bridge to the first bar stays past the bridge stage', () => {
+  const objects = initial();
+  const over: [number, number, number] = [0.3 + HALF_GAP / 2, 0, ARCH_HEIGHT + 0.08];
+  const bar = objects.bar_a.p;
+  const at = (p: [number, number, number], gripper = 0.04) => blockBridgeTask.evaluate(makeState({ objects, ee: pose(p, [0, 1, 0, 0]), gripper }), START).stage;
+  assert.equal(at(over), 1, 'above the middle of the bridge');
+  // Halfway to the bar at the same height: the hand has left the bridge but is not above the bar
+  // yet; the stage used to fall back to 0 here.
+  const halfway: [number, number, number] = [(over[0] + bar[0]) / 2, (over[1] + bar[1]) / 2, over[2]];
+  assert.equal(at(halfway), 1);
+  // Near misses: over one end of the bridge, low over the bridge, closed, or off the way to the bar.
+  assert.equal(at([over[0], 0.06, over[2]]), 0, 'over one end of the bridge');
+  assert.equal(at([over[0], over[1], ARCH_HEIGHT + 0.02]), 0, 'low over the deck');
+  assert.equal(at(over, 0.01), 0, 'fingers closed');
+  assert.equal(at([halfway[0] + 0.03, halfway[1] - 0.03, over[2]]), 0, '4 cm off the way to the bar');
+});
+
+test('lift: a bar held 5 cm off the table on its way to its spot is lifted; 1 cm off is not', () => {
+  const objects = initial();
+  const heldAt = (p: [number, number, number]): SimState =>
+    makeState({ objects: { ...objects, bar_a: pose(p) }, ee: pose([p[0], p[1], p[2] + 0.015], [0, 1, 0, 0]), gripper: 0.0141, contacts: pinch('bar_a') });
+  // Measured under the expert: the carry takes the bar down toward 3.3 cm above its spot before
+  // it is over the spot; the stage used to fall back from "carry" (6) to "lift" (5) there.
+  const carrying = heldAt([0.347, 0.103, BAR_HALF[2] + 0.0515]);
+  assert.equal(blockBridgeTask.evaluate(carrying, START).predicates.lift_bar_a, true);
+  assert.equal(blockBridgeTask.evaluate(carrying, START).stage, 6);
+  const justOff = heldAt([objects.bar_a.p[0], objects.bar_a.p[1], BAR_HALF[2] + 0.01]);
+  assert.equal(blockBridgeTask.evaluate(justOff, START).predicates.lift_bar_a, false);
+  assert.equal(blockBridgeTask.evaluate(justOff, START).stage, 5);
+});
+
+test('stage index: setting a cube on a bar shakes the bar; the bar round stays done while it is in place', () => {
+  // Cubes 1-3 on the second bar, cube 4 just let go on the first bar; the impact moves the bar at
+  // 0.17 m/s for a step. The stage stays at "release the fourth cube" (54); it used to be 8.
+  const done = finished();
+  const objects = { ...initial(), bar_a: done.bar_a, bar_b: done.bar_b, cube_1: done.cube_1, cube_2: done.cube_2, cube_3: done.cube_3, cube_4: done.cube_4 };
+  const c4 = objects.cube_4.p;
+  const ee = pose([c4[0], c4[1], c4[2] + 0.016], [0, 1, 0, 0]);
+  const objectVel = { bar_a: [0, 0, -0.174], cube_4: [-0.015, -0.012, -0.182] } as Record<string, [number, number, number]>;
+  assert.equal(blockBridgeTask.evaluate(makeState({ objects, objectVel, ee, gripper: 0.0167 }), START).stage, 54);
+  // Knocked 2 cm off its spot (with the cube on it): the first bar's round is no longer done.
+  const shift = (p: [number, number, number]) => pose([p[0] + 0.02, p[1], p[2]]);
+  const knocked = { ...objects, bar_a: shift(objects.bar_a.p as [number, number, number]), cube_4: shift(c4 as [number, number, number]) };
+  assert.ok(blockBridgeTask.evaluate(makeState({ objects: knocked, objectVel, ee, gripper: 0.0167 }), START).stage < 10);
 });
 
 test('randomize: +-1 mm around the nominal layout, seeded', () => {

@@ -1,7 +1,8 @@
 /**
  * The scripted experts against the simulator, on a few seeds per task (the 100-seed measurement is
- * `npm run bench:tasks -- --seeds 100`): each episode succeeds, and the ground-truth stage
- * predicates first become true in the order the expert executes the stages.
+ * `npm run bench:tasks -- --seeds 100`): each episode succeeds, the ground-truth stage
+ * predicates first become true in the order the expert executes the stages, and the ground-truth
+ * stage never moves backwards.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -23,6 +24,8 @@ function checkEpisode(task: Task, r: EpisodeResult): void {
   assert.equal(r.error, undefined, `${label}: expert gave up: ${r.error}`);
   assert.equal(r.success, true, `${label}: no success (furthest stage ${r.maxStage} '${task.stages[r.maxStage]?.name}')`);
   assert.deepEqual(stageOrderViolations(r), [], `${label}: stage predicates out of order`);
+  // The expert never goes back, so neither may the ground-truth stage (a dip is predicate noise).
+  assert.deepEqual(r.stageDrops, [], `${label}: ground-truth stage moved backwards`);
   // The episode ends at success, possibly before the final retreat: every earlier stage held.
   for (let k = 0; k < task.stages.length - 1; k++) {
     assert.ok(r.firstTrue[k] >= 0, `${label}: stage ${k} '${task.stages[k].name}' never held`);

@@ -66,6 +66,26 @@ test('stage index: jujube dropped in the cup and gripper away -> cup round (9)',
   assert.equal(jujubeCupTask.evaluate(s, {}).stage, 9);
 });
 
+test('stage index: a jujube let go over the cup is still being lowered while it falls to the rim', () => {
+  // Measured under the expert: the fingers open with the jujube 1 cm above the rim; a few steps
+  // later it falls at 0.4 m/s, 5 mm below the drop point and not yet inside. The stage stays at
+  // "release the jujube" (7); it used to fall back to 0.
+  const lying: [number, number, number, number] = [0, Math.SQRT1_2, 0, Math.SQRT1_2];
+  const ee = pose([0.3, 0, 0.095], [0, 1, 0, 0]);
+  const at = (x: number, z: number) =>
+    makeState({ objects: scene({ jujube: pose([x, 0.001, z], lying) }), objectVel: { jujube: [0.008, -0.045, -0.417] }, ee, gripper: 0.0122 });
+  const falling = at(0.302, CUP.height + 0.0053);
+  assert.equal(jujubeInCup(falling), false);
+  assert.equal(jujubeCupTask.evaluate(falling, {}).predicates.lower_jujube, true);
+  assert.equal(jujubeCupTask.evaluate(falling, {}).stage, 7);
+  // Below the rim it is inside the cup: released (8).
+  assert.equal(jujubeCupTask.evaluate(at(0.302, CUP.height - 0.005), {}).stage, 8);
+  // The same height 2.5 cm off the cup's axis (over the rim): not being lowered into the cup.
+  const offAxis = at(0.325, CUP.height + 0.0053);
+  assert.equal(jujubeCupTask.evaluate(offAxis, {}).predicates.lower_jujube, false);
+  assert.equal(jujubeCupTask.evaluate(offAxis, {}).stage, 0);
+});
+
 test('randomize: seeded, clear layouts, the scene has a cup shell with a handle', () => {
   assert.deepEqual(jujubeCupTask.randomize(new Rng(1)), jujubeCupTask.randomize(new Rng(1)));
   for (let seed = 0; seed < 100; seed++) {

@@ -15,7 +15,7 @@ test('wilsonInterval matches reference values', () => {
 });
 
 test('stageOrderViolations flags a stage that held before an earlier one', () => {
-  const base = { seed: 0, steps: 10, success: true, failure: false, truncated: false, maxStage: 3, finalStage: 3, expertStage: 3, finalStateHash: '', firstCommanded: [0, 2, 4] };
+  const base = { seed: 0, steps: 10, success: true, failure: false, truncated: false, maxStage: 3, finalStage: 3, expertStage: 3, finalStateHash: '', firstCommanded: [0, 2, 4], stageDrops: [] };
   const inOrder: EpisodeResult = { ...base, firstTrue: [1, 1, 5] };
   assert.deepEqual(stageOrderViolations(inOrder), []);
   const outOfOrder: EpisodeResult = { ...base, firstTrue: [3, 1, 5] };

@@ -106,6 +106,22 @@ test('stage index: first round done -> 9; block dropped off the table -> failure
   assert.equal(stackTask.evaluate(makeState({ objects: fell }), {}).failure, true);
 });
 
+test('stage index: setting the top block down shakes the middle one; the first round stays done while it is in place', () => {
+  // The step the top block lands (measured under the expert): the tower is in place but the impact
+  // moves the middle block at 0.24 m/s for a step. The stage stays at "release the top block" (16);
+  // it used to fall back to the first round (7) because the middle block was moving.
+  const tower = apart({ middle_block: pose([0.24, 0, 3 * H - 0.0017]), top_block: pose([0.24, 0, 5 * H - 0.0025]) });
+  const ee = pose([0.24, 0, 5 * H + 0.016], [0, 1, 0, 0]);
+  const objectVel = { base_block: [0, 0, -0.04], middle_block: [0, 0, -0.24], top_block: [0, 0, -0.23] } as Record<string, [number, number, number]>;
+  const landing = makeState({ objects: tower, objectVel, ee, gripper: 0.0191 });
+  assert.equal(stackTask.evaluate(landing, {}).predicates.release_top_block, false, 'the top block is not at rest yet');
+  assert.equal(stackTask.evaluate(landing, {}).stage, 16);
+  assert.equal(stackTask.evaluate(makeState({ objects: tower, ee, gripper: 0.0191 }), {}).stage, 17, 'at rest: released');
+  // Knocked 2 cm off the base (the top block with it): the first round is no longer done.
+  const knocked = apart({ middle_block: pose([0.26, 0, 3 * H]), top_block: pose([0.26, 0, 5 * H]) });
+  assert.ok(stackTask.evaluate(makeState({ objects: knocked, objectVel, ee, gripper: 0.0191 }), {}).stage < 9);
+});
+
 test('randomize: seeded, within +-8/6 cm, blocks at least 3 cm apart', () => {
   const a = stackTask.randomize(new Rng(5));
   const b = stackTask.randomize(new Rng(5));
