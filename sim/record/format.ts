@@ -6,6 +6,7 @@
  * frame*   : u32 LE payload length + u32 LE CRC-32 of the payload + payload
  * payload  : 1 kind byte ('H' header, 'S' step, 'F' footer) + msgpack body
  * ```
+ * From version 2 on, the camera images inside step bodies are compressed (see `images.ts`).
  * The header frame comes first; the footer frame is written only on a clean close. The version
  * sits in the preamble (not only in the header) so a reader can refuse a file it cannot parse
  * before trusting any frame of it.

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { crc32 } from './crc32.ts';
+import { ImageDecodeError, decodeImages } from './images.ts';
 import {
   EPISODE_MAGIC,
   FRAME_HEADER_BYTES,
@@ -15,7 +16,7 @@ import {
   PREAMBLE_BYTES,
   episodePackr,
 } from './format.ts';
-import { EPISODE_FORMAT_VERSION, type EpisodeFooter, type EpisodeHeader, type StepRecord } from './types.ts';
+import { READABLE_EPISODE_VERSIONS, type EpisodeFooter, type EpisodeHeader, type StepRecord } from './types.ts';
 
 /** Why a file could not be read to its end. */
 export type EpisodeDamageCode =
@@ -83,14 +84,16 @@ export function* iterateEpisode(buf: Uint8Array): Generator<EpisodeRecord, Episo
     }
   }
   const version = view.getUint32(8, true);
-  if (version !== EPISODE_FORMAT_VERSION) {
+  if (!READABLE_EPISODE_VERSIONS.includes(version)) {
     return damage(
       'wrong_version',
       8,
       0,
-      `episode format version ${version} is not supported (this build reads version ${EPISODE_FORMAT_VERSION}); no records were read`,
+      `episode format version ${version} is not supported (this build reads versions ${READABLE_EPISODE_VERSIONS.join(', ')}); no records were read`,
     );
   }
+  // Version 1 stored images raw; from version 2 on they are compressed and decoded here.
+  const imagesEncoded = version >= 2;
 
   let offset = PREAMBLE_BYTES;
   let index = 0;
@@ -132,12 +135,21 @@ export function* iterateEpisode(buf: Uint8Array): Generator<EpisodeRecord, Episo
       if (header === null || typeof header !== 'object' || header.format !== 'evovla.episode') {
         return damage('bad_record', offset, 0, `header record at byte ${offset} lacks format 'evovla.episode'`);
       }
-      if (header.version !== EPISODE_FORMAT_VERSION) {
-        return damage('wrong_version', offset, 0, `header declares version ${String(header.version)}, expected ${EPISODE_FORMAT_VERSION}`);
+      if (header.version !== version) {
+        return damage('wrong_version', offset, 0, `header declares version ${String(header.version)}, the preamble ${version}`);
       }
       yield { kind: 'header', offset, value: header };
     } else if (kind === KIND_STEP) {
-      yield { kind: 'step', offset, value: value as StepRecord };
+      const step = value as StepRecord;
+      if (imagesEncoded && step !== null && typeof step === 'object' && step.images !== undefined) {
+        try {
+          step.images = decodeImages(step.images);
+        } catch (err) {
+          if (!(err instanceof ImageDecodeError)) throw err;
+          return damage('bad_record', offset, index, `record ${index} at byte ${offset} passes its CRC but its ${err.message}; ${index} intact records before it`);
+        }
+      }
+      yield { kind: 'step', offset, value: step };
     } else if (kind === KIND_FOOTER) {
       sawFooter = true;
       yield { kind: 'footer', offset, value: value as EpisodeFooter };

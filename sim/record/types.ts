@@ -4,7 +4,15 @@
  */
 import type { CameraFrame, Pose, RewardTerms } from '../types.ts';
 
-export const EPISODE_FORMAT_VERSION = 1;
+/**
+ * Version written by this build. 2: step images are stored compressed (see `images.ts`);
+ * 1: images stored raw. The version sits in the preamble, so a reader that knows only version 1
+ * refuses a version-2 file instead of handing out compressed bytes as pixels.
+ */
+export const EPISODE_FORMAT_VERSION = 2;
+
+/** Versions this build reads. */
+export const READABLE_EPISODE_VERSIONS: readonly number[] = [1, 2];
 
 export interface EpisodeHeader {
   format: 'evovla.episode';
@@ -46,6 +54,7 @@ export interface StepRecord {
   reward: number;
   terminated: boolean;
   truncated: boolean;
+  /** Camera frames, decoded: readers always see raw typed arrays whatever the file's version. */
   images?: Record<string, CameraFrame>;
 }
 

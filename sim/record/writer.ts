@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from './crc32.ts';
+import { encodeImages } from './images.ts';
 import {
   EPISODE_MAGIC,
   FRAME_HEADER_BYTES,
@@ -35,6 +36,12 @@ export function encodePreamble(version = EPISODE_FORMAT_VERSION): Buffer {
   b.set(EPISODE_MAGIC, 0);
   b.writeUInt32LE(version, 8);
   return b;
+}
+
+/** A step record as stored: the same fields, with images encoded. */
+export function encodeStep(record: StepRecord): unknown {
+  if (!record.images) return record;
+  return { ...record, images: encodeImages(record.images) };
 }
 
 /** Where the writer keeps the episode until it is closed. */
@@ -87,9 +94,9 @@ export class EpisodeWriter {
     return this.bytes;
   }
 
-  /** Append one step record. */
+  /** Append one step record; its images are stored compressed (see `images.ts`). */
   append(record: StepRecord): void {
-    this.write(encodeFrame(KIND_STEP, record));
+    this.write(encodeFrame(KIND_STEP, encodeStep(record)));
     this.steps++;
   }
 
