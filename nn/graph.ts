@@ -273,12 +273,13 @@ export class Graph {
     // A node output exported once is renamed to its output name (no copy); a tensor exported twice,
     // or a graph input / parameter / constant exported as an output, goes through an Identity.
     const rename = new Map<Tensor, string>();
-    const exportedNames = new Set(wanted.map(([, t]) => t.name));
+    // Tensors also exported under their own name keep it; the other exports of them are copies.
+    const keepsOwnName = new Set(wanted.filter(([n, t]) => n === t.name).map(([, t]) => t));
     for (const [n, t] of wanted) {
       live.add(t);
       if (n === t.name) {
         // exported under its own name
-      } else if (this.producer.has(t) && !rename.has(t) && !exportedNames.has(t.name) && !this.names.has(n)) {
+      } else if (this.producer.has(t) && !rename.has(t) && !keepsOwnName.has(t) && !this.names.has(n)) {
         rename.set(t, n);
       } else {
         extra.push({ opType: 'Identity', inputs: [rename.get(t) ?? t.name], outputs: [n] });

@@ -56,16 +56,41 @@ export function tripletMargin(anchor: Tensor, positive: Tensor, negative: Tensor
   return op.reduceMean(op.relu(op.add(op.sub(dist(anchor, positive), dist(anchor, negative)), margin)));
 }
 
-/** Log-density of a diagonal Gaussian, summed over the last axis: [..., A] -> [...]. */
-export function gaussianLogProb(x: Tensor, mean: Tensor, logStd: Tensor): Tensor {
-  const z = op.mul(op.sub(x, mean), op.exp(op.neg(logStd)));
-  const perDim = op.sub(op.add(op.mul(op.mul(z, z), -0.5), op.neg(logStd)), 0.5 * LOG_2PI);
+/**
+ * Default bounds of a log standard deviation: exp(-20) to exp(2) (as SAC and CleanRL use). Outside
+ * them exp(-logStd) overflows float32 (logStd < -88) or the policy stops exploring usefully.
+ */
+export const LOG_STD_BOUNDS: readonly [number, number] = [-20, 2];
+
+/**
+ * Clamps a log standard deviation to `bounds` (gradient zero outside, as torch.clamp). Apply it
+ * once where the policy produces logStd, so sampling, log-probabilities and entropy agree.
+ */
+export function clampLogStd(logStd: Tensor, bounds: readonly [number, number] = LOG_STD_BOUNDS): Tensor {
+  const [lo, hi] = bounds;
+  if (!(lo < hi)) throw new Error(`clampLogStd: bounds must be [lo, hi] with lo < hi, got [${lo}, ${hi}]`);
+  return op.clip(logStd, lo, hi);
+}
+
+/**
+ * Log-density of a diagonal Gaussian, summed over the last axis: [..., A] -> [...]. `logStd` is
+ * clamped to `logStdBounds` (default `LOG_STD_BOUNDS`; null leaves it as is), so a runaway
+ * log-std cannot turn exp(-logStd) into an infinity.
+ */
+export function gaussianLogProb(x: Tensor, mean: Tensor, logStd: Tensor, logStdBounds: readonly [number, number] | null = LOG_STD_BOUNDS): Tensor {
+  const ls = logStdBounds ? clampLogStd(logStd, logStdBounds) : logStd;
+  const z = op.mul(op.sub(x, mean), op.exp(op.neg(ls)));
+  const perDim = op.sub(op.add(op.mul(op.mul(z, z), -0.5), op.neg(ls)), 0.5 * LOG_2PI);
   return op.reduceSum(perDim, [-1]);
 }
 
-/** Entropy of a diagonal Gaussian, summed over the last axis of `logStd`: [..., A] -> [...]. */
-export function gaussianEntropy(logStd: Tensor): Tensor {
-  return op.reduceSum(op.add(logStd, 0.5 * (1 + LOG_2PI)), [-1]);
+/**
+ * Entropy of a diagonal Gaussian, summed over the last axis of `logStd`: [..., A] -> [...]. Clamped
+ * like `gaussianLogProb`.
+ */
+export function gaussianEntropy(logStd: Tensor, logStdBounds: readonly [number, number] | null = LOG_STD_BOUNDS): Tensor {
+  const ls = logStdBounds ? clampLogStd(logStd, logStdBounds) : logStd;
+  return op.reduceSum(op.add(ls, 0.5 * (1 + LOG_2PI)), [-1]);
 }
 
 /** Inputs of the PPO loss; all per-sample tensors are [N]. */

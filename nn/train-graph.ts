@@ -3,7 +3,7 @@
  * AdamW update in one ONNX graph. Inputs: the batch, every parameter, the optimizer state. Outputs:
  * the updated parameters and state, the loss, the gradient norm and any metrics.
  */
-import { gradients } from './autodiff.ts';
+import { gradientsOrNull } from './autodiff.ts';
 import type { Graph, Tensor } from './graph.ts';
 import { traceForward, type ModelDefinition } from './model.ts';
 import { adamw, resolveAdamW, type AdamWConfig, type ResolvedAdamW } from './optim.ts';
@@ -21,6 +21,8 @@ export const TRAIN_IO = {
   nextV: 'optim.v/next',
   loss: 'loss',
   gradNorm: 'grad_norm',
+  /** Squared gradient norm of each trainable parameter, [P] float64 in `trainable` order. */
+  gradSquares: 'grad_sq',
   appliedLr: 'lr',
   /** Updated parameter `name` is output `${name}/next`. */
   next: (name: string): string => `${name}/next`,
@@ -43,6 +45,11 @@ export interface TrainingLayout {
   trainable: ParamSlot[];
   /** Frozen parameters: fed like the others, never updated. */
   frozen: string[];
+  /**
+   * Trainable parameters this loss does not reach (unused by it, or cut by `stopGradient`): fed,
+   * never updated, no moments, as PyTorch skips parameters whose grad is None.
+   */
+  unreached: string[];
   /** Length of the flat moment vectors. */
   flatSize: number;
   metrics: string[];
@@ -67,9 +74,15 @@ export function buildTrainingGraph(model: ModelDefinition, loss: LossFn, options
   if (lossTensor.rank !== 0) throw new Error(`loss must be a scalar, got ${lossTensor}`);
 
   const used = g.params;
-  const trainable = used.filter((p) => p.trainable);
-  if (trainable.length === 0) throw new Error('buildTrainingGraph: the loss uses no trainable parameter');
-  const grads = gradients(lossTensor, trainable.map((p) => g.param(p)));
+  const candidates = used.filter((p) => p.trainable);
+  if (candidates.length === 0) throw new Error('buildTrainingGraph: the loss uses no trainable parameter');
+  const maybeGrads = gradientsOrNull(lossTensor, candidates.map((p) => g.param(p)));
+  const trainable = candidates.filter((_, i) => maybeGrads[i] !== null);
+  const unreached = candidates.filter((_, i) => maybeGrads[i] === null).map((p) => p.name);
+  if (trainable.length === 0) {
+    throw new Error(`buildTrainingGraph: the loss reaches none of the ${candidates.length} trainable parameters (stopGradient or unused outputs?)`);
+  }
+  const grads = maybeGrads.filter((d): d is Tensor => d !== null);
 
   let offset = 0;
   const slots: ParamSlot[] = trainable.map((p) => {
@@ -92,6 +105,7 @@ export function buildTrainingGraph(model: ModelDefinition, loss: LossFn, options
   g.output(TRAIN_IO.nextV, upd.v);
   g.output(TRAIN_IO.loss, lossTensor);
   g.output(TRAIN_IO.gradNorm, upd.gradNorm);
+  g.output(TRAIN_IO.gradSquares, upd.gradSquares);
   g.output(TRAIN_IO.appliedLr, upd.lr);
   for (const [name, t] of Object.entries(metrics)) g.output(TRAIN_IO.metric(name), t);
   const forwardOutputs = options.exposeForward ? Object.keys(outputs) : [];
@@ -107,6 +121,7 @@ export function buildTrainingGraph(model: ModelDefinition, loss: LossFn, options
       batchInputs,
       trainable: slots,
       frozen: used.filter((p) => !p.trainable).map((p) => p.name),
+      unreached,
       flatSize: offset,
       metrics: Object.keys(metrics),
       forwardOutputs,
@@ -123,6 +138,7 @@ export function trainingOutputNames(layout: TrainingLayout): string[] {
     TRAIN_IO.nextV,
     TRAIN_IO.loss,
     TRAIN_IO.gradNorm,
+    TRAIN_IO.gradSquares,
     TRAIN_IO.appliedLr,
     ...layout.metrics.map(TRAIN_IO.metric),
     ...layout.forwardOutputs.map(TRAIN_IO.forward),

@@ -27,6 +27,25 @@ export interface StepResult {
   forward: Record<string, HostTensor>;
 }
 
+/**
+ * A refused step: the loss or the gradient norm was not finite. The parameters and optimizer state
+ * are those from before the step, so the trainer can go on (e.g. with the next batch).
+ */
+export class NonFiniteStepError extends Error {
+  constructor(
+    message: string,
+    /** The step that was refused (1-based). */
+    readonly step: number,
+    readonly loss: number,
+    readonly gradNorm: number,
+    /** Trainable parameters whose gradient holds a NaN or an infinity (or overflows its norm). */
+    readonly parameters: readonly string[],
+  ) {
+    super(message);
+    this.name = 'NonFiniteStepError';
+  }
+}
+
 /** Optimizer state as plain arrays (for checkpoints). */
 export interface OptimizerState {
   step: number;
@@ -106,7 +125,7 @@ export class Trainer {
       const p = this.byName.get(slot.name)!;
       feeds[slot.name] = { data: p.data, shape: p.shape };
     }
-    for (const name of this.layout.frozen) {
+    for (const name of [...this.layout.frozen, ...this.layout.unreached]) {
       const p = this.byName.get(name)!;
       feeds[name] = { data: p.data, shape: p.shape };
     }
@@ -116,9 +135,16 @@ export class Trainer {
     feeds[TRAIN_IO.lr] = { data: Float32Array.of(this.lr), shape: [] };
     const out = await this.session.run(feeds, this.outputNames);
     const loss = (out[TRAIN_IO.loss].data as Float32Array)[0];
-    if (!Number.isFinite(loss)) {
-      // Keep the old state: a non-finite loss would poison every parameter through the moments.
-      throw new Error(`trainStep: loss is ${loss} at step ${this.stepCount + 1}; parameters were not updated`);
+    const gradNorm = (out[TRAIN_IO.gradNorm].data as Float32Array)[0];
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      // Keep the old state: a non-finite loss or gradient would poison every parameter, through
+      // the clipping factor and the moments, and the next step would find the state already gone.
+      const squares = out[TRAIN_IO.gradSquares].data as Float64Array;
+      const bad = this.layout.trainable.filter((_, i) => !Number.isFinite(squares[i])).map((s) => s.name);
+      const step = this.stepCount + 1;
+      const what = !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${gradNorm} (loss ${loss})`;
+      const which = bad.length > 0 ? `; non-finite gradients in ${bad.length} parameter(s): ${bad.slice(0, 12).join(', ')}${bad.length > 12 ? ', …' : ''}` : '';
+      throw new NonFiniteStepError(`trainStep: ${what} at step ${step}; parameters were not updated (step refused, optimizer state kept)${which}`, step, loss, gradNorm, bad);
     }
     for (const slot of this.layout.trainable) this.byName.get(slot.name)!.data = out[TRAIN_IO.next(slot.name)].data as Float32Array;
     this.m = out[TRAIN_IO.nextM].data as Float32Array;
@@ -130,7 +156,7 @@ export class Trainer {
     for (const name of this.layout.forwardOutputs) forward[name] = out[TRAIN_IO.forward(name)];
     return {
       loss,
-      gradNorm: (out[TRAIN_IO.gradNorm].data as Float32Array)[0],
+      gradNorm,
       lr: (out[TRAIN_IO.appliedLr].data as Float32Array)[0],
       metrics,
       forward,
