@@ -79,6 +79,11 @@ export interface GraphOptions {
   /** Element type of every float tensor: float32 for training and inference, float64 for gradient checks. */
   floatType?: 'float32' | 'float64';
   name?: string;
+  /**
+   * Whether the graph is a training step (dropout active). Inference exports and rollout runners
+   * trace with false (the default); training graphs with true.
+   */
+  training?: boolean;
 }
 
 /** How `toModel` exposes parameters. */
@@ -100,6 +105,8 @@ export const OPSET = 17;
 export class Graph {
   readonly floatType: 'float32' | 'float64';
   readonly name: string;
+  /** Training-mode graph (dropout active); see `GraphOptions.training`. */
+  readonly training: boolean;
   readonly nodes: Node[] = [];
   private readonly inputList: Tensor[] = [];
   private readonly outputMap = new Map<string, Tensor>();
@@ -123,6 +130,7 @@ export class Graph {
   constructor(options: GraphOptions = {}) {
     this.floatType = options.floatType ?? 'float32';
     this.name = options.name ?? 'evovla';
+    this.training = options.training ?? false;
   }
 
   private claim(name: string): string {

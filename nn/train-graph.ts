@@ -64,12 +64,14 @@ export interface TrainingGraphOptions {
   exposeForward?: boolean;
   /** float64 for gradient checks. */
   floatType?: 'float32' | 'float64';
+  /** Trace the model in training mode (dropout active). Default true. */
+  training?: boolean;
 }
 
 /** Traces `model` + `loss` + gradients + AdamW into one graph. */
 export function buildTrainingGraph(model: ModelDefinition, loss: LossFn, options: TrainingGraphOptions): { graph: Graph; layout: TrainingLayout } {
   const cfg = resolveAdamW(options.optimizer);
-  const { graph: g, outputs } = traceForward(model, options.floatType);
+  const { graph: g, outputs } = traceForward(model, options.floatType, { training: options.training ?? true });
   const { loss: lossTensor, metrics = {} } = loss(g, outputs);
   if (lossTensor.rank !== 0) throw new Error(`loss must be a scalar, got ${lossTensor}`);
 
