@@ -46,8 +46,31 @@ export {
 } from './losses.ts';
 export { exportInference, saveInference, traceForward, writeFileAtomic, type ForwardFn, type ModelDefinition } from './model.ts';
 export { adamw, resolveAdamW, gradientSquares, groupIndex, type AdamWConfig, type ParamGroup } from './optim.ts';
-export { buildTrainingGraph, encodeTrainingGraph, trainingOutputNames, TRAIN_IO, type LossFn, type TrainingLayout } from './train-graph.ts';
+export {
+  buildTrainingGraph,
+  buildGradientGraph,
+  buildUpdateGraph,
+  encodeTrainingGraph,
+  trainingOutputNames,
+  gradientOutputNames,
+  updateOutputNames,
+  TRAIN_IO,
+  type LossFn,
+  type TrainingLayout,
+} from './train-graph.ts';
+export { Ema, type EmaOptions } from './ema.ts';
 export { Trainer, NonFiniteStepError, type TrainerOptions, type StepResult, type OptimizerState } from './trainer.ts';
 export { ModelRunner } from './runner.ts';
 export { createSession, cudaStatus, padBatch, sliceBatch, Session, type ExecutionProvider, type HostTensor, type HostData, type SessionOptions } from './runtime.ts';
-export { saveCheckpoint, loadCheckpoint, encodeSafetensors, decodeSafetensors, type CheckpointContents, type StoredTensor } from './checkpoint.ts';
+export {
+  saveCheckpoint,
+  loadCheckpoint,
+  loadWeights,
+  encodeSafetensors,
+  decodeSafetensors,
+  toFloat32,
+  halfToFloat,
+  type CheckpointContents,
+  type StoredTensor,
+  type LoadedWeights,
+} from './checkpoint.ts';
