@@ -198,15 +198,15 @@ export function adamw(g: Graph, params: readonly Parameter[], grads: readonly Te
   const lrScale = perParam((i) => lrScaleOf(groupOf[i]));
   const decay = perParam(decayOf);
 
-  let update = op.mul(op.div(m, denom), stepSize);
-  if (typeof lrScale !== 'number') update = op.mul(update, lrScale);
-  else if (lrScale !== 1) update = op.mul(update, lrScale);
-  let next = op.sub(pFlat, update);
+  // Per-group rates scale the step size: a scalar when uniform, else one constant vector.
+  const stepFactor = typeof lrScale === 'number' ? (lrScale === 1 ? stepSize : op.mul(stepSize, lrScale)) : op.mul(lrScale, stepSize);
+  const update = op.mul(op.div(m, denom), stepFactor);
+  let next: Tensor;
   if (typeof decay !== 'number' || decay > 0) {
-    // p * (lr * scale * wd), with the per-parameter factors folded into one constant vector.
+    // Decoupled decay as PyTorch applies it, p (1 - lr scale wd) - update: 2 passes, not 3.
     const factor = typeof decay === 'number' && typeof lrScale === 'number' ? decay * lrScale : typeof lrScale === 'number' ? op.mul(decay as Tensor, lrScale) : op.mul(lrScale, decay);
-    next = op.sub(next, op.mul(pFlat, op.mul(lr, factor)));
-  }
+    next = op.sub(op.mul(pFlat, op.sub(1, op.mul(lr, factor))), update);
+  } else next = op.sub(pFlat, update);
   const pieces = params.length === 1 ? [next] : op.split(next, sizes, 0);
   const newParams = pieces.map((piece, i) => (params[i].shape.length === 1 ? piece : op.reshape(piece, params[i].shape)));
   return { params: newParams, m, v, gradNorm, gradSquares, lr };
