@@ -303,10 +303,8 @@ export class Graph {
       for (const t of node.inputs) if (t) live.add(t);
     }
     kept.reverse();
-    // An op written "domain:Op" (e.g. "com.microsoft:Gelu") belongs to that operator set.
-    const extraOpsets: Record<string, number> = {};
     const nodes: NodeSpec[] = kept.map((n) => ({
-      ...splitDomain(n.op, extraOpsets),
+      opType: n.op,
       inputs: n.inputs.map((t) => (t ? nameOf(t) : '')),
       outputs: n.outputs.map((t) => (live.has(t) || n.outputs.length === 1 ? nameOf(t) : '')),
       attributes: n.attrs,
@@ -332,18 +330,9 @@ export class Graph {
     return encodeModel({
       opset: options.opset ?? OPSET,
       graph: { name: this.name, nodes: [...nodes, ...extra], inputs, outputs: outputInfos, initializers },
-      extraOpsets,
       metadata: options.metadata,
     });
   }
-}
-
-function splitDomain(op: string, opsets: Record<string, number>): { opType: string; domain?: string } {
-  const i = op.lastIndexOf(':');
-  if (i < 0) return { opType: op };
-  const domain = op.slice(0, i);
-  opsets[domain] = 1;
-  return { opType: op.slice(i + 1), domain };
 }
 
 /** Little-endian bytes of a typed array (all supported hosts are little-endian). */

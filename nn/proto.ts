@@ -134,8 +134,6 @@ export interface GraphSpec {
 export interface ModelSpec {
   graph: GraphSpec;
   opset: number;
-  /** Further operator sets, e.g. { 'com.microsoft': 1 } for ONNX Runtime's contrib ops. */
-  extraOpsets?: Readonly<Record<string, number>>;
   irVersion?: number;
   producerName?: string;
   producerVersion?: string;
@@ -235,12 +233,6 @@ export function encodeModel(m: ModelSpec): Uint8Array {
     ow.string(1, '');
     ow.int(2, m.opset);
   });
-  for (const [domain, version] of Object.entries(m.extraOpsets ?? {})) {
-    w.message(8, (ow) => {
-      ow.string(1, domain);
-      ow.int(2, version);
-    });
-  }
   for (const [key, value] of Object.entries(m.metadata ?? {})) {
     w.message(14, (mw) => {
       mw.string(1, key);
