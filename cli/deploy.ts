@@ -3,9 +3,9 @@
  * runs a policy on a robot at the control rate through the safety layer, prints a status line each
  * second, and logs every command and refusal to an MCAP file (ROS 2 encoding).
  */
-import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { realClock } from '../robot/clock.ts';
+import { makeDirectory } from '../sim/files.ts';
 import { ConfigError, type DeployConfig, loadDeployConfig, parseDeployConfig } from '../robot/config.ts';
 import { DeployLoop, type TickRecord } from '../robot/deploy.ts';
 import { CommandLog } from '../robot/log/command_log.ts';
@@ -186,7 +186,7 @@ export async function run(argv: string[]): Promise<number> {
 
   // The log exists before the robot is touched, so the start checks and start-up hold are in it.
   const logPath = args.log ?? join(config.logDir, `deploy-${new Date().toISOString().replace(/[:.]/g, '-')}.mcap`);
-  mkdirSync(dirname(logPath), { recursive: true });
+  makeDirectory(dirname(logPath));
   const spec = robot.spec();
   const log = await CommandLog.create(logPath, {
     mapping: { rosNames: spec.jointNames.map((n) => config.ros2.jointNames[n] ?? n), gripperName: config.ros2.gripper.jointName, gripperScale: config.ros2.gripper.scale },
