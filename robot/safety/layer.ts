@@ -5,8 +5,8 @@
  *
  * Modes: 'startup' holds the measured start position for `startup.holdS`; 'running' passes limited
  * policy commands; 'hold' decelerates to a stop (stale observation or policy output, refused
- * command); 'halted' has told the robot to stop (e-stop: latched until restart; deadman: resumes
- * through a fresh start-up hold once the deadman is held again).
+ * command); 'halted' has told the robot to stop (e-stop and latched faults: until restart; deadman:
+ * resumes through a fresh start-up hold once the deadman is held again).
  */
 import type { SafetyConfig } from '../config.ts';
 import type { RobotObservation, RobotSpec, SafetyInputs } from '../types.ts';
@@ -32,7 +32,8 @@ export type HoldReason =
   | 'no_action'
   | 'refused'
   | 'estop'
-  | 'deadman';
+  | 'deadman'
+  | 'fault';
 
 /** End-effector position (m, robot base frame) for arm joint positions. */
 export type ForwardKinematics = (q: readonly number[]) => readonly [number, number, number];
@@ -106,6 +107,7 @@ export class SafetyLayer {
   private prevVel: number[] = new Array(ARM).fill(0);
   private startupUntil = 0;
   private estopLatched = false;
+  private faultLatched: string | null = null;
   private deadmanHalted = false;
   private lastPolicyBasis: number | null = null;
   private lastCommitAt = -Infinity;
@@ -189,12 +191,27 @@ export class SafetyLayer {
     this.lastPolicyBasis = null;
   }
 
+  /**
+   * Latch a fault (e.g. the policy refused for too long): every later decision halts the robot,
+   * until a restart. The first latched reason is kept.
+   */
+  latchFault(reason: string): void {
+    this.faultLatched ??= reason;
+  }
+
+  /** The latched fault's reason, or null. */
+  get fault(): string | null {
+    return this.faultLatched;
+  }
+
   /** Pass one proposed action (or none) through every check. */
   decide(input: DecideInput): Decision {
     const { now, obs, inputs } = input;
     const c = this.config;
     if (!this.prevCmd) throw new Error('SafetyLayer.decide called before begin()');
     const proposed = input.action ? Array.from(input.action, Number) : null;
+
+    if (this.faultLatched !== null) return this.halt(now, obs, 'fault', proposed);
 
     // E-stop: latched; only a restart clears it.
     if (this.estopLatched || (c.estop.enabled && inputs.estop)) {
@@ -417,7 +434,7 @@ export class SafetyLayer {
   }
 
   /** The robot is told to stop at its measured position; the next motion starts from there. */
-  private halt(now: number, obs: RobotObservation, reason: 'estop' | 'deadman', proposed: number[] | null): Decision {
+  private halt(now: number, obs: RobotObservation, reason: 'estop' | 'deadman' | 'fault', proposed: number[] | null): Decision {
     this.modeNow = 'halted';
     const measured = [...obs.q.slice(0, ARM), obs.gripper];
     const sent = measured.every(Number.isFinite) ? measured : (this.prevCmd as number[]).slice();
