@@ -1,5 +1,5 @@
 /**
- * Fault injection against the sim twin on a fake clock (docs/SAFETY.md items 1-8): stale data holds
+ * Fault injection against the sim twin on a fake clock (the safety items of docs/deploy.md): stale data holds
  * within the deadline, NaN/Inf in every field is refused and logged, limit and jump violations are
  * clamped with the action actually sent reported, e-stop and an expired deadman halt, and a robot
  * with other joint names is never started.
