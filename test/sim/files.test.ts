@@ -56,3 +56,21 @@ test('describeFileSystemError names the operation, the path and the cause', () =
   assert.equal(describeFileSystemError(caught), `cannot open '${path.join(root, 'missing.evep')}': no such file or directory (ENOENT)`);
   assert.equal(isFileSystemError(new TypeError('x')), false);
 });
+
+test('no project source creates directories with the recursive mkdirSync that can loop', () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const offenders: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (['node_modules', '.git', 'test', 'runs', 'demos', 'public'].includes(e.name)) continue;
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.(ts|mjs|js)$/.test(e.name) && p !== filesModule) {
+        const text = fs.readFileSync(p, 'utf8');
+        for (const m of text.matchAll(/mkdirSync\([^;]*recursive\s*:\s*true/g)) offenders.push(`${path.relative(root, p)}: ${m[0]}`);
+      }
+    }
+  };
+  walk(root);
+  assert.deepEqual(offenders, [], 'use makeDirectory (sim/files.ts) instead');
+});
