@@ -1,12 +1,14 @@
 /**
  * Viewer memory and first-frame latency with many camera episodes open. Writes one synthetic
- * camera episode (two 128x128 cameras, RGB + depth, smooth images with noise so they compress
- * like rendered ones) and copies it to N files, then:
+ * camera episode (two 128x128 cameras, RGB + depth, flat-shaded images with sparse dithering so
+ * they compress about as rendered ones do) and copies it to N files, then:
  *   rss_mb.*             resident memory before opening, after opening 5 and N episodes, and
  *                        after first frames of several episodes (the step cache is bounded)
  *   open_s               time to index the N files (one pass over every byte: CRC checks)
  *   first_frame_ms       request -> reply for the first chunk of steps plus step 0's images of an
- *                        episode, over the WebSocket, for several episodes (first, median, max)
+ *                        episode, over the WebSocket, for several episodes (first, median, max);
+ *                        first_frame_cpu_ms is the CPU time spent on it (wall minus waiting for a
+ *                        CPU on a shared machine)
  *   anchor_decoded_mb_per_episode  what one episode takes fully decoded in memory (the old way,
  *                        measured here on the same file): the figure the index avoids paying N times
  * Usage: npm run bench:viewer [-- --episodes 50 --steps 600]
@@ -47,8 +49,10 @@ function frame(rng: Rng, t: number) {
   for (let y = 0; y < SIDE; y++) {
     for (let x = 0; x < SIDE; x++) {
       const p = y * SIDE + x;
-      const shade = 120 + 60 * Math.sin((x + t) / 17) * Math.cos(y / 23);
-      for (let c = 0; c < 3; c++) rgb[p * 3 + c] = Math.max(0, Math.min(255, shade + c * 20 + Math.floor(rng.uniform(-6, 6))));
+      // Flat-shaded surfaces with a little dithering, as the Lambert renderer draws them.
+      const shade = 40 * Math.floor((3 * (1 + Math.sin((x + t) / 17) * Math.cos(y / 23))) ) + 60;
+      const dither = rng.next() < 0.05 ? 1 : 0;
+      for (let c = 0; c < 3; c++) rgb[p * 3 + c] = Math.min(255, shade + c * 20 + dither);
       depth[p] = 0.6 + 0.2 * (y / SIDE) + 0.01 * Math.sin((x + t) / 9);
     }
   }
@@ -111,15 +115,19 @@ try {
   const next = (pred: (m: ServerMessage) => boolean) => new Promise<void>((resolve) => waiters.push((m) => (pred(m) ? (resolve(), true) : false)));
   await next((m) => m.t === 'hello');
   const latencies: number[] = [];
+  const cpuMs: number[] = [];
   const probe = [EPISODES - 1, 0, Math.floor(EPISODES / 2), 7 % EPISODES, 31 % EPISODES, 13 % EPISODES, 44 % EPISODES];
   for (const ep of probe) {
     const t = performance.now();
+    const cpu0 = process.cpuUsage();
     const steps = next((m) => m.t === 'steps' && m.episode === ep && m.from === 0);
     const images = next((m) => m.t === 'images' && m.episode === ep && m.step === 0);
     ws.send(viewerPackr.pack({ t: 'load', episode: ep }));
     ws.send(viewerPackr.pack({ t: 'images', episode: ep, step: 0 }));
     await Promise.all([steps, images]);
     latencies.push(performance.now() - t);
+    const cpu = process.cpuUsage(cpu0);
+    cpuMs.push((cpu.user + cpu.system) / 1000);
   }
   gc();
   const rssPlayed = rssMb();
@@ -136,6 +144,9 @@ try {
       open_s: Number(openS.toFixed(2)),
       rss_mb: { before: rssBefore, open5: rss5, [`open${EPISODES}`]: rssN, afterFirstFrames: rssPlayed },
       first_frame_ms: { first: Number(latencies[0].toFixed(1)), median: Number(sorted[Math.floor(sorted.length / 2)].toFixed(1)), max: Number(sorted.at(-1)!.toFixed(1)) },
+      // CPU time this process (server and client) spent on each first frame: the work itself;
+      // the wall figure above it adds waiting for a CPU on a shared machine.
+      first_frame_cpu_ms: { median: Number([...cpuMs].sort((a, b) => a - b)[Math.floor(cpuMs.length / 2)].toFixed(1)), max: Number(Math.max(...cpuMs).toFixed(1)) },
       anchor_decoded_mb_per_episode: Number(anchorMb.toFixed(1)),
       gcExposed: typeof (globalThis as { gc?: unknown }).gc === 'function',
       cores: os.availableParallelism(),

@@ -75,6 +75,10 @@ export interface ViewerServer {
 /** Replies (steps, images) may use more buffer than live frames before a client is cut off. */
 const REPLY_BUFFER_FACTOR = 16;
 const STEPS_PER_MESSAGE = 500;
+/** Steps in the first message for a file: enough to draw the first frame, read at once. */
+const FIRST_CHUNK_STEPS = 32;
+/** Bytes read from a file per message of steps (a long camera episode is read in slices). */
+const FILE_CHUNK_BYTES = 4 * 1024 * 1024;
 const LIVE_EPISODES_KEPT = 8;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
@@ -83,6 +87,8 @@ interface Client {
   alive: boolean;
   dropped: number;
   channel: ImageChannel;
+  /** Number of the client's latest 'load' (an older one still streaming stops). */
+  loadSeq: number;
 }
 
 function summaryOf(id: number, ep: ViewerEpisode): EpisodeSummary {
@@ -241,7 +247,7 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
   }
 
   function onConnection(ws: WebSocket): void {
-    const client: Client = { ws, alive: true, dropped: 0, channel: 'rgb' };
+    const client: Client = { ws, alive: true, dropped: 0, channel: 'rgb', loadSeq: 0 };
     clients.add(client);
     log(`viewer: client connected (${clients.size} now)`);
     ws.on('pong', () => {
@@ -273,27 +279,54 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
       // error for this request (said to the page), not for the server.
       try {
         if (msg.t === 'load') {
-          const total = viewerStepCount(ep);
-          if (total === 0) send(client, { t: 'steps', episode: msg.episode, from: 0, steps: [], total }, false);
-          for (let from = 0; from < total; from += STEPS_PER_MESSAGE) {
-            const steps = viewerSteps(ep, from, from + STEPS_PER_MESSAGE, { images: false }).map(toViewStep);
-            if (!send(client, { t: 'steps', episode: msg.episode, from, steps, total }, false)) break;
-          }
+          void streamSteps(client, msg.episode, ep).catch((err: unknown) => readFailed(client, ep, err));
         } else {
           const step = imageStep(msg.episode, ep, msg.step);
           const images = step ? toViewImages(step, client.channel) : undefined;
           send(client, { t: 'images', episode: msg.episode, step: msg.step, images: images ?? {} }, false);
         }
       } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        if (!(err instanceof Error) || (e.code === undefined && e.name !== 'EpisodeReadError')) throw err;
-        log(`viewer: cannot read ${ep.name}: ${e.message}`);
-        send(client, { t: 'error', message: `cannot read ${ep.name}: ${e.message}` }, false);
+        readFailed(client, ep, err);
       }
     });
     const hello: ServerMessage = { t: 'hello', mode, episodes: episodes.map((e, i) => summaryOf(i, e)) };
     if (unreadable.length) hello.unreadable = unreadable;
     send(client, hello, false);
+  }
+
+  /** A file that cannot be read now (deleted, changed, I/O error): said to the page and logged. */
+  function readFailed(client: Client, ep: ViewerEpisode, err: unknown): void {
+    const e = err as NodeJS.ErrnoException;
+    if (!(err instanceof Error) || (e.code === undefined && e.name !== 'EpisodeReadError')) throw err;
+    log(`viewer: cannot read ${ep.name}: ${e.message}`);
+    send(client, { t: 'error', message: `cannot read ${ep.name}: ${e.message}` }, false);
+  }
+
+  /**
+   * Send every step of an episode (without images) in chunks. From a file: a small first chunk, so
+   * the page draws the first frame at once, then chunks of at most FILE_CHUNK_BYTES read from disk,
+   * giving the event loop a turn between them so image requests are answered in the meantime.
+   * A newer 'load' from the same client stops an older one.
+   */
+  async function streamSteps(client: Client, id: number, ep: ViewerEpisode): Promise<void> {
+    const seq = ++client.loadSeq;
+    const total = viewerStepCount(ep);
+    if (total === 0) send(client, { t: 'steps', episode: id, from: 0, steps: [], total }, false);
+    for (let from = 0; from < total; ) {
+      let to = Math.min(total, from + STEPS_PER_MESSAGE);
+      if (ep.index) {
+        const { stepOffsets, stepLengths } = ep.index;
+        to = Math.min(to, from + (from === 0 ? FIRST_CHUNK_STEPS : STEPS_PER_MESSAGE));
+        while (to > from + 1 && stepOffsets[to - 1] + stepLengths[to - 1] - stepOffsets[from] > FILE_CHUNK_BYTES) to--;
+      }
+      const steps = viewerSteps(ep, from, to, { images: false }).map(toViewStep);
+      if (!send(client, { t: 'steps', episode: id, from, steps, total }, false)) return;
+      from = to;
+      if (ep.index && from < total) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (client.loadSeq !== seq || client.ws.readyState !== client.ws.OPEN) return;
+      }
+    }
   }
 
   /** One step with its images: live steps from memory, file steps through the bounded cache. */

@@ -125,8 +125,14 @@ describe('viewer server over indexed files', () => {
       ws.send(viewerPackr.pack({ t: 'load', episode: 0 }));
       for (let i = 0; i < 60; i++) ws.send(viewerPackr.pack({ t: 'images', episode: 0, step: i }));
       await waitFor(() => got.filter((m) => m.t === 'images').length === 60);
+      await waitFor(() => got.flatMap((m) => (m.t === 'steps' ? m.steps : [])).length === 60);
       const steps = got.flatMap((m) => (m.t === 'steps' ? m.steps : []));
       assert.equal(steps.length, 60);
+      // A small first chunk draws the first frame at once; image requests are answered while
+      // the rest of the episode is still being read.
+      const chunks = got.filter((m) => m.t === 'steps');
+      assert.deepEqual(chunks.map((m) => (m.t === 'steps' ? [m.from, m.steps.length] : [])), [[0, 32], [32, 28]]);
+      assert.ok(got.findIndex((m) => m.t === 'images') < got.lastIndexOf(chunks[1]), 'images waited for the whole episode');
       const img = got.find((m) => m.t === 'images' && m.step === 42);
       assert.ok(img && img.t === 'images');
       assert.deepEqual(img.images.cam.rgb, step(42).images?.cam.rgb);
