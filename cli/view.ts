@@ -3,7 +3,7 @@
  * on 127.0.0.1 (a random token in the printed URL) with the 3D scene, the camera images, the stage
  * timeline and the reward terms; runs until interrupted.
  */
-import { expandEpisodePaths, loadEpisodeFile, type ViewerEpisode } from '../viewer/episodes.ts';
+import { expandEpisodePaths, openEpisodeFiles, viewerStepCount } from '../viewer/episodes.ts';
 import { startViewerServer, waitForInterrupt } from '../viewer/server.ts';
 import { parseFlags } from './args.ts';
 import { UsageError } from './main.ts';
@@ -29,19 +29,20 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const episodes: ViewerEpisode[] = [];
-  for (const f of files) {
-    let ep: ViewerEpisode;
-    try {
-      ep = loadEpisodeFile(f);
-    } catch (err) {
-      throw new UsageError(`cannot show ${f}: ${(err as Error).message}`);
-    }
-    if (ep.damage) console.error(`evovla view: ${f}: ${ep.damage} (showing its ${ep.steps.length} intact steps)`);
-    episodes.push(ep);
+  // Every readable file is shown (a damaged one with its intact prefix); the others are listed
+  // with what is wrong with them, so one bad file does not hide a folder of good ones.
+  const { episodes, unreadable } = openEpisodeFiles(files);
+  for (const ep of episodes) {
+    if (ep.partial) console.error(`evovla view: ${ep.name}: partial recording, showing its ${viewerStepCount(ep)} intact steps`);
+    else if (ep.damage) console.error(`evovla view: ${ep.name}: ${ep.damage} (showing its ${viewerStepCount(ep)} intact steps)`);
   }
-  const server = await startViewerServer({ host, port, episodes, log: (l) => console.error(l) });
-  console.log(`evovla view: ${episodes.length} episode(s) at ${server.url}`);
+  for (const u of unreadable) console.error(`evovla view: cannot show ${u.file}: ${u.reason}`);
+  if (episodes.length === 0) {
+    console.error(`evovla view: none of the ${files.length} file(s) can be shown`);
+    return 1;
+  }
+  const server = await startViewerServer({ host, port, episodes, unreadable, log: (l) => console.error(l) });
+  console.log(`evovla view: ${episodes.length} episode(s)${unreadable.length ? ` (${unreadable.length} file(s) could not be shown)` : ''} at ${server.url}`);
   console.log('press Ctrl+C to stop');
   await waitForInterrupt();
   await server.close();

@@ -37,12 +37,15 @@ export interface EpisodeSummary {
   footer: EpisodeFooter | null;
   /** One line when the file is damaged (the intact prefix is shown). */
   damage: string | null;
+  /** A `.partial` file: a recording that was not closed (its damage says where it stops). */
+  partial?: boolean;
   /** Notes for the person watching (e.g. how the scene was reconstructed). */
   notes: string[];
 }
 
 export type ServerMessage =
-  | { t: 'hello'; mode: 'replay' | 'live'; episodes: EpisodeSummary[] }
+  /** `unreadable`: files given that cannot be shown at all (no readable header), with the reason. */
+  | { t: 'hello'; mode: 'replay' | 'live'; episodes: EpisodeSummary[]; unreadable?: Array<{ name: string; reason: string }> }
   /** A live episode began. */
   | { t: 'episode'; episode: EpisodeSummary }
   /** Steps `from`.. of an episode (replies to 'load', in chunks). */
