@@ -180,10 +180,12 @@ export interface RewardModel {
   afterRollout?(): Promise<Record<string, number>> | Record<string, number>;
 }
 
-/** env action = center + scale * clip(a, -1, 1), per dimension (a is the normalised action). */
+/** env action = center + scale * clip(a, -limit, limit), per dimension (a is the normalised action). */
 export interface ActionMap {
   center: readonly number[];
   scale: readonly number[];
+  /** Bound of the normalised action (default 1; e.g. 3 when a is a z-score of the demo actions). */
+  limit?: number;
 }
 
 /** The vector env PPO steps (sim/vec_env.ts's VecEnv satisfies it). */
@@ -434,10 +436,11 @@ async function evaluate(ctx: RolloutContext, inputs: Record<string, Float32Array
   };
 }
 
-/** Normalised action -> env action (clipped to [-1, 1] first; the log-prob is of the unclipped sample). */
+/** Normalised action -> env action (clipped to +-limit first; the log-prob is of the unclipped sample). */
 export function toEnvAction(map: ActionMap, a: ArrayLike<number>): number[] {
   const out = new Array<number>(map.center.length);
-  for (let j = 0; j < out.length; j++) out[j] = map.center[j] + map.scale[j] * Math.max(-1, Math.min(1, a[j]));
+  const lim = map.limit ?? 1;
+  for (let j = 0; j < out.length; j++) out[j] = map.center[j] + map.scale[j] * Math.max(-lim, Math.min(lim, a[j]));
   return out;
 }
 
