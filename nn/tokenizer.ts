@@ -32,7 +32,7 @@ export interface TokenizerSpec {
 
 /** Default number of hash buckets for unknown words. */
 export const DEFAULT_BUCKETS = 64;
-/** Default sequence length (the longest task instruction is 21 words). */
+/** Default sequence length (the longest task instruction has 17 words; stage texts run longer and are cut). */
 export const DEFAULT_MAX_LENGTH = 24;
 
 const WORD = /[a-z0-9]+/g;
