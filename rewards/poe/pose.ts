@@ -28,7 +28,7 @@ const GRASP_FLIP: [number, number, number, number] = [0, 1, 0, 0];
  * world-model loss), rotation as an axis-angle vector in radians (angle in [0, pi]) from the
  * nominal top-down grasp.
  */
-export function relativePose(state: SimState, object: string, translationScale = 1, out = new Float32Array(POSE_DIM)): Float32Array {
+export function relativePose(state: SimState, object: string, translationScale = 1, out: Float32Array<ArrayBufferLike> = new Float32Array(POSE_DIM)): Float32Array<ArrayBufferLike> {
   const obj = state.objects[object];
   if (!obj) throw new RangeError(`relativePose: no object '${object}' in the state (objects: ${Object.keys(state.objects).join(', ')})`);
   const rel = poseMul(poseInv(state.ee), obj);
