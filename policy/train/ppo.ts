@@ -176,7 +176,7 @@ export interface RewardOut {
  */
 export interface RewardModel {
   step(items: readonly RewardItem[]): Promise<RewardOut[]> | RewardOut[];
-  reset?(env: number, info: StepInfo): void;
+  reset?(env: number, start: ResetResult): void;
   afterRollout?(): Promise<Record<string, number>> | Record<string, number>;
 }
 
@@ -453,7 +453,7 @@ export async function startEpisodes(ctx: RolloutContext): Promise<Cursor> {
   const n = ctx.env.numEnvs;
   const seeds = Array.from({ length: n }, () => nextEpisodeSeed(ctx));
   const results = await ctx.env.reset(seeds);
-  results.forEach((r, i) => ctx.rewards.reset?.(i, r.info));
+  results.forEach((r, i) => ctx.rewards.reset?.(i, r));
   const inputs = await ctx.encoder.encode(results.map((r, i) => ({ env: i, obs: r.obs, info: r.info, kind: 'reset' as const })));
   return {
     results,
@@ -568,7 +568,7 @@ export async function collectRollout(ctx: RolloutContext, cur: Cursor): Promise<
         cur.returnExt[i] = 0;
         cur.returnInt[i] = 0;
         cur.furthestStage[i] = fresh.info.stage;
-        ctx.rewards.reset?.(i, fresh.info);
+        ctx.rewards.reset?.(i, fresh);
         items.push({ env: i, obs: fresh.obs, info: fresh.info, kind: 'reset' });
       } else {
         cur.results[i] = results[i];
@@ -822,4 +822,73 @@ function iterationMetrics(iteration: number, envSteps: number, ro: Rollout, upda
   for (const [k, v] of Object.entries(rewardMetrics)) m[k] = v;
   for (const [k, v] of Object.entries(m)) if (typeof v === 'number' && !Number.isFinite(v)) m[k] = null;
   return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Evaluation (deterministic policy, fixed seeds)
+// ---------------------------------------------------------------------------------------------
+
+/** What evaluateGreedy returns. */
+export interface GreedyEval {
+  episodes: EpisodeStats[];
+  successes: number;
+  /** The reward model's afterRollout() over the whole evaluation (e.g. SAR gate claims). */
+  rewardMetrics: Record<string, number>;
+}
+
+/**
+ * Runs one episode per seed with the policy's mean action (no sampling), in waves of numEnvs
+ * episodes. The reward model sees every transition (for SAR gate claims, i.e. hallucination); give
+ * it one without learning parts (no POE) so evaluation changes nothing.
+ */
+export async function evaluateGreedy(o: Omit<TrainPpoOptions, 'metricsPath' | 'onIteration' | 'config'> & { threads?: number }, seeds: readonly number[]): Promise<GreedyEval> {
+  const N = o.env.numEnvs;
+  const A = o.actorCritic.actionSize;
+  const runner = await ModelRunner.create(o.actorCritic.model, { threads: o.threads ?? 1 });
+  const ctx = rolloutContext({ ...o, config: parsePpoConfig({ rolloutSteps: N, minibatchSize: N, threads: o.threads ?? 1 }) }, runner);
+  const episodes: EpisodeStats[] = [];
+  try {
+    for (let first = 0; first < seeds.length; first += N) {
+      const live = Math.min(N, seeds.length - first);
+      // Envs beyond the last seed replay the wave's first one; their results are not counted.
+      const wave = Array.from({ length: N }, (_, i) => seeds[first + (i < live ? i : 0)]);
+      const starts = await o.env.reset(wave);
+      starts.forEach((r, i) => o.rewards.reset?.(i, r));
+      let inputs = await o.encoder.encode(starts.map((r, i) => ({ env: i, obs: r.obs, info: r.info, kind: 'reset' as const })));
+      const prev = starts.map((r) => r.info);
+      const stats = wave.map((seed, i) => ({ env: i, seed, length: 0, returnExt: 0, returnInt: 0, success: false, furthestStage: starts[i].info.stage, truncated: false }));
+      const done = wave.map((_, i) => i >= live);
+      while (done.some((d) => !d)) {
+        const net = await evaluate(ctx, inputs, N);
+        const actions = Array.from({ length: N }, (_, i) => toEnvAction(o.actionMap, net.mean.subarray(i * A, (i + 1) * A)));
+        const { results } = await o.env.step(actions);
+        const liveIdx = results.flatMap((_, i) => (done[i] ? [] : [i]));
+        const rewards = await o.rewards.step(liveIdx.map((i) => ({ env: i, prevInfo: prev[i], result: results[i], action: actions[i] })));
+        liveIdx.forEach((i, j) => {
+          const r = results[i];
+          const s = stats[i];
+          s.length++;
+          s.returnExt += rewards[j].ext;
+          s.returnInt += rewards[j].int;
+          s.furthestStage = Math.max(s.furthestStage, r.info.stage);
+          prev[i] = r.info;
+          if (r.terminated || r.truncated) {
+            done[i] = true;
+            s.success = r.info.success;
+            s.truncated = !r.terminated;
+          }
+        });
+        // Finished envs start their seed over so the vector env can keep stepping; ignored.
+        const restart = results.map((r, i) => (r.terminated || r.truncated ? wave[i] : null));
+        const fresh = restart.some((x) => x !== null) ? await o.env.resetEnvs(restart) : restart.map(() => null);
+        if (done.every((d) => d)) break;
+        inputs = await o.encoder.encode(results.map((r, i) => (fresh[i] ? { env: i, obs: fresh[i]!.obs, info: fresh[i]!.info, kind: 'reset' as const } : { env: i, obs: r.obs, info: r.info, kind: 'step' as const })));
+      }
+      episodes.push(...stats.slice(0, live));
+    }
+  } finally {
+    await runner.dispose();
+  }
+  const rewardMetrics = (await o.rewards.afterRollout?.()) ?? {};
+  return { episodes, successes: episodes.filter((e) => e.success).length, rewardMetrics };
 }

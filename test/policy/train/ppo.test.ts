@@ -13,6 +13,7 @@ import {
   collectRollout,
   computeGae,
   envRewardModel,
+  evaluateGreedy,
   explainedVariance,
   gaussianLogDensity,
   parsePpoConfig,
@@ -221,6 +222,19 @@ test('rollout: a truncated episode bootstraps from its final observation, a term
   );
   assert.equal(ro.termSums.success, 3);
   assert.equal(new Set(ro.episodes.map((e) => e.seed)).size, ro.episodes.length, 'every episode gets its own seed');
+});
+
+test('greedy evaluation runs one episode per seed in waves and counts successes', async () => {
+  const seen: number[] = [];
+  const rewards = envRewardModel();
+  const r = await evaluateGreedy(
+    { env: new CounterEnv(), actorCritic: linearValueActorCritic(), encoder: scalarEncoder, rewards: { ...rewards, reset: (env) => void seen.push(env) }, actionMap: { center: [0], scale: [1] } },
+    [11, 12, 13],
+  );
+  // Wave 1: env 0 is cut after 3 steps, env 1 succeeds after 2; wave 2: seed 13 on env 0 alone.
+  assert.deepEqual(r.episodes.map((e) => [e.seed, e.length, e.success, e.truncated]), [[11, 3, false, true], [12, 2, true, false], [13, 3, false, true]]);
+  assert.equal(r.successes, 1);
+  assert.deepEqual(seen, [0, 1, 0, 1]);
 });
 
 /**
