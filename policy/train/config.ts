@@ -11,7 +11,11 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { TASKS } from '../../tasks/index.ts';
+import { rewardConfigSchema } from '../../rewards/config.ts';
+import { poeConfigSchema } from '../../rewards/poe/world_model.ts';
 import { VlaConfigSchema } from '../vla/config.ts';
+import { sarGateConfigSchema } from './evovla_rewards.ts';
+import { ppoConfigSchema } from './ppo.ts';
 
 /** First eval seed: demos use seeds from `data.demoSeed` (0 by default), eval from here up. */
 export const EVAL_SEED_BASE = 1_000_000;
@@ -46,8 +50,38 @@ export const BcPhaseSchema = z.strictObject({
 });
 export type BcPhaseConfig = z.infer<typeof BcPhaseSchema>;
 
+/**
+ * PPO fine-tuning with EvoVLA's rewards (policy/train/ppo_phase.ts): the trunk frozen, the heads
+ * (+ memory gate) trained on cached features. Every PPO hyper-parameter of policy/train/ppo.ts's
+ * schema is a field here too (defaults EvoVLA's; `totalSteps` is this phase's env-step budget).
+ */
+export const PpoPhaseSchema = z.strictObject({
+  kind: z.literal('ppo'),
+  ...ppoConfigSchema.shape,
+  /** Envs stepped together, and the worker processes they run in (0: this process). */
+  envs: z.number().int().min(1).max(1024).default(8),
+  workers: z.number().int().min(0).max(256).default(2),
+  /** Episode length in control steps (time limit: truncation); default the task's. */
+  episodeSteps: z.number().int().min(1).optional(),
+  /** EvoVLA's parts, each switchable (the ablation): stage-aligned reward, pose curiosity, memory. */
+  sar: z.boolean().default(true),
+  poe: z.boolean().default(true),
+  memory: z.boolean().default(true),
+  /** Key-frame bank slots M when memory is on. */
+  memorySlots: z.number().int().min(2).max(256).default(8),
+  /** SAR gate and baseline smoothing (policy/train/evovla_rewards.ts). */
+  gate: sarGateConfigSchema.prefault({}),
+  /** Scales of the reward terms (rewards/config.ts; rho here is only reported, PPO's rho weights the advantages). */
+  rewards: rewardConfigSchema.prefault({}),
+  /** POE world model settings (rewards/poe/world_model.ts). */
+  poeModel: poeConfigSchema.prefault({}),
+  /** Held-out episodes the greedy policy is evaluated on before and after PPO (success, hallucination); 0: skip. */
+  evalEpisodes: z.number().int().min(0).default(20),
+});
+export type PpoPhaseConfig = z.infer<typeof PpoPhaseSchema>;
+
 /** The phases a run may list; new kinds are added to this union. */
-export const PhaseSchema = z.discriminatedUnion('kind', [BcPhaseSchema]);
+export const PhaseSchema = z.discriminatedUnion('kind', [BcPhaseSchema, PpoPhaseSchema]);
 export type PhaseConfig = z.infer<typeof PhaseSchema>;
 
 /** Schema of the whole training config. */

@@ -107,18 +107,19 @@ export function evovlaRewards(o: EvoVlaRewardOptions): EvoVlaRewards {
       }
       const cur = new Float64Array(n);
       const prog = new Float64Array(n);
-      if (o.poe) {
+      const poe = o.poe;
+      if (poe) {
         const zNow = new Float32Array(n * POSE_DIM);
         const zNext = new Float32Array(n * POSE_DIM);
         const action = new Float32Array(n * 7);
         items.forEach((it, i) => {
           // The object of the stage the policy is working on (SAR's stage: no ground truth).
           const object = stageObject(stages, o.sar ? scoredStage(it.env) : 0);
-          relativePose(it.prevInfo.state, object, 1, zNow.subarray(i * POSE_DIM, (i + 1) * POSE_DIM));
-          relativePose(it.result.info.state, object, 1, zNext.subarray(i * POSE_DIM, (i + 1) * POSE_DIM));
+          relativePose(it.prevInfo.state, object, poe.config.translationScale, zNow.subarray(i * POSE_DIM, (i + 1) * POSE_DIM));
+          relativePose(it.result.info.state, object, poe.config.translationScale, zNext.subarray(i * POSE_DIM, (i + 1) * POSE_DIM));
           action.set(it.action.slice(0, 7), i * 7);
         });
-        const r = await o.poe.observe({ z: zNow, action, zNext, stream: items.map((it) => it.env) });
+        const r = await poe.observe({ z: zNow, action, zNext, stream: items.map((it) => it.env) });
         cur.set(r.cur);
         prog.set(r.prog);
         poeLoss += r.trainLoss;

@@ -27,6 +27,7 @@ import { runBcPhase, type PhaseContext } from './bc.ts';
 import { EVAL_SEED_BASE, demoDirOf, parseTrainConfig, type PhaseConfig, type TrainConfig } from './config.ts';
 import { buildFrameCache, type FrameCache } from './dataset.ts';
 import { ensureDemos } from './demos.ts';
+import { runPpoPhase, type PpoPhaseDeps } from './ppo_phase.ts';
 
 /** Options of `trainRun` that are not part of the config. */
 export interface TrainOptions {
@@ -117,6 +118,7 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
 
     const phases: Record<string, unknown>[] = [];
     let halted = false;
+    let inference: TrainConfig['inference'] = cfg.inference;
     for (let p = 0; p < cfg.phases.length; p++) {
       const phase = cfg.phases[p];
       if (latest && p < latest.phase) {
@@ -154,8 +156,10 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
           return step ?? 0;
         },
       };
-      const result = await runPhase(ctx, phase);
+      const result = await runPhase(ctx, phase, { task, sar: null, log });
       phases.push({ kind: phase.kind, ...result });
+      // A phase may change how the policy must be played (PPO trains the first action of each chunk).
+      if ('inference' in result) inference = result.inference;
       if (result.stoppedEarly && opts.haltAfterStep !== undefined) {
         halted = true;
         break;
@@ -164,7 +168,7 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
     if (halted) return { runDir, policy: null, parameters, phases, eval: null, halted };
 
     const policy = join(runDir, 'policy.onnx');
-    writeFileAtomic(policy, exportVla(vla, robotSpecFor(task.buildScene(task.randomize(new Rng(0))).robot), policyExtraMetadata(cfg, task.instruction)));
+    writeFileAtomic(policy, exportVla(vla, robotSpecFor(task.buildScene(task.randomize(new Rng(0))).robot), policyExtraMetadata({ ...cfg, inference }, task.instruction)));
     log(`wrote ${policy}`);
     let evalResult: unknown = null;
     if (cfg.eval.episodes > 0) {
@@ -202,10 +206,12 @@ export function policyExtraMetadata(cfg: TrainConfig, instruction: string): Reco
   };
 }
 
-async function runPhase(ctx: PhaseContext, phase: PhaseConfig) {
+async function runPhase(ctx: PhaseContext, phase: PhaseConfig, deps: PpoPhaseDeps) {
   switch (phase.kind) {
     case 'bc':
       return runBcPhase(ctx, phase);
+    case 'ppo':
+      return runPpoPhase(ctx, phase, deps);
   }
 }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { decodeSafetensors } from '../../nn/checkpoint.ts';
 import { readOnnxInfo } from '../../robot/policies/onnx_meta.ts';
-import { applyOverrides, ConfigError, parseTrainConfig, type TrainConfig } from '../../policy/train/config.ts';
+import { applyOverrides, ConfigError, parseTrainConfig, type BcPhaseConfig, type TrainConfig } from '../../policy/train/config.ts';
 import { bcLearningRate } from '../../policy/train/bc.ts';
 import { listCheckpoints, trainRun } from '../../policy/train/run.ts';
 import { scratchDir } from '../tmp.ts';
@@ -41,14 +41,14 @@ test('config: unknown keys are refused with their path; --set overrides reach ne
   assert.throws(() => parseTrainConfig({ name: 'x', task: 'stack', phases: [{ kind: 'bc', steps: -1 }] }), /phases\.0\.steps/);
   const raw = applyOverrides({ name: 'x', task: 'stack', phases: [{ kind: 'bc' }] }, ['phases.0.steps=7', 'model.width=32', 'name=y']);
   const cfg = parseTrainConfig(raw);
-  assert.equal(cfg.phases[0].steps, 7);
+  assert.equal((cfg.phases[0] as BcPhaseConfig).steps, 7);
   assert.equal(cfg.model.width, 32);
   assert.equal(cfg.name, 'y');
   assert.throws(() => applyOverrides({}, ['nokey']), /key\.path=value/);
 });
 
 test('learning rate: linear warmup then cosine to lr * minLrRatio', () => {
-  const c = config('lr').phases[0];
+  const c = config('lr').phases[0] as BcPhaseConfig;
   const cfg = { ...c, steps: 100, warmupSteps: 10, lr: 1, minLrRatio: 0.1 };
   assert.equal(bcLearningRate(cfg, 5), 0.5);
   assert.equal(bcLearningRate(cfg, 10), 1);
