@@ -203,6 +203,8 @@ export interface EvalOptions {
   record?: string;
   /** Record at most this many episodes (default all). */
   recordLimit?: number;
+  /** Episode length limit in control steps (default: the task's). */
+  maxSteps?: number;
   /** Overrides the policy's own inference metadata. */
   inference?: Partial<InferenceMode>;
   log?: (line: string) => void;
@@ -268,17 +270,18 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
   if (mode.mode === 'chunk') mode.execute = Math.min(mode.execute, policy.chunk);
   const E = Math.max(1, Math.min(opts.envs ?? 8, opts.episodes));
   const cameras = policy.cameras.map((c) => ({ name: c.name, width: c.width, height: c.height }));
+  const envConfig = { cameras, ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}) };
   const { ENV_CAMERAS_MODULE } = await import('../sim/render/vec_cameras.ts');
   const vec = await VecEnv.create({
     taskModule: new URL('../tasks/index.ts', import.meta.url).href,
     taskId: task.id,
     numEnvs: E,
     workers: Math.min(opts.workers, E),
-    config: { cameras },
+    config: envConfig,
     ...(cameras.length ? { envSetupModule: ENV_CAMERAS_MODULE } : {}),
   });
   // A local env (no rendering) only to write episode headers: same config, same seeds.
-  const headerEnv: SimEnv | null = opts.record ? await createEnv(task, { cameras }) : null;
+  const headerEnv: SimEnv | null = opts.record ? await createEnv(task, envConfig) : null;
   if (opts.record) mkdirSync(opts.record, { recursive: true });
   const recordLimit = opts.recordLimit ?? Number.POSITIVE_INFINITY;
   const perEpisode: EvalEpisode[] = [];

@@ -82,7 +82,7 @@ test('instruction tokens reach the features; the tokenizer covers every task tex
   const s = await createSession(exportVla(vla, robotSpecFor('airbot_play')));
   const run = async (text: string) => {
     const f = feeds(16, 1, cfg.maxTokens);
-    f.instruction = { data: tok.encode([text]).ids, shape: [1, cfg.maxTokens] };
+    f.instruction = { data: tok.encode([text]).ids as BigInt64Array<ArrayBuffer>, shape: [1, cfg.maxTokens] };
     return (await s.run(f)).features.data as Float32Array;
   };
   const a = await run('stack the middle block on the base block');
