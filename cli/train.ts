@@ -2,11 +2,15 @@
  * `evovla train --config FILE.yaml [--set key.path=value ...] [--resume]`: run the config's
  * training phases (policy/train/run.ts), export policy.onnx and evaluate it on held-out seeds.
  */
-import { ConfigError, loadTrainConfig } from '../policy/train/config.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { applyOverrides, ConfigError, loadTrainConfig, parseTrainConfig } from '../policy/train/config.ts';
 import { parseFlags, requireString } from './args.ts';
 import { UsageError } from './main.ts';
 
-const USAGE = `usage: evovla train --config <file.yaml> [--set key.path=value ...] [--resume] [--no-progress]
+const USAGE = `usage: evovla train [--config <file.yaml>] [--set key.path=value ...] [--resume] [--no-progress]
+  (no --config)  EvoVLA's whole pipeline on Stack from the built-in config: expert demos -> BC ->
+                 PPO with EvoVLA's rewards -> held-out evaluation (policy/train/pipeline.ts, docs/evovla.md)
   --config       training config (YAML; fields documented in policy/train/config.ts and docs/policy.md)
   --set          override one config value, e.g. --set phases.0.steps=2000 --set name=try2 (repeatable)
   --resume       continue the run in runs/<name>/ from its latest checkpoint, to the same weights
@@ -59,10 +63,19 @@ export async function run(argv: string[]): Promise<number> {
   const { sets, rest } = extractSets(argv);
   const args = parseFlags(rest, { config: 'string', resume: 'bool', 'no-progress': 'bool' }, USAGE);
   if (args.positional.length) throw new UsageError(`unexpected argument '${args.positional[0]}'\n${USAGE}`);
-  const file = requireString(args, 'config', USAGE);
+  // No --config: EvoVLA's whole pipeline on Stack from the built-in config (policy/train/pipeline.ts).
+  const builtIn = args.flags.config === undefined;
+  const file = builtIn ? null : requireString(args, 'config', USAGE);
   let cfg;
   try {
-    cfg = loadTrainConfig(file, sets);
+    if (file !== null) cfg = loadTrainConfig(file, sets);
+    else {
+      const { defaultPipelineConfig } = await import('../policy/train/pipeline.ts');
+      const raw = applyOverrides(defaultPipelineConfig(), sets);
+      // A second run without flags gets the next free name instead of refusing.
+      if (!args.flags.resume && !sets.some((s) => s.startsWith('name='))) raw.name = freeRunName(String(raw.runsDir ?? 'runs'), String(raw.name));
+      cfg = parseTrainConfig(raw, 'built-in config');
+    }
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(err.message);
     throw err;
@@ -73,7 +86,19 @@ export async function run(argv: string[]): Promise<number> {
     if (tty) process.stderr.write('\r\x1b[K');
     console.log(line);
   };
+  if (builtIn) log(`evovla train: the built-in pipeline on ${cfg.task} (demos -> ${cfg.phases.map((p) => p.kind).join(' -> ')} -> eval) into ${join(cfg.runsDir, cfg.name)}`);
+  const t0 = performance.now();
   const summary = await trainRun(cfg, { resume: args.flags.resume === true, log, ...(tty ? { progress: progressBar(process.stderr) } : {}) });
-  console.log(`run folder: ${summary.runDir}`);
+  const { pipelineSummary } = await import('../policy/train/pipeline.ts');
+  console.log(`done in ${((performance.now() - t0) / 60000).toFixed(1)} min; run folder: ${summary.runDir}`);
+  for (const line of pipelineSummary(summary, cfg.task)) console.log(line);
   return 0;
+}
+
+/** `name`, or `name-2`, `name-3`, ... : the first that has no run folder under `runsDir`. */
+function freeRunName(runsDir: string, name: string): string {
+  for (let k = 1; ; k++) {
+    const candidate = k === 1 ? name : `${name}-${k}`;
+    if (!existsSync(join(runsDir, candidate))) return candidate;
+  }
 }
