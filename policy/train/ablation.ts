@@ -25,6 +25,9 @@ export const ABLATION_ARMS: readonly AblationArm[] = [
   { id: 'full', label: 'full EvoVLA (+ memory)', sar: true, poe: true, memory: true },
 ];
 
+/** Arm id of the shared starting point (the BC checkpoint evaluated without PPO). */
+export const START_ARM = 'bc';
+
 /** One finished PPO run of one arm, as logged. */
 export interface AblationRecord {
   arm: string;
@@ -115,7 +118,7 @@ export function summariseAblation(records: readonly AblationRecord[]): AblationR
       return (steps as number[]).reduce((a, b) => a + b, 0) / steps.length;
     };
     const baseSteps = meanSteps(baseline);
-    const known = ABLATION_ARMS.map((a) => a.id);
+    const known = [START_ARM, ...ABLATION_ARMS.map((a) => a.id)];
     const arms = [...known.filter((a) => of(a).length), ...new Set(records.filter((r) => r.task === task && !known.includes(r.arm)).map((r) => r.arm))];
     for (const arm of arms) {
       const rs = of(arm);
@@ -127,7 +130,7 @@ export function summariseAblation(records: readonly AblationRecord[]): AblationR
       rows.push({
         task,
         arm,
-        label: ABLATION_ARMS.find((a) => a.id === arm)?.label ?? arm,
+        label: ABLATION_ARMS.find((a) => a.id === arm)?.label ?? (arm === START_ARM ? 'BC start (no PPO)' : arm),
         seeds: rs.length,
         envSteps: Math.max(...rs.map((r) => r.envSteps)),
         success: { ...wilsonInterval(successes, episodes), episodes },

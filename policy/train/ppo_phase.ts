@@ -47,12 +47,21 @@ export interface PpoPhaseResult {
   inference: { mode: 'chunk'; execute: number; ensembleDecay: number };
 }
 
+/** The part of a run's PhaseContext the PPO phase uses (the ablation bench builds one itself). */
+export type PpoPhaseContext = Pick<PhaseContext, 'vla' | 'threads' | 'phaseIndex' | 'logMetrics' | 'progress'>;
+
 /** What the phase needs beyond the PhaseContext. */
 export interface PpoPhaseDeps {
   task: Task;
   /** The SAR scorer from the run's SAR phase (required when the phase has sar: true). */
   sar: StageScorer | null;
   log: (line: string) => void;
+  /** Only evaluate (the ablation's starting point): no PPO iteration runs. */
+  skipTraining?: boolean;
+  /** Evaluate before PPO too (default true; the ablation evaluates its shared start once). */
+  evalBefore?: boolean;
+  /** Seeds of the greedy evaluations (default: evalEpisodes seeds from EVAL_SEED_BASE + 500,000). */
+  evalSeeds?: readonly number[];
 }
 
 /** Summarises a greedy evaluation. */
@@ -78,7 +87,7 @@ export function formatPhaseEval(e: PhaseEval): string {
 }
 
 /** Runs the phase on ctx.vla (its heads and memory gate change in place). */
-export async function runPpoPhase(ctx: PhaseContext, cfg: PpoPhaseConfig, deps: PpoPhaseDeps): Promise<PpoPhaseResult> {
+export async function runPpoPhase(ctx: PpoPhaseContext, cfg: PpoPhaseConfig, deps: PpoPhaseDeps): Promise<PpoPhaseResult> {
   const { task, log } = deps;
   if (cfg.sar && !deps.sar) throw new Error("phase 'ppo' has sar: true but no SAR model was trained or loaded before it (add a 'sar' phase before 'ppo', or set sar: false)");
   const vla = ctx.vla;
@@ -98,17 +107,18 @@ export async function runPpoPhase(ctx: PhaseContext, cfg: PpoPhaseConfig, deps: 
   const poe = cfg.poe ? await PoseWorldModel.create(parsePoeConfig({ ...cfg.poeModel, threads: 1 })) : null;
   const sar = cfg.sar ? deps.sar : null;
   const rewards = evovlaRewards({ task, numEnvs: cfg.envs, sar, poe, gate: cfg.gate, rewards: cfg.rewards });
-  // Evaluation scores SAR claims but trains nothing (no POE).
-  const evalRewards = evovlaRewards({ task, numEnvs: cfg.envs, sar, poe: null, gate: cfg.gate, rewards: cfg.rewards });
+  // Evaluation judges the SAR gate's claims whenever a SAR model exists (also for arms that do not
+  // train on SAR: hallucination is a property of the trajectories), and trains nothing (no POE).
+  const evalRewards = evovlaRewards({ task, numEnvs: cfg.envs, sar: deps.sar, poe: null, gate: cfg.gate, rewards: cfg.rewards });
   const bank = cfg.memory ? new MemoryBank(cfg.envs, c.width, parseMemoryBankConfig({ slots: cfg.memorySlots })) : null;
   let stageFrom = rewards;
   const encoder = await vlaEncoder(vla, { task, numEnvs: cfg.envs, threads: ctx.threads, bank, stageScore: (e) => stageFrom.stageScore(e), sarStage: (e) => stageFrom.sarStage(e) });
   const parts = { env, actorCritic: model.actorCritic, encoder, actionMap: model.actionMap, threads: ctx.threads };
-  const seeds = Array.from({ length: cfg.evalEpisodes }, (_, i) => EVAL_SEED_BASE + 500_000 + i);
+  const seeds = deps.evalSeeds ?? Array.from({ length: cfg.evalEpisodes }, (_, i) => EVAL_SEED_BASE + 500_000 + i);
   const t0 = performance.now();
   try {
     let before: PhaseEval | null = null;
-    if (seeds.length) {
+    if (seeds.length && deps.evalBefore !== false) {
       stageFrom = evalRewards;
       before = phaseEval(await evaluateGreedy({ ...parts, rewards: evalRewards }, seeds));
       log(`ppo: before: ${formatPhaseEval(before)}`);
@@ -116,7 +126,7 @@ export async function runPpoPhase(ctx: PhaseContext, cfg: PpoPhaseConfig, deps: 
     stageFrom = rewards;
     const total = Math.floor(ppo.totalSteps / ppo.rolloutSteps);
     let last: IterationMetrics | null = null;
-    const { iterations } = await trainPpo({
+    const { iterations } = deps.skipTraining ? { iterations: [] } : await trainPpo({
       ...parts,
       config: ppo,
       rewards,
