@@ -11,10 +11,10 @@
 import { availableParallelism, loadavg } from 'node:os';
 import { Rng } from '../sim/rng.ts';
 import { Graph, type Tensor } from '../nn/graph.ts';
-import { Embedding, LayerNorm, Linear, MLP, TransformerBlock, keyMaskBias, patchify } from '../nn/layers.ts';
-import { mse } from '../nn/losses.ts';
+import { Linear } from '../nn/layers.ts';
 import * as op from '../nn/ops.ts';
-import { ParamSet, init } from '../nn/params.ts';
+import { ParamSet } from '../nn/params.ts';
+import { mlpBenchModel, transformerBenchModel } from './graph-models.ts';
 import { createSession, type HostTensor } from '../nn/runtime.ts';
 import { Trainer, type TrainerOptions } from '../nn/trainer.ts';
 
@@ -24,66 +24,15 @@ const seconds = Number(args.get('seconds') ?? 4);
 const rounds = Number(args.get('rounds') ?? 4);
 
 function mlpCase(threads: number): { options: TrainerOptions; batch: Record<string, HostTensor>; batchSize: number } {
-  const params = new ParamSet(1);
-  const net = new MLP(params, 'mlp', [256, 256, 256, 8], 'relu');
-  const rng = new Rng(2);
+  const { model, loss, batch } = mlpBenchModel();
   const b = 256;
-  return {
-    options: {
-      model: { params, forward: (g) => ({ y: net.apply(g.input('x', ['B', 256])) }) },
-      loss: (g, o) => ({ loss: mse(o.y, g.input('t', ['B', 8])) }),
-      optimizer: { lr: 1e-3, warmupSteps: 100, clipNorm: 1 },
-      session: { threads },
-    },
-    batch: {
-      x: { data: Float32Array.from({ length: b * 256 }, () => rng.normal()), shape: [b, 256] },
-      t: { data: Float32Array.from({ length: b * 8 }, () => rng.normal()), shape: [b, 8] },
-    },
-    batchSize: b,
-  };
+  return { options: { model, loss, optimizer: { lr: 1e-3, warmupSteps: 100, clipNorm: 1 }, session: { threads } }, batch: batch(b, 2), batchSize: b };
 }
 
 function transformerCase(threads: number): { options: TrainerOptions; batch: Record<string, HostTensor>; batchSize: number } {
-  const width = 128;
-  const textLen = 16;
-  const patches = 64;
-  const params = new ParamSet(3);
-  const patchEmbed = new Linear(params, 'patch', 3 * 8 * 8, width);
-  const tok = new Embedding(params, 'tok', 512, width);
-  const pos = params.add('pos', [patches + textLen, width], init.truncatedNormal(0.02), { decay: false });
-  const blocks = Array.from({ length: 4 }, (_, i) => new TransformerBlock(params, `blk${i}`, width, 4, 4, 'gelu'));
-  const lnf = new LayerNorm(params, 'lnf', width);
-  const head = new Linear(params, 'action', width, 7);
-  const rng = new Rng(4);
+  const { model, loss, batch } = transformerBenchModel();
   const b = 64;
-  return {
-    options: {
-      model: {
-        params,
-        forward: (g) => {
-          const image = patchEmbed.apply(patchify(g.input('image', ['B', 3, 64, 64]), 8));
-          const text = tok.apply(g.input('text', ['B', textLen], 'int64'));
-          const textMask = g.input('text_mask', ['B', textLen]);
-          // Image patches are always attended; text padding is masked.
-          const keyMask = op.pad(textMask, [0, patches, 0, 0], 1);
-          let h = op.add(op.concat([image, text], 1), g.param(pos));
-          const bias = keyMaskBias(keyMask);
-          for (const blk of blocks) h = blk.apply(h, bias);
-          return { action: head.apply(op.reduceMean(lnf.apply(h), [1])) };
-        },
-      },
-      loss: (g, o) => ({ loss: mse(o.action, g.input('target', ['B', 7])) }),
-      optimizer: { lr: 3e-4, warmupSteps: 100, clipNorm: 0.5 },
-      session: { threads },
-    },
-    batch: {
-      image: { data: Float32Array.from({ length: b * 3 * 64 * 64 }, () => rng.next()), shape: [b, 3, 64, 64] },
-      text: { data: BigInt64Array.from({ length: b * textLen }, () => BigInt(rng.int(512))), shape: [b, textLen] },
-      text_mask: { data: Float32Array.from({ length: b * textLen }, (_, i) => (i % textLen < 10 ? 1 : 0)), shape: [b, textLen] },
-      target: { data: Float32Array.from({ length: b * 7 }, () => rng.normal()), shape: [b, 7] },
-    },
-    batchSize: b,
-  };
+  return { options: { model, loss, optimizer: { lr: 3e-4, warmupSteps: 100, clipNorm: 0.5 }, session: { threads } }, batch: batch(b, 4), batchSize: b };
 }
 
 /**

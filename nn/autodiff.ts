@@ -15,6 +15,15 @@ function isFloat(t: Tensor): boolean {
  * on gets a zero gradient of its shape (zeros of a static shape).
  */
 export function gradients(loss: Tensor, wrt: readonly Tensor[]): Tensor[] {
+  return gradientsOrNull(loss, wrt).map((d, i) => d ?? zerosLike(wrt[i]));
+}
+
+/**
+ * Like `gradients`, but null for a tensor the loss does not reach through a differentiable path
+ * (unused, or cut by `stopGradient`): the counterpart of PyTorch's `grad is None`, which optimizers
+ * use to leave such parameters alone (no weight decay, no stale momentum).
+ */
+export function gradientsOrNull(loss: Tensor, wrt: readonly Tensor[]): (Tensor | null)[] {
   const g = loss.graph;
   if (loss.rank !== 0 || !isFloat(loss)) throw new Error(`gradients: the loss must be a float scalar, got ${loss}`);
   for (const t of wrt) if (t.graph !== g) throw new Error(`gradients: ${t.name} belongs to another graph`);
@@ -29,10 +38,7 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[]): Tensor[] {
       for (const o of node.outputs) if (isFloat(o)) dependsOnWrt.add(o);
     }
   }
-  if (!dependsOnWrt.has(loss)) {
-    // Nothing to differentiate; still return well-formed zeros.
-    return wrt.map((t) => zerosLike(t));
-  }
+  if (!dependsOnWrt.has(loss)) return wrt.map(() => null);
 
   const contributions = new Map<Tensor, Tensor[]>();
   contributions.set(loss, [g.constant(1)]);
@@ -72,7 +78,7 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[]): Tensor[] {
       else contributions.set(t, [d]);
     });
   }
-  return wrt.map((t) => gradOf(t) ?? zerosLike(t));
+  return wrt.map((t) => gradOf(t));
 }
 
 function zerosLike(t: Tensor): Tensor {

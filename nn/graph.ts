@@ -79,6 +79,11 @@ export interface GraphOptions {
   /** Element type of every float tensor: float32 for training and inference, float64 for gradient checks. */
   floatType?: 'float32' | 'float64';
   name?: string;
+  /**
+   * Whether the graph is a training step (dropout active). Inference exports and rollout runners
+   * trace with false (the default); training graphs with true.
+   */
+  training?: boolean;
 }
 
 /** How `toModel` exposes parameters. */
@@ -100,6 +105,8 @@ export const OPSET = 17;
 export class Graph {
   readonly floatType: 'float32' | 'float64';
   readonly name: string;
+  /** Training-mode graph (dropout active); see `GraphOptions.training`. */
+  readonly training: boolean;
   readonly nodes: Node[] = [];
   private readonly inputList: Tensor[] = [];
   private readonly outputMap = new Map<string, Tensor>();
@@ -123,6 +130,7 @@ export class Graph {
   constructor(options: GraphOptions = {}) {
     this.floatType = options.floatType ?? 'float32';
     this.name = options.name ?? 'evovla';
+    this.training = options.training ?? false;
   }
 
   private claim(name: string): string {
@@ -273,12 +281,13 @@ export class Graph {
     // A node output exported once is renamed to its output name (no copy); a tensor exported twice,
     // or a graph input / parameter / constant exported as an output, goes through an Identity.
     const rename = new Map<Tensor, string>();
-    const exportedNames = new Set(wanted.map(([, t]) => t.name));
+    // Tensors also exported under their own name keep it; the other exports of them are copies.
+    const keepsOwnName = new Set(wanted.filter(([n, t]) => n === t.name).map(([, t]) => t));
     for (const [n, t] of wanted) {
       live.add(t);
       if (n === t.name) {
         // exported under its own name
-      } else if (this.producer.has(t) && !rename.has(t) && !exportedNames.has(t.name) && !this.names.has(n)) {
+      } else if (this.producer.has(t) && !rename.has(t) && !keepsOwnName.has(t) && !this.names.has(n)) {
         rename.set(t, n);
       } else {
         extra.push({ opType: 'Identity', inputs: [rename.get(t) ?? t.name], outputs: [n] });

@@ -5,7 +5,7 @@
  */
 export { Graph, Tensor, OPSET, type Dim, type DType, type Shape, type Parameter } from './graph.ts';
 export * as op from './ops.ts';
-export { gradients } from './autodiff.ts';
+export { gradients, gradientsOrNull } from './autodiff.ts';
 export { ParamSet, init, type Initializer, type ParamOptions } from './params.ts';
 export {
   Linear,
@@ -14,6 +14,8 @@ export {
   MLP,
   MultiHeadAttention,
   TransformerBlock,
+  Conv2d,
+  Dropout,
   patchify,
   gelu,
   geluTanh,
@@ -22,12 +24,54 @@ export {
   causalBias,
   type Activation,
 } from './layers.ts';
-export { mse, l1, crossEntropy, tripletMargin, gaussianLogProb, gaussianEntropy, ppoLoss, type PpoConfig, type PpoInputs, type PpoTerms } from './losses.ts';
+export {
+  mse,
+  l1,
+  crossEntropy,
+  tripletMargin,
+  gaussianLogProb,
+  gaussianEntropy,
+  clampLogStd,
+  LOG_STD_BOUNDS,
+  ppoLoss,
+  valueLoss,
+  pairwiseDistances,
+  batchHardTripletLoss,
+  semiHardTripletLoss,
+  type PpoConfig,
+  type PpoInputs,
+  type PpoTerms,
+  type PpoCritic,
+  type MinedTriplets,
+} from './losses.ts';
 export { exportInference, saveInference, traceForward, writeFileAtomic, type ForwardFn, type ModelDefinition } from './model.ts';
-export { adamw, resolveAdamW, type AdamWConfig } from './optim.ts';
-export { buildTrainingGraph, encodeTrainingGraph, trainingOutputNames, TRAIN_IO, type LossFn, type TrainingLayout } from './train-graph.ts';
-export { Trainer, type TrainerOptions, type StepResult, type OptimizerState } from './trainer.ts';
+export { adamw, resolveAdamW, gradientSquares, groupIndex, type AdamWConfig, type ParamGroup } from './optim.ts';
+export {
+  buildTrainingGraph,
+  buildGradientGraph,
+  buildUpdateGraph,
+  encodeTrainingGraph,
+  trainingOutputNames,
+  gradientOutputNames,
+  updateOutputNames,
+  TRAIN_IO,
+  type LossFn,
+  type TrainingLayout,
+} from './train-graph.ts';
+export { Ema, type EmaOptions } from './ema.ts';
+export { Trainer, NonFiniteStepError, type TrainerOptions, type StepResult, type OptimizerState } from './trainer.ts';
 export { ModelRunner } from './runner.ts';
 export { createSession, cudaStatus, padBatch, sliceBatch, Session, type ExecutionProvider, type HostTensor, type HostData, type SessionOptions } from './runtime.ts';
-export { saveCheckpoint, loadCheckpoint, encodeSafetensors, decodeSafetensors, type CheckpointContents, type StoredTensor } from './checkpoint.ts';
+export {
+  saveCheckpoint,
+  loadCheckpoint,
+  loadWeights,
+  encodeSafetensors,
+  decodeSafetensors,
+  toFloat32,
+  halfToFloat,
+  type CheckpointContents,
+  type StoredTensor,
+  type LoadedWeights,
+} from './checkpoint.ts';
 export { Tokenizer, words, fnv1a, DEFAULT_BUCKETS, DEFAULT_MAX_LENGTH, type TokenizerSpec, type Encoded } from './tokenizer.ts';

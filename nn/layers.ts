@@ -225,3 +225,62 @@ export class TransformerBlock {
     return op.add(h, this.mlp.apply(this.ln2.apply(h)));
   }
 }
+
+/**
+ * Dropout with a train/eval switch: active only in training graphs (`graph.training`, set by
+ * `buildTrainingGraph`), the identity in inference exports and rollout runners. Each instance needs
+ * its own seed (e.g. the run seed plus its index) so two sites never draw the same masks.
+ */
+export class Dropout {
+  constructor(
+    readonly p: number,
+    readonly seed: number,
+  ) {
+    if (!(p >= 0 && p < 1)) throw new Error(`Dropout: p must be in [0, 1), got ${p}`);
+    if (!Number.isInteger(seed)) throw new Error(`Dropout: seed must be an integer, got ${seed}`);
+  }
+
+  apply(x: Tensor): Tensor {
+    return x.graph.training && this.p > 0 ? op.dropout(x, this.p, this.seed) : x;
+  }
+}
+
+/**
+ * 2-D convolution layer, NCHW, weight [O, C, kh, kw] as PyTorch's nn.Conv2d (same default
+ * initialisation). A strided stem, e.g. `new Conv2d(params, 'stem', 3, 32, 4, { stride: 4 })`,
+ * then `tokens(x)` gives [B, Ho*Wo, O] for a transformer.
+ */
+export class Conv2d {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  readonly stride: number;
+  readonly padding: number;
+
+  constructor(
+    params: ParamSet,
+    readonly name: string,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernel: number,
+    options: { stride?: number; padding?: number; bias?: boolean; weightInit?: Initializer } = {},
+  ) {
+    this.stride = options.stride ?? 1;
+    this.padding = options.padding ?? 0;
+    const fan = { fanIn: inChannels * kernel * kernel, fanOut: outChannels * kernel * kernel };
+    this.weight = params.add(`${name}.weight`, [outChannels, inChannels, kernel, kernel], options.weightInit ?? init.fanInUniform(), { fan });
+    this.bias = options.bias === false ? null : params.add(`${name}.bias`, [outChannels], init.fanInUniform(), { fan });
+  }
+
+  /** [B, C, H, W] -> [B, O, Ho, Wo]. */
+  apply(x: Tensor): Tensor {
+    const g = x.graph;
+    return op.conv2d(x, g.param(this.weight), this.bias ? g.param(this.bias) : null, { stride: this.stride, padding: this.padding });
+  }
+
+  /** [B, C, H, W] -> [B, Ho*Wo, O]: the feature map as a sequence of tokens, row-major. */
+  tokens(x: Tensor): Tensor {
+    const y = this.apply(x);
+    const [, o, ho, wo] = y.shape as [unknown, number, number, number];
+    return op.transpose(op.reshape(y, [0, o, ho * wo]), [0, 2, 1]);
+  }
+}

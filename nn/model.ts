@@ -20,8 +20,12 @@ export interface ModelDefinition {
 }
 
 /** Traces the forward pass into a fresh graph and registers its outputs. */
-export function traceForward(model: ModelDefinition, floatType: 'float32' | 'float64' = 'float32'): { graph: Graph; outputs: Record<string, Tensor> } {
-  const graph = new Graph({ floatType, name: model.name ?? 'evovla' });
+export function traceForward(
+  model: ModelDefinition,
+  floatType: 'float32' | 'float64' = 'float32',
+  options: { training?: boolean } = {},
+): { graph: Graph; outputs: Record<string, Tensor> } {
+  const graph = new Graph({ floatType, name: model.name ?? 'evovla', training: options.training ?? false });
   const outputs = model.forward(graph);
   if (Object.keys(outputs).length === 0) throw new Error('forward: the model returned no outputs');
   for (const [name, t] of Object.entries(outputs)) graph.output(name, t);

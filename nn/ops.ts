@@ -194,11 +194,31 @@ VJP.Relu = (n, [dy]) => [where(greater(n.outputs[0], 0), dy!, 0)];
 
 /**
  * The error function. ONNX Runtime has no float64 Erf kernel on CPU, so in float64 graphs (gradient
- * checks) it runs in float32 between two Casts; autodiff passes through the Casts.
+ * checks) it is computed to double precision by its series (see `erfSeries`), with the exact
+ * derivative as its gradient: composites using exact GELU can be checked as tightly as the others.
  */
 export function erf(x: Tensor): Tensor {
-  if (x.dtype === 'float64') return cast(unary('Erf', cast(x, 'float32')), 'float64');
+  if (x.dtype === 'float64') return erfSeries(x);
   return unary('Erf', x);
+}
+
+/**
+ * erf(u) = 2/sqrt(pi) u exp(-u^2) sum_n (2u^2)^n / (1*3*...*(2n+1)), all terms positive (no
+ * cancellation), 80 terms by Horner on u clamped to [-5, 5]: within 2e-15 of erf (|erf| > 1 - 2e-12
+ * beyond). Element-wise ops only, so it runs in any float type; meant for float64 graphs.
+ */
+export function erfSeries(x: Tensor): Tensor {
+  const u = clip(x, -5, 5);
+  const y = mul(u, u);
+  // In z = u^2 / 25 the coefficients stay within float32's range (3e-8 to 7e8): ONNX Runtime's
+  // constant sharing compares scalar initializers as float32 and merged the tiny unscaled ones.
+  const z = mul(y, 1 / 25);
+  const coef: number[] = [1];
+  for (let n = 1; n < 80; n++) coef.push((coef[n - 1] * 2 * 25) / (2 * n + 1));
+  let acc: Tensor = add(mul(z, coef[79]), coef[78]);
+  for (let n = 77; n >= 0; n--) acc = add(mul(acc, z), coef[n]);
+  const out = mul(mul(acc, exp(neg(y))), mul(u, 2 / Math.sqrt(Math.PI)));
+  return withCustomGradient(out, [x], (dy) => [mul(dy, mul(exp(neg(mul(x, x))), 2 / Math.sqrt(Math.PI)))]);
 }
 VJP.Erf = (n, [dy]) => {
   const x = n.inputs[0]!;
@@ -605,18 +625,120 @@ VJP.Pad = (n, [dy]) => {
 /** Rows of `table` [V, D] picked by int64 `indices` [...] -> [..., D] (an embedding lookup). */
 export function gather(table: Tensor, indices: Tensor): Tensor {
   if (table.rank !== 2) throw new Error(`gather: the table must be [V, D], got ${table}`);
+  return gatherAxis(table, indices, 0);
+}
+
+/**
+ * Picks slices of `x` along `axis` by int64 `indices` of any shape (ONNX Gather): the result is
+ * x.shape[:axis] + indices.shape + x.shape[axis+1:]. E.g. fixed token positions of [B, T, D] with
+ * axis 1. The gradient scatters back with ScatterElements(add) (repeated indices accumulate), never
+ * a one-hot product (a 32k vocabulary would make a 131 MB one-hot per 1,024 tokens). Axes after
+ * `axis` must have static sizes.
+ */
+export function gatherAxis(x: Tensor, indices: Tensor, axis: number): Tensor {
   if (indices.dtype !== 'int64') throw new Error(`gather: indices must be int64, got ${indices}`);
-  return table.graph.addNode('Gather', [table, indices], { axis: int(0) }, [{ shape: [...indices.shape, table.shape[1]], dtype: table.dtype }])[0];
+  const ax = normAxis(axis, x.rank, 'gather');
+  const shape = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
+  return x.graph.addNode('Gather', [x, indices], { axis: int(ax) }, [{ shape, dtype: x.dtype }])[0];
 }
 VJP.Gather = (n, [dy], needs) => {
-  // The table gradient as one-hot(indices)^T x dy: a GEMM instead of a scatter (vocabularies are small).
-  const [table, indices] = n.inputs as Tensor[];
+  const [x, indices] = n.inputs as Tensor[];
   if (!needs[0]) return [null, null];
-  const [v, d] = table.shape as number[];
-  const flat = reshape(indices, [-1]);
-  const hot = oneHot(flat, v, table.dtype);
-  return [gemm(hot, reshape(dy!, [-1, d]), { transA: true }), null];
+  const ax = attrInt(n, 'axis');
+  const tail = x.shape.slice(ax + 1);
+  if (!tail.every((d) => typeof d === 'number')) throw new Error(`gather gradient: axes after ${ax} of ${x} must have static sizes`);
+  const g = x.graph;
+  // dy as x.shape[:axis] + [K] + tail, the indices broadcast to that shape, scattered with add.
+  const lead = x.shape.slice(0, ax).map(() => 0);
+  const flatIdx = reshape(indices, [...lead.map(() => 1), -1, ...tail.map(() => 1)]);
+  const dyFlat = reshape(dy!, [...lead, -1, ...(tail as number[])]);
+  const idx = expand(flatIdx, dyFlat);
+  return [scatterElementsAdd(zerosLike(x), idx, dyFlat, ax), null];
 };
+
+/** Zeros of `x`'s (runtime) shape and type. */
+export function zerosLike(x: Tensor): Tensor {
+  return expand(x.graph.constant(0, undefined, x.dtype as 'float32' | 'float64'), x);
+}
+
+/**
+ * `data` with `updates` added at `indices` along `axis` (ONNX ScatterElements, reduction add):
+ * out[... idx[i,j,..] ...] += updates[i,j,..]. `indices` and `updates` have the same shape.
+ */
+export function scatterElementsAdd(data: Tensor, indices: Tensor, updates: Tensor, axis: number): Tensor {
+  if (indices.dtype !== 'int64') throw new Error(`scatterElementsAdd: indices must be int64, got ${indices}`);
+  if (indices.rank !== data.rank || updates.rank !== data.rank) {
+    throw new Error(`scatterElementsAdd: data ${data}, indices ${indices} and updates ${updates} must have the same rank`);
+  }
+  const ax = normAxis(axis, data.rank, 'scatterElementsAdd');
+  return data.graph.addNode('ScatterElements', [data, indices, updates], { axis: int(ax), reduction: { kind: 'string', value: 'add' } }, [
+    { shape: data.shape, dtype: data.dtype },
+  ])[0];
+}
+VJP.ScatterElements = (n, [dy], needs) => {
+  const [, indices, updates] = n.inputs as Tensor[];
+  const ax = attrInt(n, 'axis');
+  return [needs[0] ? dy : null, null, needs[2] ? reshapeLike(gatherElements(dy!, indices, ax), updates) : null];
+};
+
+/** out[i][j][k] = x[i][idx[i][j][k]][k] for axis 1 (ONNX GatherElements); the result has idx's shape. */
+export function gatherElements(x: Tensor, indices: Tensor, axis: number): Tensor {
+  if (indices.dtype !== 'int64') throw new Error(`gatherElements: indices must be int64, got ${indices}`);
+  if (indices.rank !== x.rank) throw new Error(`gatherElements: indices ${indices} must have the rank of ${x}`);
+  const ax = normAxis(axis, x.rank, 'gatherElements');
+  return x.graph.addNode('GatherElements', [x, indices], { axis: int(ax) }, [{ shape: indices.shape, dtype: x.dtype }])[0];
+}
+VJP.GatherElements = (n, [dy], needs) => {
+  const [x, indices] = n.inputs as Tensor[];
+  return [needs[0] ? scatterElementsAdd(zerosLike(x), indices, dy!, attrInt(n, 'axis')) : null, null];
+};
+
+/**
+ * One row of each sequence: x [B, T, D] and int64 positions [B] -> [B, D] (e.g. the last real token
+ * of each instruction). GatherElements, so the gradient reaches only the picked rows.
+ */
+export function selectTokens(x: Tensor, positions: Tensor): Tensor {
+  const d = x.shape[2];
+  if (x.rank !== 3 || typeof d !== 'number') throw new Error(`selectTokens: x must be [B, T, D] with static D, got ${x}`);
+  if (positions.rank !== 1 || positions.dtype !== 'int64') throw new Error(`selectTokens: positions must be int64 [B], got ${positions}`);
+  const idx = expand(reshape(positions, [-1, 1, 1]), reshape(slice(x, [0], [1], [1]), [0, 1, d]));
+  return reshape(gatherElements(x, idx, 1), [0, d]);
+}
+
+/** Index of the largest value along `axis` (int64; first index on ties). Not differentiable. */
+export function argMax(x: Tensor, axis = -1, keepdims = false): Tensor {
+  const ax = normAxis(axis, x.rank, 'argMax');
+  return x.graph.addNode('ArgMax', [x], { axis: int(ax), keepdims: int(keepdims ? 1 : 0) }, [{ shape: reducedShape(x, [ax], keepdims), dtype: 'int64' }])[0];
+}
+
+/** Index of the smallest value along `axis` (int64; first index on ties). Not differentiable. */
+export function argMin(x: Tensor, axis = -1, keepdims = false): Tensor {
+  const ax = normAxis(axis, x.rank, 'argMin');
+  return x.graph.addNode('ArgMin', [x], { axis: int(ax), keepdims: int(keepdims ? 1 : 0) }, [{ shape: reducedShape(x, [ax], keepdims), dtype: 'int64' }])[0];
+}
+
+/** Maximum over `axes` (all when omitted). The gradient is shared equally among tied maxima (torch.amax). */
+export function reduceMax(x: Tensor, axes?: readonly number[], keepdims = false): Tensor {
+  const ax = axes ?? x.shape.map((_, i) => i);
+  return x.graph.addNode('ReduceMax', [x], { axes: ints(ax), keepdims: int(keepdims ? 1 : 0) }, [{ shape: reducedShape(x, ax, keepdims), dtype: x.dtype }])[0];
+}
+
+/** Minimum over `axes` (all when omitted). The gradient is shared equally among tied minima (torch.amin). */
+export function reduceMin(x: Tensor, axes?: readonly number[], keepdims = false): Tensor {
+  const ax = axes ?? x.shape.map((_, i) => i);
+  return x.graph.addNode('ReduceMin', [x], { axes: ints(ax), keepdims: int(keepdims ? 1 : 0) }, [{ shape: reducedShape(x, ax, keepdims), dtype: x.dtype }])[0];
+}
+const extremumVjp: Vjp = (n, [dy]) => {
+  const x = n.inputs[0]!;
+  const axes = attrInts(n, 'axes').map((a) => normAxis(a, x.rank, n.op));
+  const keep = attrInt(n, 'keepdims') === 1;
+  const y = keep ? n.outputs[0] : unsqueeze(n.outputs[0], [...axes].sort((p, q) => p - q));
+  const hit = cast(elementwise('Equal', [x, y], 'bool'), x.dtype);
+  const share = div(hit, reduceSum(hit, axes, true));
+  return [mul(share, expandBack(n, dy!, axes))];
+};
+VJP.ReduceMax = extremumVjp;
+VJP.ReduceMin = extremumVjp;
 
 /**
  * One-hot encoding of int64 `indices` along a new last axis of size `depth`, as
@@ -627,6 +749,93 @@ export function oneHot(indices: Tensor, depth: number, dtype: DType = indices.gr
   const range = g.constInt64(Array.from({ length: depth }, (_, i) => i));
   const hit = elementwise('Equal', [unsqueeze(indices, [indices.rank]), range], 'bool');
   return cast(hit, dtype);
+}
+
+/**
+ * Training-mode dropout (ONNX Dropout with training_mode true): zeroes each element with
+ * probability `p` and scales the rest by 1/(1-p). `seed` fixes the mask sequence of the kernel:
+ * a fresh session draws the same masks step after step; give each dropout site its own seed.
+ * The gradient reuses the node's mask output. In eval mode use the input itself (see `Dropout`).
+ */
+export function dropout(x: Tensor, p: number, seed: number): Tensor {
+  if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
+  if (!Number.isInteger(seed)) throw new Error(`dropout: seed must be an integer, got ${seed}`);
+  if (p === 0) return x;
+  const g = x.graph;
+  const training = cast(g.constInt64([1], []), 'bool');
+  const [y] = g.addNode('Dropout', [x, lift(g, p, x), training], { seed: int(seed) }, [
+    { shape: x.shape, dtype: x.dtype },
+    { shape: x.shape, dtype: 'bool' },
+  ]);
+  return y;
+}
+VJP.Dropout = (n, [dy]) => {
+  const [x, ratio] = n.inputs as Tensor[];
+  const mask = cast(n.outputs[1], x.dtype);
+  return [mul(dy!, div(mask, sub(1, ratio))), null, null];
+};
+
+/**
+ * 2-D convolution, NCHW: x [B, C, H, W], weight [O, C, kh, kw] (PyTorch's layout, so pretrained
+ * weights load as they are), optional bias [O] -> [B, O, Ho, Wo], Ho = (H + 2 pad - kh) / stride + 1.
+ * Lowered to im2col (strided slices as reshapes, no Slice steps) and one MatMul, so every piece
+ * has a float64 kernel and a gradient; a kernel equal to its stride (the usual patch stem) is one
+ * Transpose. C, H and W must be static.
+ */
+export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, options: { stride?: number; padding?: number } = {}): Tensor {
+  const stride = options.stride ?? 1;
+  const padding = options.padding ?? 0;
+  const [, c, h, w] = x.shape;
+  const [o, wc, kh, kw] = weight.shape as number[];
+  if (x.rank !== 4 || typeof c !== 'number' || typeof h !== 'number' || typeof w !== 'number') {
+    throw new Error(`conv2d: input must be [B, C, H, W] with static C, H, W, got ${x}`);
+  }
+  if (weight.rank !== 4 || wc !== c) throw new Error(`conv2d: weight must be [O, ${c}, kh, kw] for input ${x}, got ${weight}`);
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== o)) throw new Error(`conv2d: bias must be [${o}], got ${bias}`);
+  if (!Number.isInteger(stride) || stride < 1) throw new Error(`conv2d: stride must be a positive integer, got ${stride}`);
+  if (!Number.isInteger(padding) || padding < 0) throw new Error(`conv2d: padding must be a non-negative integer, got ${padding}`);
+  const hp = h + 2 * padding;
+  const wp = w + 2 * padding;
+  if (hp < kh || wp < kw) throw new Error(`conv2d: kernel ${kh}x${kw} is larger than the padded input ${hp}x${wp}`);
+  const ho = Math.floor((hp - kh) / stride) + 1;
+  const wo = Math.floor((wp - kw) / stride) + 1;
+  let cols: Tensor; // [B, C*kh*kw, Ho*Wo], rows ordered (c, i, j) like the flattened weight
+  if (kh === stride && kw === stride && padding === 0 && h % stride === 0 && w % stride === 0) {
+    const split = reshape(x, [0, c, ho, stride, wo, stride]);
+    cols = reshape(transpose(split, [0, 1, 3, 5, 2, 4]), [0, c * kh * kw, ho * wo]);
+  } else {
+    // Pad so that every tap's window [i, i + stride*Ho) fits, then take every stride-th row/column
+    // by reshaping to [.., Ho, stride, ..] and keeping index 0.
+    const extraH = Math.max(0, kh - 1 + stride * ho - hp);
+    const extraW = Math.max(0, kw - 1 + stride * wo - wp);
+    const xp = padding + extraH + extraW > 0 ? pad(x, [0, 0, padding, padding, 0, 0, padding + extraH, padding + extraW]) : x;
+    const taps: Tensor[] = [];
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        let t = slice(xp, [i, j], [i + stride * ho, j + stride * wo], [2, 3]);
+        if (stride > 1) t = slice(reshape(t, [0, c, ho, stride, wo, stride]), [0, 0], [1, 1], [3, 5]);
+        taps.push(reshape(t, [0, c, 1, ho * wo]));
+      }
+    }
+    cols = reshape(concat(taps, 2), [0, c * kh * kw, ho * wo]);
+  }
+  let y = matmul(reshape(weight, [o, c * kh * kw]), cols); // [B, O, Ho*Wo]
+  if (bias) y = add(y, reshape(bias, [o, 1]));
+  return reshape(y, [0, o, ho, wo]);
+}
+
+/** Softplus log(1 + e^x), computed stably as max(x, 0) + log(1 + e^-|x|); gradient sigmoid(x). */
+export function softplus(x: Tensor): Tensor {
+  const y = add(relu(x), log(add(exp(neg(abs(x))), 1)));
+  return withCustomGradient(y, [x], (dy) => [mul(dy, sigmoid(x))]);
+}
+
+/** x / max(||x||_2, eps) along `axis` (PyTorch's F.normalize); finite gradient at x = 0. */
+export function l2Normalize(x: Tensor, axis = -1, eps = 1e-12): Tensor {
+  const ax = normAxis(axis, x.rank, 'l2Normalize');
+  const sq = reduceSum(mul(x, x), [ax], true);
+  // max on the squared norm: sqrt never sees 0, so its derivative stays finite.
+  return div(x, sqrt(maximum(sq, eps * eps)));
 }
 
 // ---------------------------------------------------------------------------------------------
