@@ -67,6 +67,12 @@ export const PpoPhaseSchema = z.strictObject({
   sar: z.boolean().default(true),
   poe: z.boolean().default(true),
   memory: z.boolean().default(true),
+  /**
+   * log-std of the policy (normalised action units) at the start of PPO; null keeps the model's.
+   * BC never trains it, and exploration noise much above ~0.2 demo standard deviations per step
+   * undoes a precise manipulation policy before PPO can learn anything.
+   */
+  initLogStd: z.number().min(-10).max(2).nullable().default(-1.6),
   /** Key-frame bank slots M when memory is on. */
   memorySlots: z.number().int().min(2).max(256).default(8),
   /** SAR gate and baseline smoothing (policy/train/evovla_rewards.ts). */

@@ -93,6 +93,7 @@ export async function runPpoPhase(ctx: PpoPhaseContext, cfg: PpoPhaseConfig, dep
   const vla = ctx.vla;
   const ppoKeys = Object.keys(ppoConfigSchema.shape);
   const ppo = parsePpoConfig(Object.fromEntries(Object.entries(cfg).filter(([k]) => ppoKeys.includes(k))), `phases.${ctx.phaseIndex}`);
+  if (cfg.initLogStd !== null) vla.params.get('head.log_std').data = new Float32Array(vla.head.logStd.data.length).fill(cfg.initLogStd);
   const model = vlaPpoModel(vla, cfg.memory ? cfg.memorySlots : 0);
   const c = vla.config;
   const cameras = c.cameras.map((name) => ({ name, width: c.imageSize, height: c.imageSize, depth: false, segmentation: false }));
