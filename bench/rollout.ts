@@ -1,15 +1,20 @@
 /**
- * Rollout throughput: prints one JSON line.
+ * Rollout throughput of the PPO loop as `evovla train` runs it: prints one JSON line.
  *
- * `endToEnd`: env steps/s of the PPO rollout loop on Stack with two 64x64 RGB cameras, envs in 2
- * worker processes, batched policy inference in the main process (the stage list says what runs in
- * the loop). `breakdown`: what one env step costs, each part timed alone in this process (ms per
- * env step): physics (env.step without cameras), render (the two cameras), policy (batched
- * inference / N), and, when present, SAR, POE, memory. `transferAndOther` is the end-to-end time per
- * step not explained by the parts given the 2 workers (IPC of observations and actions, waiting).
- * `update`: PPO update samples/s for the heads on cached features (minibatch 256).
+ * Stack, 2 cameras at 64x64 (RGB), envs in 2 worker processes, the tiny VLA's frozen trunk
+ * (default model config, seeded random weights: the speed does not depend on them) batched over the
+ * envs, the memory bank + fusion and heads, POE trained online, SAR when a scorer is available
+ * (none yet: reported in `stages`). It runs policy/train/ppo.ts's collectRollout with each part
+ * wrapped in a timer:
+ * - `envStep`: awaiting VecEnv.step (physics + render in the workers + IPC of images and actions);
+ * - `trunk`: the trunk's batched forward (+ image conversion); `memory`: the bank;
+ * - `rewards`: the reward model (POE's forward + online update; SAR);
+ * - `reset`: auto-resets; `heads`: the rest (heads inference, sampling, bookkeeping).
+ * `physicsAlone` / `renderAlone`: one env's step without cameras and the two cameras' render, timed
+ * in this process, so the worker side of `envStep` can be split. `update`: PPO update samples/s of
+ * the heads + memory gate on cached features (epochs x minibatches of 256 over the rollout).
  *
- * Usage: node --import tsx bench/rollout.ts [--envs 8] [--steps 200] [--workers 2]
+ * Usage: node --import tsx bench/rollout.ts [--envs 8] [--steps 256] [--workers 2]
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -18,127 +23,127 @@ import { attachEnvCameras } from '../sim/render/env_cameras.ts';
 import { ENV_CAMERAS_MODULE } from '../sim/render/vec_cameras.ts';
 import { VecEnv } from '../sim/vec_env.ts';
 import { getTask } from '../tasks/index.ts';
+import { Rng } from '../sim/rng.ts';
 import { ModelRunner } from '../nn/runner.ts';
 import { Trainer } from '../nn/trainer.ts';
-import { Rng } from '../sim/rng.ts';
-import { AC_OUTPUTS, parsePpoConfig, ppoLoss } from '../policy/train/ppo.ts';
-import { mlpActorCritic } from '../policy/train/state_policy.ts';
+import { parsePoeConfig, PoseWorldModel } from '../rewards/poe/world_model.ts';
+import { MemoryBank, parseMemoryBankConfig } from '../policy/memory/bank.ts';
+import { evovlaRewards } from '../policy/train/evovla_rewards.ts';
+import { collectRollout, parsePpoConfig, ppoLoss, rolloutContext, startEpisodes, type ObservationEncoder, type RewardModel, type RolloutEnv } from '../policy/train/ppo.ts';
+import { vlaEncoder, vlaPpoModel } from '../policy/train/vla_ppo.ts';
+import { defaultVlaConfig } from '../policy/vla/config.ts';
+import { createVla, identityStats } from '../policy/vla/model.ts';
+import { taskTokenizer } from '../policy/vla/tokenizer.ts';
 
 const { values: args } = parseArgs({
-  options: { envs: { type: 'string', default: '8' }, steps: { type: 'string', default: '200' }, workers: { type: 'string', default: '2' } },
+  options: { envs: { type: 'string', default: '8' }, steps: { type: 'string', default: '256' }, workers: { type: 'string', default: '2' } },
 });
 const N = Number(args.envs);
 const STEPS = Number(args.steps);
 const WORKERS = Number(args.workers);
 const TASK = 'stack';
 const SIZE = 64;
-const FEATURES = 128;
-const TASKS_MODULE = new URL('../tasks/index.ts', import.meta.url).href;
+const task = getTask(TASK);
 const cameras = ['eye_side', 'eye_arm'].map((name) => ({ name, width: SIZE, height: SIZE, depth: false, segmentation: false }));
+const load0 = os.loadavg();
 
-function msPer(n: number, fn: () => void): number {
+const timers: Record<string, number> = { envStep: 0, trunk: 0, memory: 0, rewards: 0, reset: 0 };
+async function timed<T>(key: string, f: () => Promise<T> | T): Promise<T> {
   const t0 = performance.now();
-  fn();
-  return (performance.now() - t0) / n;
-}
-
-/** The actor-critic of the loop: heads over 128-d features (the VLA's heads have this shape). */
-const ac = mlpActorCritic({ featureSize: FEATURES, actionSize: 7, hidden: [256, 256], seed: 0 });
-
-async function endToEnd(): Promise<{ stepsPerSecond: number; msPerStep: number; msPolicyPerStep: number }> {
-  const vec = await VecEnv.create({ taskModule: TASKS_MODULE, taskId: TASK, numEnvs: N, workers: WORKERS, config: { cameras, maxSteps: 1e6 }, envSetupModule: ENV_CAMERAS_MODULE });
-  const runner = await ModelRunner.create(ac.model, { threads: 1 });
   try {
-    const starts = await vec.reset(Array.from({ length: N }, (_, i) => i));
-    const q0 = starts.map((s) => Array.from(s.obs.proprio));
-    const rng = new Rng(0);
-    const features = new Float32Array(N * FEATURES);
-    let policyMs = 0;
-    const run = async (steps: number): Promise<void> => {
-      for (let t = 0; t < steps; t++) {
-        const p0 = performance.now();
-        // Stand-in features from the images (what the trunk reads), so the transfer is real work.
-        const obs = t === 0 ? starts.map((s) => s.obs) : last;
-        obs.forEach((o, i) => {
-          const rgb = o.images!.eye_side.rgb;
-          for (let j = 0; j < FEATURES; j++) features[i * FEATURES + j] = rgb[(j * 97) % rgb.length] / 255;
-        });
-        const out = await runner.run({ features: { data: features, shape: [N, FEATURES] } }, [AC_OUTPUTS.mean]);
-        const mean = out[AC_OUTPUTS.mean].data as Float32Array;
-        policyMs += performance.now() - p0;
-        const actions = q0.map((q, i) => q.map((v, j) => v + 0.05 * Math.tanh(mean[i * 7 + j]) + 0.01 * rng.normal()));
-        last = (await vec.step(actions)).results.map((r) => r.obs);
-      }
-    };
-    let last = starts.map((s) => s.obs);
-    await run(10); // warm-up
-    policyMs = 0;
-    const t0 = performance.now();
-    await run(STEPS);
-    const wall = performance.now() - t0;
-    return { stepsPerSecond: Math.round((STEPS * N) / (wall / 1000)), msPerStep: wall / (STEPS * N), msPolicyPerStep: policyMs / (STEPS * N) };
+    return await f();
   } finally {
-    await runner.dispose();
-    await vec.close();
+    timers[key] += performance.now() - t0;
   }
 }
 
-async function parts(): Promise<Record<string, number>> {
-  const task = getTask(TASK);
-  const env = await createEnv(task, { maxSteps: 1e6, cameras });
-  const cams = await attachEnvCameras(env);
-  if (!cams) throw new Error('cameras did not attach');
-  env.reset({ seed: 1 });
-  const q0 = Array.from(env.state().q);
-  const hold = [...q0, 0.04];
-  for (let i = 0; i < 20; i++) env.step(hold);
-  const state = env.state();
-  const render = msPer(STEPS, () => {
-    for (let i = 0; i < STEPS; i++) cams.rig.render(state);
-  });
-  cams.detach();
-  const physics = msPer(STEPS, () => {
-    for (let i = 0; i < STEPS; i++) env.step(hold);
-  });
-  env.free();
-  const runner = await ModelRunner.create(ac.model, { threads: 1 });
-  const feats = { data: new Float32Array(N * FEATURES).fill(0.1), shape: [N, FEATURES] };
-  for (let i = 0; i < 10; i++) await runner.run({ features: feats });
-  const t0 = performance.now();
-  for (let i = 0; i < STEPS; i++) await runner.run({ features: feats });
-  const policy = (performance.now() - t0) / (STEPS * N);
-  await runner.dispose();
-  return { physics, render, policy };
-}
+const cfg = defaultVlaConfig();
+const vla = createVla(cfg, taskTokenizer({ buckets: cfg.tokenizerBuckets, maxLength: cfg.maxTokens }), identityStats(), 0);
+const model = vlaPpoModel(vla, 8);
+const vec = await VecEnv.create({ taskModule: new URL('../tasks/index.ts', import.meta.url).href, taskId: TASK, numEnvs: N, workers: WORKERS, config: { cameras, maxSteps: 400 }, envSetupModule: ENV_CAMERAS_MODULE });
+const poe = await PoseWorldModel.create(parsePoeConfig({}));
+const rewards = evovlaRewards({ task, numEnvs: N, sar: null, poe });
+const bank = new MemoryBank(N, cfg.width, parseMemoryBankConfig({ slots: 8 }));
+const inner = await vlaEncoder(vla, { task, numEnvs: N, threads: 1, bank, stageScore: rewards.stageScore, sarStage: rewards.sarStage });
+const env: RolloutEnv = {
+  numEnvs: N,
+  reset: (s) => timed('reset', () => vec.reset(s)),
+  resetEnvs: (s) => timed('reset', () => vec.resetEnvs(s)),
+  step: (a) => timed('envStep', () => vec.step(a)),
+};
+const encoder: ObservationEncoder = {
+  encode: async (items) => {
+    const before = inner.trunkMs;
+    const t0 = performance.now();
+    const out = await inner.encode(items);
+    const all = performance.now() - t0;
+    const trunk = inner.trunkMs - before;
+    timers.trunk += trunk;
+    // What encode spent outside the trunk's run: image conversion and the bank.
+    timers.memory += all - trunk;
+    return out;
+  },
+};
+const timedRewards: RewardModel = { ...rewards, step: (items) => timed('rewards', () => rewards.step(items)) };
+const config = parsePpoConfig({ rolloutSteps: N * STEPS, minibatchSize: Math.min(256, N * STEPS) });
+const runner = await ModelRunner.create(model.actorCritic.model, { threads: 1 });
+const ctx = rolloutContext({ config, env, actorCritic: model.actorCritic, encoder, rewards: timedRewards, actionMap: model.actionMap }, runner);
+const cur = await startEpisodes(ctx);
+// Warm-up rollout (JIT, sessions, shader compiles), then the timed one.
+await collectRollout(ctx, cur);
+for (const k of Object.keys(timers)) timers[k] = 0;
+const t0 = performance.now();
+const ro = await collectRollout(ctx, cur);
+const wall = performance.now() - t0;
+await runner.dispose();
+await inner.dispose();
+await vec.close();
+await poe.dispose();
 
-async function updateRate(): Promise<number> {
-  const cfg = parsePpoConfig({});
-  const trainer = await Trainer.create({ model: ac.model, loss: ppoLoss(cfg, 7), optimizer: { lr: 3e-4, clipNorm: 0.5 }, session: { threads: 1 } });
-  const B = 256;
-  const rng = new Rng(1);
-  const f = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal() * 0.1);
-  const batch = {
-    features: { data: f(B * FEATURES), shape: [B, FEATURES] },
-    actions: { data: f(B * 7), shape: [B, 7] },
-    old_log_prob: { data: f(B), shape: [B] },
-    advantages: { data: f(B), shape: [B] },
-    returns_ext: { data: f(B), shape: [B] },
-    returns_int: { data: f(B), shape: [B] },
-  };
-  for (let i = 0; i < 5; i++) await trainer.trainStep(batch);
-  const steps = 40;
-  const t0 = performance.now();
-  for (let i = 0; i < steps; i++) await trainer.trainStep(batch);
-  const rate = (steps * B) / ((performance.now() - t0) / 1000);
-  await trainer.dispose();
-  return Math.round(rate);
-}
+// The PPO update on this rollout's cached inputs.
+const trainer = await Trainer.create({ model: model.actorCritic.model, loss: ppoLoss(config, 7), optimizer: { lr: 3e-4, clipNorm: 0.5 }, session: { threads: 1 } });
+const B = Math.min(256, N * STEPS);
+const rng = new Rng(1);
+const rows = Array.from({ length: B }, () => rng.int(N * STEPS));
+const gather = (src: Float32Array, w: number): Float32Array => {
+  const o = new Float32Array(B * w);
+  rows.forEach((r, i) => o.set(src.subarray(r * w, (r + 1) * w), i * w));
+  return o;
+};
+const batch: Record<string, { data: Float32Array; shape: number[] }> = {
+  actions: { data: gather(ro.actions, 7), shape: [B, 7] },
+  old_log_prob: { data: gather(ro.logProbs, 1), shape: [B] },
+  advantages: { data: Float32Array.from({ length: B }, () => rng.normal()), shape: [B] },
+  returns_ext: { data: gather(ro.valuesExt, 1), shape: [B] },
+  returns_int: { data: gather(ro.valuesInt, 1), shape: [B] },
+};
+for (const [name, shape] of Object.entries(model.actorCritic.inputShapes)) batch[name] = { data: gather(ro.inputs[name], shape.reduce((a, b) => a * b, 1)), shape: [B, ...shape] };
+for (let i = 0; i < 3; i++) await trainer.trainStep(batch);
+const u0 = performance.now();
+const updates = 20;
+for (let i = 0; i < updates; i++) await trainer.trainStep(batch);
+const updateRate = (updates * B) / ((performance.now() - u0) / 1000);
+await trainer.dispose();
 
-const e2e = await endToEnd();
-const p = await parts();
-const upd = await updateRate();
-// With W workers stepping in parallel, physics + render cost (sum) / W of wall time per env step.
-const explained = (p.physics + p.render) / Math.max(1, WORKERS) + e2e.msPolicyPerStep;
+// Physics and rendering alone, in this process, for the split of envStep.
+const single = await createEnv(task, { maxSteps: 1e6, cameras });
+const cams = await attachEnvCameras(single);
+single.reset({ seed: 1 });
+const hold = [...single.state().q, 0.04];
+for (let i = 0; i < 20; i++) single.step(hold);
+const state = single.state();
+let r0 = performance.now();
+for (let i = 0; i < 100; i++) cams!.rig.render(state);
+const renderMs = (performance.now() - r0) / 100;
+cams!.detach();
+r0 = performance.now();
+for (let i = 0; i < 100; i++) single.step(hold);
+const physicsMs = (performance.now() - r0) / 100;
+single.free();
+
+const steps = N * STEPS;
+const per = (ms: number): number => +(ms / steps).toFixed(3);
+const accounted = timers.envStep + timers.trunk + timers.memory + timers.rewards + timers.reset;
 console.log(
   JSON.stringify({
     bench: 'rollout',
@@ -146,17 +151,20 @@ console.log(
     envs: N,
     workers: WORKERS,
     cameras: `2 x ${SIZE}x${SIZE} RGB`,
-    stages: ['physics', 'render', 'policy (heads on stand-in features)'],
-    endToEnd: { envStepsPerSecond: e2e.stepsPerSecond, msPerEnvStep: +e2e.msPerStep.toFixed(3) },
-    breakdownMsPerEnvStep: {
-      physics: +p.physics.toFixed(3),
-      render: +p.render.toFixed(3),
-      policy: +p.policy.toFixed(3),
-      policyInLoop: +e2e.msPolicyPerStep.toFixed(3),
-      transferAndOther: +(e2e.msPerStep - explained).toFixed(3),
+    stages: ['physics', 'render', 'trunk (tiny VLA, default config)', 'memory bank + fusion', 'heads', 'POE (online)', 'SAR: none (no scorer available)'],
+    envStepsPerSecond: Math.round(steps / (wall / 1000)),
+    msPerEnvStep: {
+      envStep: per(timers.envStep),
+      trunk: per(timers.trunk),
+      memoryAndImages: per(timers.memory),
+      rewardsPoe: per(timers.rewards),
+      reset: per(timers.reset),
+      headsAndRest: per(wall - accounted),
+      total: per(wall),
     },
-    update: { samplesPerSecond: upd, minibatch: 256 },
-    loadAverage: os.loadavg().map((x) => +x.toFixed(2)),
+    workerSideAlone: { physicsMsPerEnvStep: +physicsMs.toFixed(3), renderMsPerEnvStep: +renderMs.toFixed(3), note: `over ${WORKERS} workers the ideal env-step share is (physics + render) / ${WORKERS}` },
+    update: { samplesPerSecond: Math.round(updateRate), minibatch: B },
+    loadAverage: { start: load0.map((x) => +x.toFixed(2)), end: os.loadavg().map((x) => +x.toFixed(2)) },
     cpus: os.cpus().length,
   }),
 );
