@@ -32,6 +32,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 're-simulate an episode file from its seed and actions; --verify checks the final state hash',
     load: async () => (await import('./replay.ts')).run,
   },
+  sar: {
+    summary: 'train (sar train --task T) or judge (sar eval --model F) the stage-aligned reward scorer',
+    load: async () => (await import('./sar.ts')).run,
+  },
   view: {
     summary: 'replay episode files in the browser: 3D scene, camera images, stage timeline, reward terms',
     load: async () => (await import('./view.ts')).run,
