@@ -40,6 +40,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 'evaluate an ONNX policy on held-out seeds: success with a 95% CI, stages reached, episode files',
     load: async () => (await import('./eval.ts')).run,
   },
+  sar: {
+    summary: 'train (sar train --task T) or judge (sar eval --model F) the stage-aligned reward scorer',
+    load: async () => (await import('./sar.ts')).run,
+  },
   view: {
     summary: 'replay episode files in the browser: 3D scene, camera images, stage timeline, reward terms',
     load: async () => (await import('./view.ts')).run,
