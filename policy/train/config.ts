@@ -16,6 +16,7 @@ import { poeConfigSchema } from '../../rewards/poe/world_model.ts';
 import { VlaConfigSchema } from '../vla/config.ts';
 import { sarGateConfigSchema } from './evovla_rewards.ts';
 import { ppoConfigSchema } from './ppo.ts';
+import { SarPhaseSchema } from './sar_phase.ts';
 
 /** First eval seed: demos use seeds from `data.demoSeed` (0 by default), eval from here up. */
 export const EVAL_SEED_BASE = 1_000_000;
@@ -75,8 +76,8 @@ export const PpoPhaseSchema = z.strictObject({
   initLogStd: z.number().min(-10).max(2).nullable().default(-1.6),
   /** Key-frame bank slots M when memory is on. */
   memorySlots: z.number().int().min(2).max(256).default(8),
-  /** SAR gate and baseline smoothing (policy/train/evovla_rewards.ts). */
-  gate: sarGateConfigSchema.prefault({}),
+  /** SAR gate and baseline smoothing (policy/train/evovla_rewards.ts); null: the SAR model's own. */
+  gate: sarGateConfigSchema.nullable().default(null),
   /** Scales of the reward terms (rewards/config.ts; rho here is only reported, PPO's rho weights the advantages). */
   rewards: rewardConfigSchema.prefault({}),
   /** POE world model settings (rewards/poe/world_model.ts). */
@@ -87,7 +88,7 @@ export const PpoPhaseSchema = z.strictObject({
 export type PpoPhaseConfig = z.infer<typeof PpoPhaseSchema>;
 
 /** The phases a run may list; new kinds are added to this union. */
-export const PhaseSchema = z.discriminatedUnion('kind', [BcPhaseSchema, PpoPhaseSchema]);
+export const PhaseSchema = z.discriminatedUnion('kind', [BcPhaseSchema, SarPhaseSchema, PpoPhaseSchema]);
 export type PhaseConfig = z.infer<typeof PhaseSchema>;
 
 /** Schema of the whole training config. */

@@ -26,6 +26,8 @@ import type { RewardItem, RewardModel, RewardOut } from './ppo.ts';
 /** Scores observations against stage texts with the (frozen) SAR encoder: u_k in 0..1 per item. */
 export interface StageScorer {
   score(items: ReadonlyArray<{ obs: Observation; stage: number }>): Promise<Float32Array | number[]>;
+  /** The gate and smoothing the scorer was trained and judged with (used unless the config sets one). */
+  gate?: SarGateConfig;
 }
 
 /** The SAR gate and smoothing settings. */
@@ -68,7 +70,7 @@ export interface EvoVlaRewards extends RewardModel {
 export function evovlaRewards(o: EvoVlaRewardOptions): EvoVlaRewards {
   const stages = o.task.stages;
   const names = stages.map((s) => s.name);
-  const gateCfg = o.gate ?? parseSarGateConfig({});
+  const gateCfg = o.gate ?? o.sar?.gate ?? parseSarGateConfig({});
   const rewardCfg = o.rewards ?? parseRewardConfig({});
   const gates = Array.from({ length: o.numEnvs }, () => new StageGate(stages.length, { window: gateCfg.window, threshold: gateCfg.threshold }));
   const baselines = Array.from({ length: o.numEnvs }, () => new StageBaseline(stages.length, gateCfg.alpha));

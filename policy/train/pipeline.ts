@@ -1,6 +1,6 @@
 /**
  * `evovla train` with no flags: EvoVLA's whole pipeline on Stack from a built-in config sized for a
- * 2-core machine (expert demos -> BC -> PPO with EvoVLA's rewards -> held-out evaluation), and the
+ * 2-core machine (expert demos -> BC -> SAR -> PPO with EvoVLA's rewards -> held-out evaluation), and the
  * summary it ends on. The paper's protocol (50 demos, 2M env steps, 50 eval episodes) is
  * configs/evovla_stack.yaml; this default is the same pipeline, small.
  */
@@ -11,8 +11,9 @@ import type { TrainSummary } from './run.ts';
 
 /**
  * The built-in config (raw, validated by parseTrainConfig like a YAML file; `--set` overrides
- * apply). Budgets: ~20 demos, BC on them, 16k PPO env steps over 8 envs in 2 workers with POE and
- * memory, 20 greedy episodes before/after PPO and 20 held-out evaluation episodes.
+ * apply). Budgets: 20 demos, BC on them, a SAR scorer from 6 expert episodes + near-miss states,
+ * 16k PPO env steps over 8 envs in 2 workers with SAR, POE and memory, 16 greedy episodes
+ * before/after PPO and 16 held-out evaluation episodes.
  */
 export function defaultPipelineConfig(): Record<string, unknown> {
   return {
@@ -24,6 +25,7 @@ export function defaultPipelineConfig(): Record<string, unknown> {
     data: { episodes: 20, valEpisodes: 2 },
     phases: [
       { kind: 'bc', steps: 1500, batch: 32, lr: 0.0005, warmupSteps: 100, shift: 4, checkpointEvery: 500, logEvery: 50 },
+      { kind: 'sar', train: { seeds: [0, 1, 2, 3, 4, 5], steps: 600 } },
       {
         kind: 'ppo',
         totalSteps: 16384,
@@ -33,7 +35,7 @@ export function defaultPipelineConfig(): Record<string, unknown> {
         envs: 8,
         workers: 2,
         episodeSteps: 720,
-        sar: false,
+        sar: true,
         poe: true,
         memory: true,
         evalEpisodes: 16,

@@ -107,10 +107,10 @@ export async function runPpoPhase(ctx: PpoPhaseContext, cfg: PpoPhaseConfig, dep
   });
   const poe = cfg.poe ? await PoseWorldModel.create(parsePoeConfig({ ...cfg.poeModel, threads: 1 })) : null;
   const sar = cfg.sar ? deps.sar : null;
-  const rewards = evovlaRewards({ task, numEnvs: cfg.envs, sar, poe, gate: cfg.gate, rewards: cfg.rewards });
+  const rewards = evovlaRewards({ task, numEnvs: cfg.envs, sar, poe, gate: cfg.gate ?? undefined, rewards: cfg.rewards });
   // Evaluation judges the SAR gate's claims whenever a SAR model exists (also for arms that do not
   // train on SAR: hallucination is a property of the trajectories), and trains nothing (no POE).
-  const evalRewards = evovlaRewards({ task, numEnvs: cfg.envs, sar: deps.sar, poe: null, gate: cfg.gate, rewards: cfg.rewards });
+  const evalRewards = evovlaRewards({ task, numEnvs: cfg.envs, sar: deps.sar, poe: null, gate: cfg.gate ?? undefined, rewards: cfg.rewards });
   const bank = cfg.memory ? new MemoryBank(cfg.envs, c.width, parseMemoryBankConfig({ slots: cfg.memorySlots })) : null;
   let stageFrom = rewards;
   const encoder = await vlaEncoder(vla, { task, numEnvs: cfg.envs, threads: ctx.threads, bank, stageScore: (e) => stageFrom.stageScore(e), sarStage: (e) => stageFrom.sarStage(e) });

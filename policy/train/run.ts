@@ -28,6 +28,9 @@ import { EVAL_SEED_BASE, demoDirOf, parseTrainConfig, type PhaseConfig, type Tra
 import { buildFrameCache, type FrameCache } from './dataset.ts';
 import { ensureDemos } from './demos.ts';
 import { runPpoPhase, type PpoPhaseDeps } from './ppo_phase.ts';
+import { runSarPhase, sarModelPath, sarStageScorer } from './sar_phase.ts';
+import { SarScorer } from '../../rewards/sar/scorer.ts';
+import type { StageScorer } from './evovla_rewards.ts';
 
 /** Options of `trainRun` that are not part of the config. */
 export interface TrainOptions {
@@ -119,9 +122,11 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
     const phases: Record<string, unknown>[] = [];
     let halted = false;
     let inference: TrainConfig['inference'] = cfg.inference;
+    // The frozen SAR scorer a 'sar' phase trained (or a resumed run finds in its folder).
+    let sar: (StageScorer & { dispose(): Promise<void> }) | null = existsSync(sarModelPath(runDir)) && opts.resume ? sarStageScorer(await SarScorer.load(sarModelPath(runDir))) : null;
     for (let p = 0; p < cfg.phases.length; p++) {
       const phase = cfg.phases[p];
-      if (latest && p < latest.phase) {
+      if (latest && p < latest.phase && phase.kind !== 'sar') {
         log(`phase ${p} (${phase.kind}) finished before the interruption; skipped`);
         continue;
       }
@@ -156,7 +161,7 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
           return step ?? 0;
         },
       };
-      const result = await runPhase(ctx, phase, { task, sar: null, log });
+      const result = await runPhase(ctx, phase, { task, sar, log, runDir, setSar: (s) => (sar = s) });
       phases.push({ kind: phase.kind, ...result });
       // A phase may change how the policy must be played (PPO trains the first action of each chunk).
       if ('inference' in result) inference = result.inference;
@@ -165,6 +170,7 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
         break;
       }
     }
+    await sar?.dispose();
     if (halted) return { runDir, policy: null, parameters, phases, eval: null, halted };
 
     const policy = join(runDir, 'policy.onnx');
@@ -206,10 +212,19 @@ export function policyExtraMetadata(cfg: TrainConfig, instruction: string): Reco
   };
 }
 
-async function runPhase(ctx: PhaseContext, phase: PhaseConfig, deps: PpoPhaseDeps) {
+async function runPhase(ctx: PhaseContext, phase: PhaseConfig, deps: PpoPhaseDeps & { runDir: string; setSar: (s: StageScorer & { dispose(): Promise<void> }) => void }) {
   switch (phase.kind) {
     case 'bc':
       return runBcPhase(ctx, phase);
+    case 'sar': {
+      // The scorer reads the policy's camera images: same size.
+      if (phase.model.imageSize !== ctx.vla.config.imageSize) {
+        throw new Error(`phases.${ctx.phaseIndex}.model.imageSize (SAR) is ${phase.model.imageSize}, the policy's model.imageSize is ${ctx.vla.config.imageSize}; they must match`);
+      }
+      const { result, scorer } = await runSarPhase(phase, { task: deps.task, runDir: deps.runDir, log: deps.log, progress: ctx.progress });
+      deps.setSar(sarStageScorer(scorer));
+      return result;
+    }
     case 'ppo':
       return runPpoPhase(ctx, phase, deps);
   }
