@@ -11,9 +11,12 @@
  * summary table and SVG plots into docs/evovla.md (between markers) and docs/evovla/.
  *
  * Usage: node --import tsx bench/evovla.ts [--task stack] [--seeds 1] [--scale 1] [--resume]
- *          [--out runs/bench-evovla] [--report] [--arms baseline,sar,sar_poe,full]
- * Default budget (scale 1), sized for <= 90 min on 2 unloaded cores: 20 demos, BC 1500 steps,
- * 16,384 PPO env steps per arm, 50 evaluation episodes of at most 400 steps. --scale k multiplies
+ *          [--out runs/bench-evovla] [--report] [--arms baseline,sar,sar_poe,full] [--bc RUN_DIR]
+ *          [--eval-episodes 50] [--episode-steps N (0: the task's limit)]
+ * --bc takes the BC checkpoint (phase 0) of an existing training run instead of training one.
+ * Default budget (scale 1), sized for <= 90 min on 2 unloaded cores: 20 demos, BC 1500 steps, a SAR
+ * scorer from 6 expert episodes (600 steps), 16,384 PPO env steps per arm, 50 evaluation episodes
+ * (episodes run to the task's time limit, 720 steps on Stack). --scale k multiplies
  * the demos, BC steps and PPO steps by k (the paper's protocol is about scale 120 for PPO).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,7 +29,9 @@ import { getTask } from '../tasks/index.ts';
 import { ABLATION_ARMS, START_ARM, ablationMarkdown, appendAblationRecord, readAblationLog, runKey, summariseAblation, type AblationRecord } from '../policy/train/ablation.ts';
 import { EVAL_SEED_BASE, parseTrainConfig, type PpoPhaseConfig, PpoPhaseSchema } from '../policy/train/config.ts';
 import { runPpoPhase } from '../policy/train/ppo_phase.ts';
-import { listCheckpoints, trainRun } from '../policy/train/run.ts';
+import { listCheckpoints, readRunConfig, trainRun } from '../policy/train/run.ts';
+import { runSarPhase, sarStageScorer, SarPhaseSchema } from '../policy/train/sar_phase.ts';
+import type { StageScorer } from '../policy/train/evovla_rewards.ts';
 import { createVla, type NormStats } from '../policy/vla/model.ts';
 import { taskTokenizer } from '../policy/vla/tokenizer.ts';
 import { linePlotSvg } from './svg.ts';
@@ -41,7 +46,8 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: 'runs/bench-evovla' },
     arms: { type: 'string', default: ABLATION_ARMS.map((a) => a.id).join(',') },
     'eval-episodes': { type: 'string', default: '50' },
-    'episode-steps': { type: 'string', default: '400' },
+    bc: { type: 'string' },
+    'episode-steps': { type: 'string', default: '0' },
   },
 });
 const scale = Number(args.scale);
@@ -69,8 +75,12 @@ function log(line: string): void {
   console.error(`[bench:evovla ${new Date().toISOString().slice(11, 19)}] ${line}`);
 }
 
-/** The shared BC checkpoint (trained once; reused with --resume). */
+/** The shared BC checkpoint (trained once; reused with --resume), or the run given by --bc. */
 async function bcCheckpoint(): Promise<{ runDir: string; cfg: ReturnType<typeof parseTrainConfig> }> {
+  if (args.bc) {
+    log(`using the BC checkpoint of the run in ${args.bc}`);
+    return { runDir: args.bc, cfg: readRunConfig(args.bc) };
+  }
   const cfg = parseTrainConfig({
     name: 'bc',
     runsDir: out,
@@ -94,7 +104,8 @@ async function bcCheckpoint(): Promise<{ runDir: string; cfg: ReturnType<typeof 
 function loadBc(runDir: string, cfg: ReturnType<typeof parseTrainConfig>) {
   const stats = JSON.parse(readFileSync(join(runDir, 'norm_stats.json'), 'utf8')) as NormStats;
   const vla = createVla(cfg.model, taskTokenizer({ buckets: cfg.model.tokenizerBuckets, maxLength: cfg.model.maxTokens }), stats, cfg.seed);
-  const last = listCheckpoints(join(runDir, 'checkpoints')).at(-1);
+  // The BC phase's last checkpoint (phase 0), even when the run went on to other phases.
+  const last = listCheckpoints(join(runDir, 'checkpoints')).filter((c) => c.phase === 0).at(-1);
   if (!last) throw new Error(`no checkpoint in ${runDir}/checkpoints`);
   loadCheckpoint(last.file, { params: vla.params });
   return vla;
@@ -109,7 +120,7 @@ function phaseConfig(arm: (typeof ABLATION_ARMS)[number] | null, seed: number): 
     epochs: 10,
     envs: 8,
     workers: 2,
-    episodeSteps,
+    ...(episodeSteps > 0 ? { episodeSteps } : {}),
     sar: arm?.sar ?? false,
     poe: arm?.poe ?? false,
     memory: arm?.memory ?? false,
@@ -118,16 +129,13 @@ function phaseConfig(arm: (typeof ABLATION_ARMS)[number] | null, seed: number): 
   });
 }
 
-async function runArm(bc: { runDir: string; cfg: ReturnType<typeof parseTrainConfig> }, arm: (typeof ABLATION_ARMS)[number] | null, seed: number): Promise<AblationRecord> {
+async function runArm(bc: { runDir: string; cfg: ReturnType<typeof parseTrainConfig> }, sar: StageScorer, arm: (typeof ABLATION_ARMS)[number] | null, seed: number): Promise<AblationRecord> {
   const vla = loadBc(bc.runDir, bc.cfg);
   const cfg = phaseConfig(arm, seed);
   const armId = arm?.id ?? START_ARM;
   const metrics = join(out, `${armId}-${seed}.metrics.jsonl`);
   const curve: AblationRecord['curve'] = [];
   const t0 = performance.now();
-  // The SAR model comes from the SAR phase; until a run has one, arms with SAR cannot run.
-  const sar = null;
-  if (arm?.sar && !sar) throw new Error(`arm '${arm.id}' needs a SAR model, and this bench has none yet`);
   const r = await runPpoPhase(
     {
       vla,
@@ -191,6 +199,10 @@ if (!args.report) {
   if (existsSync(resultsFile) && !args.resume) throw new Error(`${resultsFile} exists; pass --resume to continue it or --out to start elsewhere`);
   const done = new Set(readAblationLog(resultsFile).records.map(runKey));
   const bc = await bcCheckpoint();
+  // One SAR scorer for every arm (frozen): reward for the SAR arms, hallucination judge for all.
+  const sarPhase = SarPhaseSchema.parse({ kind: 'sar', model: { imageSize: bc.cfg.model.imageSize }, train: { seeds: Array.from({ length: Math.max(2, Math.round(6 * scale)) }, (_, i) => i), steps: Math.max(100, Math.round(600 * scale)) } });
+  const { scorer } = await runSarPhase(sarPhase, { task, runDir: out, log, progress: (k, n, note) => log(`sar ${k}/${n} ${note}`) });
+  const sar = sarStageScorer(scorer);
   const jobs: Array<{ arm: (typeof ABLATION_ARMS)[number] | null; seed: number }> = [{ arm: null, seed: 0 }];
   for (let s = 0; s < seeds; s++) for (const arm of arms) jobs.push({ arm, seed: s });
   for (const job of jobs) {
@@ -199,14 +211,11 @@ if (!args.report) {
       log(`${key}: in ${resultsFile}, skipped`);
       continue;
     }
-    if (job.arm?.sar) {
-      log(`${key}: skipped (no SAR model available to this bench yet)`);
-      continue;
-    }
     log(`${key}: starting`);
-    const rec = await runArm(bc, job.arm, job.seed);
+    const rec = await runArm(bc, sar, job.arm, job.seed);
     appendAblationRecord(resultsFile, rec);
     log(`${key}: success ${rec.eval.successes}/${rec.eval.episodes} in ${(rec.wallSeconds / 60).toFixed(1)} min`);
   }
+  await sar.dispose();
 }
 writeReport();
