@@ -292,8 +292,9 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
   let counted = 0;
   let next = 0;
   try {
-    for (let i = 0; i < slotCount; i++) {
-      const vec = await VecEnv.create({
+    // Worker processes start in parallel (each loads the physics engine and GL); in-process slots one by one.
+    const create = () =>
+      VecEnv.create({
         taskModule: new URL('../tasks/index.ts', import.meta.url).href,
         taskId: task.id,
         numEnvs: 1,
@@ -301,8 +302,11 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
         config: envConfig,
         ...(cameras.length ? { envSetupModule: ENV_CAMERAS_MODULE } : {}),
       });
-      slots.push({ vec, episode: null, player: null, obs: null, writer: null });
-    }
+    const settled = opts.workers > 0 ? await Promise.allSettled(Array.from({ length: slotCount }, create)) : [];
+    for (const r of settled) if (r.status === 'fulfilled') slots.push({ vec: r.value, episode: null, player: null, obs: null, writer: null });
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (opts.workers === 0) for (let i = 0; i < slotCount; i++) slots.push({ vec: await create(), episode: null, player: null, obs: null, writer: null });
     const start = async (slot: Slot) => {
       const k = next++;
       const seed = opts.seed + k;
@@ -347,7 +351,9 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
           s.writer = null;
           if (next < opts.episodes) restarts.push(start(s));
           const ok = perEpisode.filter((x) => x.success).length;
-          log(`eval: ${perEpisode.length}/${opts.episodes} episodes, ${ok} successful, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+          // Seed and outcome on each line: episodes finish out of seed order (successes are shorter),
+          // so a partial count is only unbiased over a complete prefix of the seeds.
+          log(`eval: seed ${e.seed} ${e.success ? 'success' : 'failure'} (furthest stage ${e.maxStage}, ${e.steps} steps); ${perEpisode.length}/${opts.episodes} episodes, ${ok} successful, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
         }
       });
       await Promise.all(restarts);
