@@ -279,7 +279,9 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
   if (mode.mode === 'chunk') mode.execute = Math.min(mode.execute, policy.chunk);
   // Slots: one worker process each (workers > 0), or `envs` envs in this process (workers = 0).
   const slotCount = Math.max(1, Math.min(opts.workers > 0 ? opts.workers : (opts.envs ?? 8), opts.episodes));
-  const cameras = policy.cameras.map((c) => ({ name: c.name, width: c.width, height: c.height }));
+  // RGB only: a policy reads no depth or segmentation, and rendering them doubles the cost of a step
+  // (same RGB pixels either way).
+  const cameras = policy.cameras.map((c) => ({ name: c.name, width: c.width, height: c.height, depth: false, segmentation: false }));
   const envConfig = { cameras, ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}) };
   const { ENV_CAMERAS_MODULE } = await import('../sim/render/vec_cameras.ts');
   const slots: Slot[] = [];

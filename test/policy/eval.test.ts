@@ -33,6 +33,7 @@ test('eval: an untrained VLA in worker processes with cameras; Wilson CI, stages
     assert.equal(ep.header.seed, e.seed);
     assert.equal(ep.steps.length, 20);
     assert.deepEqual(Object.keys(ep.steps[0].images ?? {}).sort(), ['eye_arm', 'eye_side']);
+    assert.equal(ep.steps[0].images!.eye_side.depth, undefined, 'eval renders RGB only');
   }
 });
 
