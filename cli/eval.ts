@@ -12,8 +12,9 @@ const USAGE = `usage: evovla eval --policy <file.onnx> --task <id> [--episodes N
   --policy    an ONNX policy (docs/policy.md: proprio, image_<camera>, instruction, memory -> action)
   --task      one of: ${Object.keys(TASKS).join(', ')}
   --episodes  episodes, on seeds ${EVAL_SEED_BASE} + OFFSET + i (demos use seeds from 0: never the same scenes)
-  --workers   env worker processes (each renders its envs' cameras); 0 = in this process
-  --envs      envs stepped together (the policy runs batched over them)
+  --workers   env worker processes, one env slot each (each renders its cameras and starts its next
+              episode when one ends); 0 = --envs slots in this process
+  --envs      env slots when --workers is 0
   --record    write one episode file per episode here (evovla view DIR replays them)
   --mode      chunk (play --execute actions of each chunk) or ensemble (temporal ensembling); default: the policy's metadata, else chunk
   --json      print the result as JSON`;

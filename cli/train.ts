@@ -1,19 +1,22 @@
 /**
  * `evovla train --config FILE.yaml [--set key.path=value ...] [--resume]`: run the config's
  * training phases (policy/train/run.ts), export policy.onnx and evaluate it on held-out seeds.
+ * Without --config: the built-in EvoVLA pipeline on Stack (policy/train/pipeline.ts).
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { applyOverrides, ConfigError, loadTrainConfig, parseTrainConfig } from '../policy/train/config.ts';
 import { parseFlags, requireString } from './args.ts';
 import { UsageError } from './main.ts';
 
 const USAGE = `usage: evovla train [--config <file.yaml>] [--set key.path=value ...] [--resume] [--no-progress]
+       evovla train --export <runs/NAME/checkpoints/FILE.safetensors> [--out FILE.onnx]
   (no --config)  EvoVLA's whole pipeline on Stack from the built-in config: expert demos -> BC ->
-                 PPO with EvoVLA's rewards -> held-out evaluation (policy/train/pipeline.ts, docs/evovla.md)
+                 SAR -> PPO with EvoVLA's rewards -> held-out evaluation (policy/train/pipeline.ts, docs/evovla.md)
   --config       training config (YAML; fields documented in policy/train/config.ts and docs/policy.md)
   --set          override one config value, e.g. --set phases.0.steps=2000 --set name=try2 (repeatable)
   --resume       continue the run in runs/<name>/ from its latest checkpoint, to the same weights
+  --export       write the policy.onnx of a checkpoint (default next to it), e.g. to evaluate a learning curve
   --no-progress  plain lines instead of the progress bar (the default when stderr is not a terminal)
 outputs in <runsDir>/<name>/: config.yaml, metrics.jsonl, checkpoints/, policy.onnx, eval.json`;
 
@@ -61,8 +64,17 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const { sets, rest } = extractSets(argv);
-  const args = parseFlags(rest, { config: 'string', resume: 'bool', 'no-progress': 'bool' }, USAGE);
+  const args = parseFlags(rest, { config: 'string', resume: 'bool', 'no-progress': 'bool', export: 'string', out: 'string' }, USAGE);
   if (args.positional.length) throw new UsageError(`unexpected argument '${args.positional[0]}'\n${USAGE}`);
+  if (typeof args.flags.export === 'string') {
+    const ckpt = args.flags.export;
+    const runDir = dirname(dirname(ckpt));
+    if (!existsSync(ckpt)) throw new UsageError(`flag '--export': no checkpoint '${ckpt}'`);
+    if (!existsSync(join(runDir, 'config.yaml'))) throw new UsageError(`flag '--export': '${ckpt}' is not in a run folder (expected ${join(runDir, 'config.yaml')})`);
+    const { exportCheckpoint } = await import('../policy/train/run.ts');
+    console.log(`wrote ${exportCheckpoint(runDir, ckpt, typeof args.flags.out === 'string' ? args.flags.out : undefined)}`);
+    return 0;
+  }
   // No --config: EvoVLA's whole pipeline on Stack from the built-in config (policy/train/pipeline.ts).
   const builtIn = args.flags.config === undefined;
   const file = builtIn ? null : requireString(args, 'config', USAGE);

@@ -4,10 +4,10 @@
  * Seeds: demos use seeds 0, 1, 2, ... (`data.demoSeed` + i); evaluation uses EVAL_SEED_BASE
  * (1,000,000) + offset + i, so no evaluated scene was ever a training demo.
  *
- * Envs run in VecEnv worker processes with cameras (sim/render/vec_cameras.ts); the policy runs
- * here, batched over the envs that need an action chunk. Episodes are run in waves of `envs`
- * episodes (VecEnv resets all envs together); an env whose episode ended holds still until its
- * wave ends, and its steps are not counted.
+ * Envs run in env slots, each a one-env VecEnv in its own worker process with cameras
+ * (sim/render/vec_cameras.ts), so a slot starts its next episode as soon as one ends (a VecEnv
+ * resets all its envs together; one env per VecEnv avoids stepping finished envs). The policy runs
+ * here, batched over the slots that need an action chunk.
  *
  * Any ONNX file with the documented inputs (proprio; image_<camera> for the cameras in
  * evovla.cameras; optional instruction with evovla.tokenizer; optional memory + memory_mask, fed
@@ -191,9 +191,9 @@ export interface EvalOptions {
   policy: string;
   task: string;
   episodes: number;
-  /** Worker processes (0: envs in this process). */
+  /** Worker processes, one env slot each (0: `envs` slots in this process). */
   workers: number;
-  /** Envs stepped together (default min(episodes, 8)). */
+  /** Env slots when workers is 0 (default 8). */
   envs?: number;
   /** First seed (EVAL_SEED_BASE + offset). */
   seed: number;
@@ -261,6 +261,15 @@ function stepRecord(res: StepResult, action: Float32Array): StepRecord {
   return rec;
 }
 
+/** One env slot: its own VecEnv (one env), so it starts its next episode as soon as one ends. */
+interface Slot {
+  vec: VecEnv;
+  episode: EvalEpisode | null;
+  player: ChunkPlayer | null;
+  obs: StepResult['obs'] | null;
+  writer: EpisodeWriter | null;
+}
+
 /** Runs `episodes` held-out episodes of the policy and summarises them. */
 export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
   const log = opts.log ?? (() => {});
@@ -268,18 +277,14 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
   const policy = await BatchedPolicy.open(opts.policy, opts.threads ?? 1);
   const mode: InferenceMode = { mode: 'chunk', execute: Math.min(8, policy.chunk), ensembleDecay: 0.1, ...(policy.inference ?? {}), ...opts.inference };
   if (mode.mode === 'chunk') mode.execute = Math.min(mode.execute, policy.chunk);
-  const E = Math.max(1, Math.min(opts.envs ?? 8, opts.episodes));
-  const cameras = policy.cameras.map((c) => ({ name: c.name, width: c.width, height: c.height }));
+  // Slots: one worker process each (workers > 0), or `envs` envs in this process (workers = 0).
+  const slotCount = Math.max(1, Math.min(opts.workers > 0 ? opts.workers : (opts.envs ?? 8), opts.episodes));
+  // RGB only: a policy reads no depth or segmentation, and rendering them doubles the cost of a step
+  // (same RGB pixels either way).
+  const cameras = policy.cameras.map((c) => ({ name: c.name, width: c.width, height: c.height, depth: false, segmentation: false }));
   const envConfig = { cameras, ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}) };
   const { ENV_CAMERAS_MODULE } = await import('../sim/render/vec_cameras.ts');
-  const vec = await VecEnv.create({
-    taskModule: new URL('../tasks/index.ts', import.meta.url).href,
-    taskId: task.id,
-    numEnvs: E,
-    workers: Math.min(opts.workers, E),
-    config: envConfig,
-    ...(cameras.length ? { envSetupModule: ENV_CAMERAS_MODULE } : {}),
-  });
+  const slots: Slot[] = [];
   // A local env (no rendering) only to write episode headers: same config, same seeds.
   const headerEnv: SimEnv | null = opts.record ? await createEnv(task, envConfig) : null;
   if (opts.record) mkdirSync(opts.record, { recursive: true });
@@ -287,60 +292,85 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
   const perEpisode: EvalEpisode[] = [];
   const t0 = performance.now();
   let counted = 0;
+  let next = 0;
   try {
-    for (let first = 0; first < opts.episodes; first += E) {
-      const live = Math.min(E, opts.episodes - first);
-      // Envs past the last episode rerun the wave's first seed; their results are dropped.
-      const seeds = Array.from({ length: E }, (_, i) => opts.seed + first + (i < live ? i : 0));
-      const resets = await vec.reset(seeds);
-      const players = seeds.map(() => new ChunkPlayer(mode));
-      let obs = resets.map((r) => r.obs);
-      const done = seeds.map((_, i) => i >= live);
-      const eps: EvalEpisode[] = seeds.map((seed, i) => ({ seed, success: false, steps: 0, maxStage: resets[i].info.stage }));
-      const writers = seeds.map((seed, i) => {
-        if (!opts.record || !headerEnv || i >= live || first + i >= recordLimit) return null;
+    // Worker processes start in parallel (each loads the physics engine and GL); in-process slots one by one.
+    const create = () =>
+      VecEnv.create({
+        taskModule: new URL('../tasks/index.ts', import.meta.url).href,
+        taskId: task.id,
+        numEnvs: 1,
+        workers: opts.workers > 0 ? 1 : 0,
+        config: envConfig,
+        ...(cameras.length ? { envSetupModule: ENV_CAMERAS_MODULE } : {}),
+      });
+    const settled = opts.workers > 0 ? await Promise.allSettled(Array.from({ length: slotCount }, create)) : [];
+    for (const r of settled) if (r.status === 'fulfilled') slots.push({ vec: r.value, episode: null, player: null, obs: null, writer: null });
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (opts.workers === 0) for (let i = 0; i < slotCount; i++) slots.push({ vec: await create(), episode: null, player: null, obs: null, writer: null });
+    const start = async (slot: Slot) => {
+      const k = next++;
+      const seed = opts.seed + k;
+      const [reset] = await slot.vec.reset([seed]);
+      slot.episode = { seed, success: false, steps: 0, maxStage: reset.info.stage };
+      slot.player = new ChunkPlayer(mode);
+      slot.obs = reset.obs;
+      slot.writer = null;
+      if (opts.record && headerEnv && k < recordLimit) {
         headerEnv.reset({ seed });
         const file = join(opts.record, `${task.id}-${seed}.evep`);
-        eps[i].file = file;
-        return EpisodeWriter.open(file, episodeHeader(headerEnv, task, seed, { writer: 'policy', policy: opts.policy, inference: mode }));
-      });
-      let hold = obs.map((o) => Float32Array.from(o.proprio.subarray(0, 7)));
-      while (done.some((d) => !d)) {
-        const need = players.map((p, i) => !done[i] && p.needsChunk());
-        const idx = need.flatMap((n, i) => (n ? [i] : []));
-        if (idx.length) {
-          const chunks = await policy.act(idx.map((i) => obs[i]));
-          idx.forEach((i, j) => players[i].push(chunks[j]));
-        }
-        const actions = players.map((p, i) => (done[i] ? hold[i] : p.next()));
-        const { results } = await vec.step(actions.map((a) => Array.from(a)));
-        results.forEach((r, i) => {
-          if (done[i]) return;
-          counted++;
-          const e = eps[i];
-          e.steps++;
-          e.maxStage = Math.max(e.maxStage, r.info.stage);
-          writers[i]?.append(stepRecord(r, actions[i]));
-          if (r.terminated || r.truncated) {
-            done[i] = true;
-            e.success = r.info.success;
-            hold[i] = Float32Array.from(r.obs.proprio.subarray(0, 7));
-            writers[i]?.close({ steps: e.steps, success: e.success, finalStateHash: '', maxStage: e.maxStage });
-            writers[i] = null;
-          }
-        });
-        obs = results.map((r) => r.obs);
-        hold = hold.map((h, i) => (done[i] ? h : Float32Array.from(actions[i])));
+        slot.episode.file = file;
+        slot.writer = EpisodeWriter.open(file, episodeHeader(headerEnv, task, seed, { writer: 'policy', policy: opts.policy, inference: mode }));
       }
-      perEpisode.push(...eps.slice(0, live));
-      const ok = perEpisode.filter((e) => e.success).length;
-      log(`eval: ${perEpisode.length}/${opts.episodes} episodes, ${ok} successful, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    };
+    await Promise.all(slots.map((s) => (next < opts.episodes ? start(s) : Promise.resolve())));
+    let lastLog = performance.now();
+    for (;;) {
+      const active = slots.filter((s) => s.episode !== null);
+      if (active.length === 0) break;
+      const need = active.filter((s) => s.player!.needsChunk());
+      if (need.length) {
+        const chunks = await policy.act(need.map((s) => s.obs!));
+        need.forEach((s, j) => s.player!.push(chunks[j]));
+      }
+      const actions = active.map((s) => s.player!.next());
+      const results = await Promise.all(active.map((s, j) => s.vec.step([Array.from(actions[j])])));
+      const restarts: Promise<void>[] = [];
+      active.forEach((s, j) => {
+        const r = results[j].results[0];
+        const e = s.episode!;
+        counted++;
+        e.steps++;
+        e.maxStage = Math.max(e.maxStage, r.info.stage);
+        s.writer?.append(stepRecord(r, actions[j]));
+        s.obs = r.obs;
+        if (r.terminated || r.truncated) {
+          e.success = r.info.success;
+          s.writer?.close({ steps: e.steps, success: e.success, finalStateHash: results[j].hashes[0], maxStage: e.maxStage });
+          perEpisode.push(e);
+          s.episode = null;
+          s.writer = null;
+          if (next < opts.episodes) restarts.push(start(s));
+          const ok = perEpisode.filter((x) => x.success).length;
+          // Seed and outcome on each line: episodes finish out of seed order (successes are shorter),
+          // so a partial count is only unbiased over a complete prefix of the seeds.
+          log(`eval: seed ${e.seed} ${e.success ? 'success' : 'failure'} (furthest stage ${e.maxStage}, ${e.steps} steps); ${perEpisode.length}/${opts.episodes} episodes, ${ok} successful, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+        }
+      });
+      await Promise.all(restarts);
+      if (performance.now() - lastLog > 60_000) {
+        lastLog = performance.now();
+        log(`eval: ${counted} env steps, ${(counted / ((lastLog - t0) / 1000)).toFixed(1)} steps/s, ${perEpisode.length}/${opts.episodes} episodes done`);
+      }
     }
   } finally {
+    for (const s of slots) s.writer?.discard();
     headerEnv?.free();
-    await vec.close();
+    await Promise.all(slots.map((s) => s.vec.close()));
     await policy.close();
   }
+  perEpisode.sort((x, y) => x.seed - y.seed);
   const wall = (performance.now() - t0) / 1000;
   const n = perEpisode.length;
   const successes = perEpisode.filter((e) => e.success).length;

@@ -139,7 +139,7 @@ export const TrainConfigSchema = z.strictObject({
     .strictObject({
       /** Episodes evaluated after training (0: skip). Seeds EVAL_SEED_BASE + seed .. (never demo seeds). */
       episodes: z.number().int().min(0).default(100),
-      /** Worker processes for the envs, and envs stepped together. */
+      /** Worker processes, one env slot each (0: `envs` slots in this process). The policy runs batched over the slots. */
       workers: z.number().int().min(0).default(2),
       envs: z.number().int().min(1).default(8),
       /** Offset of the first eval seed above EVAL_SEED_BASE. */

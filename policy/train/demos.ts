@@ -25,7 +25,8 @@ export async function ensureDemos(task: Task, dir: string, seed0: number, episod
   if (missing.length === 0) return files;
   log(`recording ${missing.length} expert demos of '${task.id}' into ${dir} (cameras ${cameras.join(',')}@${size}x${size})`);
   const render = await import('../../sim/render/env_cameras.ts');
-  const env = await createEnv(task, { cameras: cameras.map((name) => ({ name, width: size, height: size })) });
+  // RGB only: training reads no depth or segmentation, and rendering them doubles the cost.
+  const env = await createEnv(task, { cameras: cameras.map((name) => ({ name, width: size, height: size, depth: false, segmentation: false })) });
   const attached = await render.attachEnvCameras(env);
   let failed = 0;
   const t0 = performance.now();

@@ -202,6 +202,21 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
   }
 }
 
+/**
+ * Exports the policy of a checkpoint of a run (e.g. to evaluate it for a learning curve): the
+ * run's stored config and normalisation statistics, the checkpoint's weights. Returns the path
+ * written (`out`, default: the checkpoint's path with .onnx).
+ */
+export function exportCheckpoint(runDir: string, checkpoint: string, out = checkpoint.replace(/\.safetensors$/, '') + '.onnx'): string {
+  const cfg = readRunConfig(runDir);
+  const stats = JSON.parse(readFileSync(join(runDir, 'norm_stats.json'), 'utf8')) as NormStats;
+  const task = getTask(cfg.task);
+  const vla = createVla(cfg.model, taskTokenizer({ buckets: cfg.model.tokenizerBuckets, maxLength: cfg.model.maxTokens }), stats, cfg.seed);
+  loadCheckpoint(checkpoint, { params: vla.params });
+  writeFileAtomic(out, exportVla(vla, robotSpecFor(task.buildScene(task.randomize(new Rng(0))).robot), policyExtraMetadata(cfg, task.instruction)));
+  return out;
+}
+
 /** Metadata the run adds to policy.onnx beyond the model's own: task, instruction, inference mode. */
 export function policyExtraMetadata(cfg: TrainConfig, instruction: string): Record<string, string> {
   return {

@@ -18,7 +18,7 @@ test('eval: an untrained VLA in worker processes with cameras; Wilson CI, stages
   const vla = createVla(cfg, taskTokenizer({ maxLength: cfg.maxTokens }), identityStats(), 0);
   const policy = join(dir, 'policy.onnx');
   writeFileSync(policy, exportVla(vla, robotSpecFor('airbot_play')));
-  const r = await evaluatePolicy({ policy, task: 'stack', episodes: 3, workers: 1, envs: 2, seed: EVAL_SEED_BASE, maxSteps: 20, record: join(dir, 'ep') });
+  const r = await evaluatePolicy({ policy, task: 'stack', episodes: 3, workers: 2, seed: EVAL_SEED_BASE, maxSteps: 20, record: join(dir, 'ep') });
   assert.equal(r.episodes, 3);
   assert.deepEqual(r.perEpisode.map((e) => e.seed), [EVAL_SEED_BASE, EVAL_SEED_BASE + 1, EVAL_SEED_BASE + 2]);
   assert.equal(r.successes, 0, 'an untrained policy does not stack blocks in 20 steps');
@@ -33,6 +33,7 @@ test('eval: an untrained VLA in worker processes with cameras; Wilson CI, stages
     assert.equal(ep.header.seed, e.seed);
     assert.equal(ep.steps.length, 20);
     assert.deepEqual(Object.keys(ep.steps[0].images ?? {}).sort(), ['eye_arm', 'eye_side']);
+    assert.equal(ep.steps[0].images!.eye_side.depth, undefined, 'eval renders RGB only');
   }
 });
 
