@@ -141,7 +141,7 @@ export async function runPpoPhase(ctx: PpoPhaseContext, cfg: PpoPhaseConfig, dep
       },
     });
     let after: PhaseEval | null = null;
-    if (seeds.length) {
+    if (seeds.length && !deps.skipTraining) {
       stageFrom = evalRewards;
       after = phaseEval(await evaluateGreedy({ ...parts, rewards: evalRewards }, seeds));
       log(`ppo: after: ${formatPhaseEval(after)}`);
