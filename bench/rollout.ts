@@ -3,12 +3,12 @@
  *
  * Stack, 2 cameras at 64x64 (RGB), envs in 2 worker processes, the tiny VLA's frozen trunk
  * (default model config, seeded random weights: the speed does not depend on them) batched over the
- * envs, the memory bank + fusion and heads, POE trained online, SAR when a scorer is available
- * (none yet: reported in `stages`). It runs policy/train/ppo.ts's collectRollout with each part
+ * envs, the memory bank + fusion and heads, SAR (the default scorer architecture; initial weights)
+ * and POE trained online. It runs policy/train/ppo.ts's collectRollout with each part
  * wrapped in a timer:
  * - `envStep`: awaiting VecEnv.step (physics + render in the workers + IPC of images and actions);
  * - `trunk`: the trunk's batched forward (+ image conversion); `memory`: the bank;
- * - `rewards`: the reward model (POE's forward + online update; SAR);
+ * - `rewardsSarPoe`: the reward model (SAR's image embedding + gate; POE's forward + online update);
  * - `reset`: auto-resets; `heads`: the rest (heads inference, sampling, bookkeeping).
  * `physicsAlone` / `renderAlone`: one env's step without cameras and the two cameras' render, timed
  * in this process, so the worker side of `envStep` can be split. `update`: PPO update samples/s of
@@ -27,6 +27,10 @@ import { Rng } from '../sim/rng.ts';
 import { ModelRunner } from '../nn/runner.ts';
 import { Trainer } from '../nn/trainer.ts';
 import { parsePoeConfig, PoseWorldModel } from '../rewards/poe/world_model.ts';
+import { parseSarConfig } from '../rewards/sar/config.ts';
+import { SarNetwork } from '../rewards/sar/model.ts';
+import { SarScorer, sarTokenizer, textLayout } from '../rewards/sar/scorer.ts';
+import { sarStageScorer } from '../policy/train/sar_phase.ts';
 import { MemoryBank, parseMemoryBankConfig } from '../policy/memory/bank.ts';
 import { evovlaRewards } from '../policy/train/evovla_rewards.ts';
 import { collectRollout, parsePpoConfig, ppoLoss, rolloutContext, startEpisodes, type ObservationEncoder, type RewardModel, type RolloutEnv } from '../policy/train/ppo.ts';
@@ -62,7 +66,24 @@ const vla = createVla(cfg, taskTokenizer({ buckets: cfg.tokenizerBuckets, maxLen
 const model = vlaPpoModel(vla, 8);
 const vec = await VecEnv.create({ taskModule: new URL('../tasks/index.ts', import.meta.url).href, taskId: TASK, numEnvs: N, workers: WORKERS, config: { cameras, maxSteps: 400 }, envSetupModule: ENV_CAMERAS_MODULE });
 const poe = await PoseWorldModel.create(parsePoeConfig({}));
-const rewards = evovlaRewards({ task, numEnvs: N, sar: null, poe });
+// A SAR scorer of the default architecture with its initial weights (the speed does not depend on them).
+const sarCfg = parseSarConfig({});
+const layout = textLayout(task.stages);
+const sarTok = sarTokenizer(layout);
+const sarNet = new SarNetwork(sarCfg.model, sarTok.vocabSize, sarTok.maxLength);
+const sarScorer = await SarScorer.fromModel(sarNet.inference(), {
+  format: 'evovla.sar',
+  task: task.id,
+  imageSize: sarCfg.model.imageSize,
+  embedDim: sarCfg.model.embedDim,
+  tau: sarCfg.tau,
+  gate: { ...sarCfg.gate },
+  alpha: sarCfg.alpha,
+  tokenizer: sarTok.toJSON(),
+  layout,
+  nearMissStates: true,
+});
+const rewards = evovlaRewards({ task, numEnvs: N, sar: sarStageScorer(sarScorer), poe });
 const bank = new MemoryBank(N, cfg.width, parseMemoryBankConfig({ slots: 8 }));
 const inner = await vlaEncoder(vla, { task, numEnvs: N, threads: 1, bank, stageScore: rewards.stageScore, sarStage: rewards.sarStage });
 const env: RolloutEnv = {
@@ -99,6 +120,7 @@ await runner.dispose();
 await inner.dispose();
 await vec.close();
 await poe.dispose();
+await sarScorer.dispose();
 
 // The PPO update on this rollout's cached inputs.
 const trainer = await Trainer.create({ model: model.actorCritic.model, loss: ppoLoss(config, 7), optimizer: { lr: 3e-4, clipNorm: 0.5 }, session: { threads: 1 } });
@@ -151,13 +173,13 @@ console.log(
     envs: N,
     workers: WORKERS,
     cameras: `2 x ${SIZE}x${SIZE} RGB`,
-    stages: ['physics', 'render', 'trunk (tiny VLA, default config)', 'memory bank + fusion', 'heads', 'POE (online)', 'SAR: none (no scorer available)'],
+    stages: ['physics', 'render', 'trunk (tiny VLA, default config)', 'memory bank + fusion', 'heads', 'SAR (default scorer architecture)', 'POE (online)'],
     envStepsPerSecond: Math.round(steps / (wall / 1000)),
     msPerEnvStep: {
       envStep: per(timers.envStep),
       trunk: per(timers.trunk),
       memoryAndImages: per(timers.memory),
-      rewardsPoe: per(timers.rewards),
+      rewardsSarPoe: per(timers.rewards),
       reset: per(timers.reset),
       headsAndRest: per(wall - accounted),
       total: per(wall),
