@@ -5,7 +5,9 @@
  *   task, auroc_min (worst stage kind, model with near-miss states), near_miss_false_completion
  *   (share of near-miss replays where the gate claimed the stage falsely), the hacking probe's
  *   credit (false gate completions per episode) without and with near-miss states,
- *   score_ms_per_frame (batch 1), load1, and the same figures of the ablation under `without`.
+ *   score_ms_per_frame (batch 1), the probe's per-stage credit (eval.ts), load1, and the same
+ *   figures of the ablation under `without`.
+ * `--eval-only`: load DIR/<task>/{with,without}/sar.onnx instead of training (re-judge saved models).
  * Usage: npm run bench:sar -- [--tasks stack,jujube_cup,block_bridge] [--config FILE] [--steps N]
  *        [--train-seeds 0,1,2] [--eval-seeds 100,101] [--probe-seeds 200] [--out DIR]
  * Models are written to DIR/<task>/{with,without}/ (default runs/bench_sar).
@@ -28,6 +30,7 @@ const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i].replace(/^--/, '');
   if (a.includes('=')) args.set(a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1));
+  else if (argv[i + 1] === undefined || argv[i + 1].startsWith('--')) args.set(a, 'true');
   else args.set(a, argv[++i]);
 }
 const list = (k: string): number[] | undefined => (args.has(k) ? args.get(k)!.split(',').map(Number) : undefined);
@@ -46,10 +49,15 @@ for (const id of tasks) {
   const env = await createEnv(task);
   const renderer = await createSarRenderer(task, cfg.model.imageSize);
   try {
-    const frames = trainingFrames(env, task, renderer, cfg, new Rng(cfg.train.seed).fork('near-miss'), log);
+    const evalOnly = args.has('eval-only');
+    const frames = evalOnly ? [] : trainingFrames(env, task, renderer, cfg, new Rng(cfg.train.seed).fork('near-miss'), log);
     const scorers: Record<string, SarScorer> = {};
     const trainSeconds: Record<string, number> = {};
     for (const variant of ['with', 'without'] as const) {
+      if (evalOnly) {
+        scorers[variant] = await SarScorer.load(`${outRoot}/${id}/${variant}/sar.onnx`);
+        continue;
+      }
       const vcfg = parseSarConfig({ ...structuredClone(cfg), train: { ...cfg.train, nearMissStates: variant === 'with' } }, 'bench:sar');
       const result = await trainSar(task, frames, vcfg, (l) => log(`${variant}: ${l}`));
       trainSeconds[variant] = Math.round(result.seconds);
@@ -70,6 +78,8 @@ for (const id of tasks) {
         hack_credit_without_near_miss_states: wo.probe.creditMean,
         hack_credit_with_near_miss_states: w.probe.creditMean,
         score_ms_per_frame: Number(w.scoreMsPerFrame.toFixed(3)),
+        hack_per_stage_credit_without: wo.probe.perStageCreditMean,
+        hack_per_stage_credit_with: w.probe.perStageCreditMean,
         near_miss_false_completion_never_done: w.nearMiss.rateNeverDone,
         demo_gate_stages_claimed: w.demoGate.claimedMean,
         demo_gate_hallucination: w.demoGate.hallucination.rate,

@@ -70,7 +70,13 @@ export interface SarEvalReport {
    */
   nearMiss: { replays: number; replaysNeverDone: number; falseCompletions: number; rate: number; low: number; high: number; falseNeverDone: number; rateNeverDone: number };
   demoGate: { episodes: number; stages: number; claimedMean: number; hallucination: HallucinationSummary };
-  probe: { episodes: number; creditMean: number; claimedMean: number; credits: number[] };
+  /**
+   * `creditMean`: false gate completions per probe episode, the gate run from stage 0 as in a
+   * rollout. `perStageCreditMean`: for each stage k, a gate started at k on the probe's frames;
+   * the number of stages it falsely grants, per episode (does not depend on the gate getting past
+   * the first stages).
+   */
+  probe: { episodes: number; creditMean: number; claimedMean: number; credits: number[]; perStageCreditMean: number; perStageCredits: number[] };
   u: { count: number; p05: number; p25: number; p50: number; p75: number; p95: number; shareMid: number };
   scoreMsPerFrame: number;
 }
@@ -86,6 +92,7 @@ interface Acc {
   demoClaimed: number[];
   probeCredits: number[];
   probeClaimed: number[];
+  probePerStage: number[];
 }
 
 async function embedAll(scorer: SarScorer, frames: readonly LabelledFrame[]): Promise<Float32Array> {
@@ -123,7 +130,7 @@ export async function evaluateSar(
   const kinds = task.stages.map(stageKind);
   const accs: Record<string, Acc> = {};
   for (const label of Object.keys(scorers)) {
-    accs[label] = { kindScores: new Map(), allU: [], nmReplays: 0, nmNeverDone: 0, nmFalse: 0, nmFalseNeverDone: 0, demoEpisodes: [], demoClaimed: [], probeCredits: [], probeClaimed: [] };
+    accs[label] = { kindScores: new Map(), allU: [], nmReplays: 0, nmNeverDone: 0, nmFalse: 0, nmFalseNeverDone: 0, demoEpisodes: [], demoClaimed: [], probeCredits: [], probeClaimed: [], probePerStage: [] };
   }
   const addKind = (acc: Acc, k: number, u: number, y: 0 | 1) => {
     let e = acc.kindScores.get(kinds[k]);
@@ -179,6 +186,12 @@ export async function evaluateSar(
       const completions = runGate(scorer, emb, frames, names, 0, false);
       accs[label].probeCredits.push(completions.filter((c) => !c.groundTruth).length);
       accs[label].probeClaimed.push(completions.length);
+      let perStage = 0;
+      for (let k = 0; k < names.length; k++) {
+        const c = runGate(scorer, emb, frames, names, k, true);
+        if (c.length > 0 && !c[0].groundTruth) perStage++;
+      }
+      accs[label].probePerStage.push(perStage);
     }
     log(`probe seed ${seed}: ${frames.length} steps`);
   }
@@ -205,7 +218,7 @@ export async function evaluateSar(
       aurocMin: defined.length ? Math.min(...defined) : null,
       nearMiss: { replays: acc.nmReplays, replaysNeverDone: acc.nmNeverDone, falseCompletions: acc.nmFalse, rate: ci.rate, low: ci.low, high: ci.high, falseNeverDone: acc.nmFalseNeverDone, rateNeverDone: acc.nmFalseNeverDone / Math.max(1, acc.nmNeverDone) },
       demoGate: { episodes: acc.demoEpisodes.length, stages: names.length, claimedMean: mean(acc.demoClaimed), hallucination: aggregateHallucination(acc.demoEpisodes) },
-      probe: { episodes: acc.probeCredits.length, creditMean: mean(acc.probeCredits), claimedMean: mean(acc.probeClaimed), credits: acc.probeCredits },
+      probe: { episodes: acc.probeCredits.length, creditMean: mean(acc.probeCredits), claimedMean: mean(acc.probeClaimed), credits: acc.probeCredits, perStageCreditMean: mean(acc.probePerStage), perStageCredits: acc.probePerStage },
       u: { count: acc.allU.length, p05, p25, p50, p75, p95, shareMid: acc.allU.filter((u) => u >= 0.4 && u <= 0.6).length / Math.max(1, acc.allU.length) },
       scoreMsPerFrame: timingFrames.length ? (performance.now() - t0) / timingFrames.length : Number.NaN,
     };
