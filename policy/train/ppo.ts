@@ -11,7 +11,8 @@
  *   4. the loss, traced into one generated ONNX training graph (forward + gradients + AdamW);
  *   5. the rollout over a vector env, with batched inference and auto-reset;
  *   6. the update: epochs of shuffled minibatches over the rollout;
- *   7. the loop that ties them together and writes metrics.jsonl.
+ *   7. the loop that ties them together and writes metrics.jsonl;
+ *   8. greedy evaluation on fixed seeds (before/after figures, the ablation).
  *
  * Two critics: V_ext predicts the extrinsic return (task success), V_int the intrinsic return
  * (stage-aligned reward, curiosity, progress). Each has its own GAE; the policy follows
