@@ -74,3 +74,4 @@ export {
   type StoredTensor,
   type LoadedWeights,
 } from './checkpoint.ts';
+export { Tokenizer, words, fnv1a, DEFAULT_BUCKETS, DEFAULT_MAX_LENGTH, type TokenizerSpec, type Encoded } from './tokenizer.ts';

@@ -1,7 +1,7 @@
 /**
  * N envs stepped together, in this thread or spread over workers. Each env is an ordinary SimEnv;
  * a worker owns a contiguous slice of them and steps them in order, so with one worker the results
- * are exactly those of N separate envs. Episodes are not auto-reset: call reset() again.
+ * are exactly those of N separate envs. Episodes are not auto-reset: call reset() or resetEnvs() again.
  *
  * Workers are worker_threads by default, or child processes (`workerKind: 'process'`). An env
  * setup module (`envSetupModule`) runs on every env right after it is created, in whichever
@@ -221,6 +221,25 @@ export class VecEnv {
     if (seeds.length !== this.numEnvs) throw new RangeError(`reset: expected ${this.numEnvs} seeds, got ${seeds.length}`);
     if (this.pool.length === 0) return this.envs.map((e, i) => e.reset({ seed: seeds[i] }));
     const parts = await Promise.all(this.pool.map((p) => this.call(p.worker, 'reset', seeds.slice(p.from, p.to)) as Promise<ResetResult[]>));
+    return parts.flat();
+  }
+
+  /**
+   * Resets only some envs: env i is reset with seeds[i] when that is a number and left as it is
+   * when null; returns its reset result, or null for the envs left alone. This is what rollout code
+   * needs to start a new episode in the envs that just finished (VecEnv never resets by itself).
+   */
+  async resetEnvs(seeds: ReadonlyArray<number | null>): Promise<Array<ResetResult | null>> {
+    if (seeds.length !== this.numEnvs) throw new RangeError(`resetEnvs: expected ${this.numEnvs} seeds (number or null), got ${seeds.length}`);
+    if (this.pool.length === 0) return this.envs.map((e, i) => (seeds[i] === null ? null : e.reset({ seed: seeds[i]! })));
+    const parts = await Promise.all(
+      this.pool.map((p) => {
+        const mine = seeds.slice(p.from, p.to);
+        // Workers with nothing to reset are not asked.
+        if (mine.every((s) => s === null)) return Promise.resolve(mine.map(() => null));
+        return this.call(p.worker, 'resetEnvs', mine) as Promise<Array<ResetResult | null>>;
+      }),
+    );
     return parts.flat();
   }
 

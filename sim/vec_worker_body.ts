@@ -53,6 +53,10 @@ onMessage((m) => {
   }
   reply(m.id, () => {
     if (m.op === 'reset') return envs.map((e, i) => e.reset({ seed: (m.arg as number[])[i] }));
+    if (m.op === 'resetEnvs') {
+      const seeds = m.arg as Array<number | null>;
+      return envs.map((e, i) => (seeds[i] === null ? null : e.reset({ seed: seeds[i]! })));
+    }
     if (m.op === 'step') {
       const actions = m.arg as number[][];
       const results = envs.map((e, i) => e.step(actions[i]));

@@ -76,3 +76,21 @@ test('worker processes give exactly the results of separate envs', async () => {
   await vec.close();
   assert.deepEqual(hashes, (await separateHashes()).slice(0, 2));
 });
+
+test('resetEnvs resets only the envs given a seed, serially and in workers', async () => {
+  for (const workers of [0, 2]) {
+    const vec = await VecEnv.create({ taskModule: TASKS_MODULE, taskId: 'blocks', numEnvs: N, workers });
+    const starts = await vec.reset(seeds);
+    const q0s = starts.map((r) => r.info.state.q.slice());
+    for (let k = 0; k < 5; k++) await vec.step(q0s.map((q0) => scriptedAction(q0, [0, 1, 2, 3, 4, 5, 6], k, 1 / 60)));
+    const again = await vec.resetEnvs([null, 9, null]);
+    assert.equal(again[0], null);
+    assert.equal(again[2], null);
+    assert.equal(again[1]!.info.state.step, 0);
+    const { results } = await vec.step(q0s.map((q0) => scriptedAction(q0, [0, 1, 2, 3, 4, 5, 6], 5, 1 / 60)));
+    // Env 1 started over (one step into a new episode); the others kept going.
+    assert.deepEqual(results.map((r) => r.info.state.step), [6, 1, 6]);
+    await assert.rejects(vec.resetEnvs([null]), /expected 3 seeds/);
+    await vec.close();
+  }
+});

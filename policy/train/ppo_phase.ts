@@ -1,0 +1,166 @@
+/**
+ * The PPO phase of a training run (`- kind: ppo` in a config's phases): EvoVLA's self-evolving
+ * step on the behaviour-cloned VLA.
+ *
+ *   1. build PPO's view of the VLA (policy/train/vla_ppo.ts): frozen trunk -> features ->
+ *      memory fusion -> heads; the bank, SAR (frozen) and POE (online) per the phase's switches;
+ *   2. evaluate the greedy policy on held-out seeds: success and SAR-gate hallucination "before";
+ *   3. train with policy/train/ppo.ts for `totalSteps` env steps (one metrics line per iteration);
+ *   4. evaluate again ("after"), and hand the fused inference model to the run, which exports it
+ *      as policy.onnx (played one action per control step: the step PPO trained).
+ */
+import { parsePoeConfig } from '../../rewards/poe/world_model.ts';
+import { PoseWorldModel } from '../../rewards/poe/world_model.ts';
+import { wilsonInterval } from '../../tasks/rollout.ts';
+import type { Task } from '../../sim/task.ts';
+import { ENV_CAMERAS_MODULE } from '../../sim/render/vec_cameras.ts';
+import { VecEnv } from '../../sim/vec_env.ts';
+import { MemoryBank, parseMemoryBankConfig } from '../memory/bank.ts';
+import type { PhaseContext } from './bc.ts';
+import { EVAL_SEED_BASE, type PpoPhaseConfig } from './config.ts';
+import { evovlaRewards, type StageScorer } from './evovla_rewards.ts';
+import { evaluateGreedy, parsePpoConfig, ppoConfigSchema, trainPpo, type GreedyEval, type IterationMetrics } from './ppo.ts';
+import { vlaEncoder, vlaPpoModel } from './vla_ppo.ts';
+
+/** Success and hallucination of one greedy evaluation. */
+export interface PhaseEval {
+  episodes: number;
+  successes: number;
+  success: { rate: number; low: number; high: number };
+  /** Mean furthest ground-truth stage. */
+  furthestStage: number;
+  /** SAR-gate claims judged against the ground truth (null without SAR). */
+  hallucination: { claims: number; false: number; rate: number; low: number; high: number } | null;
+}
+
+/** What the phase reports (the run stores it in its summary). */
+export interface PpoPhaseResult {
+  envSteps: number;
+  iterations: number;
+  seconds: number;
+  before: PhaseEval | null;
+  after: PhaseEval | null;
+  /** Last iteration's metrics line. */
+  last: IterationMetrics | null;
+  stoppedEarly: boolean;
+  /** How policy.onnx must be played after this phase. */
+  inference: { mode: 'chunk'; execute: number; ensembleDecay: number };
+}
+
+/** The part of a run's PhaseContext the PPO phase uses (the ablation bench builds one itself). */
+export type PpoPhaseContext = Pick<PhaseContext, 'vla' | 'threads' | 'phaseIndex' | 'logMetrics' | 'progress'>;
+
+/** What the phase needs beyond the PhaseContext. */
+export interface PpoPhaseDeps {
+  task: Task;
+  /** The SAR scorer from the run's SAR phase (required when the phase has sar: true). */
+  sar: StageScorer | null;
+  log: (line: string) => void;
+  /** Only evaluate (the ablation's starting point): no PPO iteration runs. */
+  skipTraining?: boolean;
+  /** Evaluate before PPO too (default true; the ablation evaluates its shared start once). */
+  evalBefore?: boolean;
+  /** Seeds of the greedy evaluations (default: evalEpisodes seeds from EVAL_SEED_BASE + 500,000). */
+  evalSeeds?: readonly number[];
+}
+
+/** Summarises a greedy evaluation. */
+export function phaseEval(r: GreedyEval): PhaseEval {
+  const n = r.episodes.length;
+  const claims = r.rewardMetrics.sar_claims;
+  const falseClaims = r.rewardMetrics.sar_false_claims;
+  return {
+    episodes: n,
+    successes: r.successes,
+    success: wilsonInterval(r.successes, n),
+    furthestStage: n ? r.episodes.reduce((s, e) => s + e.furthestStage, 0) / n : 0,
+    hallucination: claims === undefined ? null : { claims, false: falseClaims, ...wilsonInterval(falseClaims, claims) },
+  };
+}
+
+/** One line for an evaluation. */
+export function formatPhaseEval(e: PhaseEval): string {
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  const h = e.hallucination;
+  const hall = h ? `hallucination ${h.claims ? `${pct(h.rate)} [${pct(h.low)}, ${pct(h.high)}] of ${h.claims} gate claims` : 'n/a (no gate claims)'}` : 'hallucination n/a (no SAR)';
+  return `success ${e.successes}/${e.episodes} = ${pct(e.success.rate)} [95% CI ${pct(e.success.low)}, ${pct(e.success.high)}], mean furthest stage ${e.furthestStage.toFixed(2)}; ${hall}`;
+}
+
+/** Runs the phase on ctx.vla (its heads and memory gate change in place). */
+export async function runPpoPhase(ctx: PpoPhaseContext, cfg: PpoPhaseConfig, deps: PpoPhaseDeps): Promise<PpoPhaseResult> {
+  const { task, log } = deps;
+  if (cfg.sar && !deps.sar) throw new Error("phase 'ppo' has sar: true but no SAR model was trained or loaded before it (add a 'sar' phase before 'ppo', or set sar: false)");
+  const vla = ctx.vla;
+  const ppoKeys = Object.keys(ppoConfigSchema.shape);
+  const ppo = parsePpoConfig(Object.fromEntries(Object.entries(cfg).filter(([k]) => ppoKeys.includes(k))), `phases.${ctx.phaseIndex}`);
+  if (cfg.initLogStd !== null) vla.params.get('head.log_std').data = new Float32Array(vla.head.logStd.data.length).fill(cfg.initLogStd);
+  const model = vlaPpoModel(vla, cfg.memory ? cfg.memorySlots : 0);
+  const c = vla.config;
+  const cameras = c.cameras.map((name) => ({ name, width: c.imageSize, height: c.imageSize, depth: false, segmentation: false }));
+  const env = await VecEnv.create({
+    taskModule: new URL('../../tasks/index.ts', import.meta.url).href,
+    taskId: task.id,
+    numEnvs: cfg.envs,
+    workers: Math.min(cfg.workers, cfg.envs),
+    config: { cameras, ...(cfg.episodeSteps ? { maxSteps: cfg.episodeSteps } : {}) },
+    envSetupModule: ENV_CAMERAS_MODULE,
+  });
+  const poe = cfg.poe ? await PoseWorldModel.create(parsePoeConfig({ ...cfg.poeModel, threads: 1 })) : null;
+  const sar = cfg.sar ? deps.sar : null;
+  const rewards = evovlaRewards({ task, numEnvs: cfg.envs, sar, poe, gate: cfg.gate ?? undefined, rewards: cfg.rewards });
+  // Evaluation judges the SAR gate's claims whenever a SAR model exists (also for arms that do not
+  // train on SAR: hallucination is a property of the trajectories), and trains nothing (no POE).
+  const evalRewards = evovlaRewards({ task, numEnvs: cfg.envs, sar: deps.sar, poe: null, gate: cfg.gate ?? undefined, rewards: cfg.rewards });
+  const bank = cfg.memory ? new MemoryBank(cfg.envs, c.width, parseMemoryBankConfig({ slots: cfg.memorySlots })) : null;
+  let stageFrom = rewards;
+  const encoder = await vlaEncoder(vla, { task, numEnvs: cfg.envs, threads: ctx.threads, bank, stageScore: (e) => stageFrom.stageScore(e), sarStage: (e) => stageFrom.sarStage(e) });
+  const parts = { env, actorCritic: model.actorCritic, encoder, actionMap: model.actionMap, threads: ctx.threads };
+  const seeds = deps.evalSeeds ?? Array.from({ length: cfg.evalEpisodes }, (_, i) => EVAL_SEED_BASE + 500_000 + i);
+  const t0 = performance.now();
+  try {
+    let before: PhaseEval | null = null;
+    if (seeds.length && deps.evalBefore !== false) {
+      stageFrom = evalRewards;
+      before = phaseEval(await evaluateGreedy({ ...parts, rewards: evalRewards }, seeds));
+      log(`ppo: before: ${formatPhaseEval(before)}`);
+    }
+    stageFrom = rewards;
+    const total = Math.floor(ppo.totalSteps / ppo.rolloutSteps);
+    let last: IterationMetrics | null = null;
+    const { iterations } = deps.skipTraining ? { iterations: [] } : await trainPpo({
+      ...parts,
+      config: ppo,
+      rewards,
+      onIteration: (m) => {
+        last = m;
+        const line: Record<string, number | string> = { phase: 'ppo', step: m.iteration };
+        for (const [k, v] of Object.entries(m)) if (typeof v === 'number') line[k] = v;
+        ctx.logMetrics(line);
+        const s = m.success === null ? '-' : (m.success as number).toFixed(2);
+        ctx.progress(m.iteration, total, `success ${s} stage ${m.furthest_stage === null ? '-' : (m.furthest_stage as number).toFixed(1)} kl ${m.approx_kl.toFixed(3)}`);
+      },
+    });
+    let after: PhaseEval | null = null;
+    if (seeds.length && !deps.skipTraining) {
+      stageFrom = evalRewards;
+      after = phaseEval(await evaluateGreedy({ ...parts, rewards: evalRewards }, seeds));
+      log(`ppo: after: ${formatPhaseEval(after)}`);
+    }
+    // The run exports this model as policy.onnx: trunk -> fusion -> heads.
+    vla.inference = model.inference;
+    return {
+      envSteps: iterations.length * ppo.rolloutSteps,
+      iterations: iterations.length,
+      seconds: (performance.now() - t0) / 1000,
+      before,
+      after,
+      last,
+      stoppedEarly: false,
+      inference: { mode: 'chunk', execute: 1, ensembleDecay: 0.1 },
+    };
+  } finally {
+    await encoder.dispose();
+    await poe?.dispose();
+    await env.close();
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * SAR settings: the scorer's size, the reward (tau, alpha), the gate (m, theta), training and
+ * evaluation data. One zod schema, every field documented, unknown keys rejected; read from YAML
+ * (configs/sar.yaml) and validated at the boundary.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../../sim/config.ts';
+import { parseConfig } from '../config.ts';
+
+const seedList = z.array(z.number().int().min(0)).min(1);
+
+export const sarConfigSchema = z.strictObject({
+  /** The vision-language scorer. */
+  model: z
+    .strictObject({
+      /** Camera images are rendered at this size (square), both cameras. */
+      imageSize: z.number().int().min(16).max(256).default(64),
+      /** Patch size of the image encoder (imageSize must be a multiple). */
+      patch: z.number().int().min(2).default(8),
+      /** Width each patch is projected to before the patches are flattened together. */
+      patchWidth: z.number().int().positive().default(16),
+      /** Hidden width of the image MLP. */
+      hidden: z.number().int().positive().default(256),
+      /** Width of the token embeddings of the text encoder (tokens are flattened in order, then an MLP). */
+      textWidth: z.number().int().positive().default(32),
+      /** Size of the shared embedding space. */
+      embedDim: z.number().int().positive().default(64),
+      /** Seed of the weight initialisation. */
+      seed: z.number().int().default(0),
+    })
+    .prefault({}),
+  /** u_k = sigmoid((s+ - max(s-, sh-)) / tau). */
+  tau: z.number().positive().default(0.05),
+  /** Baseline smoothing: ubar <- (1 - alpha) ubar + alpha u. */
+  alpha: z.number().positive().max(1).default(0.05),
+  /** The stage gate: advance when the mean u_k of the last `window` steps reaches `threshold`. */
+  gate: z
+    .strictObject({
+      window: z.number().int().min(1).default(6),
+      threshold: z.number().gt(0).lt(1).default(0.8),
+    })
+    .prefault({}),
+  /** Training. */
+  train: z
+    .strictObject({
+      /** Seeds of the expert episodes the training frames come from. */
+      seeds: seedList.default([0, 1, 2, 3, 4, 5, 6, 7]),
+      /** Keep every n-th control step of a demo as a frame. */
+      frameStride: z.number().int().positive().default(3),
+      /** Also train on near-miss states made in the simulator (false: the ablation). */
+      nearMissStates: z.boolean().default(true),
+      /** Optimisation steps. */
+      steps: z.number().int().positive().default(1500),
+      /** Triplets per step. */
+      batch: z.number().int().positive().default(128),
+      lr: z.number().positive().default(1e-3),
+      weightDecay: z.number().min(0).default(0.01),
+      /** Triplet margin in cosine distance. */
+      margin: z.number().positive().default(0.3),
+      /** Seed of the batch sampling. */
+      seed: z.number().int().default(0),
+      /** ONNX Runtime threads. */
+      threads: z.number().int().positive().default(2),
+    })
+    .prefault({}),
+  /** Near-miss states: perturbed replays of a demo around each stage's completion. */
+  nearMiss: z
+    .strictObject({
+      /** Replays start this many control steps before the stage first completes. */
+      before: z.number().int().min(1).default(12),
+      /** ... and run this many steps past that point. */
+      after: z.number().int().min(1).default(24),
+      /** Keep every n-th step of a replay as a frame. */
+      frameStride: z.number().int().positive().default(4),
+      /** Horizontal offset of the 'offset' perturbation (metres): set down / reach / hover beside. */
+      offsetMin: z.number().positive().default(0.02),
+      offsetMax: z.number().positive().default(0.03),
+    })
+    .prefault({}),
+  /** Held-out evaluation. */
+  eval: z
+    .strictObject({
+      seeds: seedList.default([100, 101, 102]),
+      /** Episodes of the scripted near-miss (hacking) policy. */
+      probeSeeds: seedList.default([200, 201]),
+    })
+    .prefault({}),
+});
+
+/** Parsed SAR settings. */
+export type SarConfig = z.output<typeof sarConfigSchema>;
+
+/** Validates SAR settings (errors name the key path, e.g. `gate.threshold`). */
+export function parseSarConfig(input: unknown, source = 'sar config'): Readonly<SarConfig> {
+  const c = parseConfig(sarConfigSchema, input, source);
+  if (c.model.imageSize % c.model.patch !== 0) throw new ConfigError(source, 'model.patch', `must divide model.imageSize (${c.model.imageSize}), got ${c.model.patch}`);
+  if (c.nearMiss.offsetMax < c.nearMiss.offsetMin) throw new ConfigError(source, 'nearMiss.offsetMax', `must be >= nearMiss.offsetMin (${c.nearMiss.offsetMin}), got ${c.nearMiss.offsetMax}`);
+  return c;
+}
+
+/** Reads a SAR config from a YAML (or JSON) file; errors name the file and the key. */
+export function loadSarConfig(path: string): Readonly<SarConfig> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(path, '(file)', `cannot read (${(e as Error).message})`);
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(path, '(file)', `not valid YAML (${(e as Error).message})`);
+  }
+  return parseSarConfig(data, path);
+}

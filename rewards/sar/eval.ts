@@ -1,0 +1,227 @@
+/**
+ * Judging SAR scorers on held-out seeds, all against the simulator's ground truth:
+ *
+ * - AUROC per stage kind: how well u_k separates frames where stage k's predicate holds from
+ *   frames where it does not, over the frames where the question matters: demo frames whose
+ *   ground-truth stage is k or k+1 (just before and just after k completes) and every frame of
+ *   the near-miss replays aimed at k. `aurocMin` is the worst kind.
+ * - Gate false completions on near-miss states: the gate starts at stage k at the start of each
+ *   near-miss replay of k and sees u_k every step; a replay counts as a false completion when the
+ *   gate claims k while the ground truth says k is not done (rewards/hallucination.ts).
+ * - The gate on the held-out demos: stages it claims and its hallucination rate.
+ * - The distribution of u over the AUROC frames (quantiles, share in 0.4..0.6: a u pinned at 0.5
+ *   would show here).
+ * - The hacking probe: a scripted near-miss policy (data.ts `probeFrames`); its credit is the
+ *   number of stage completions the gate grants it that the ground truth denies, per episode.
+ * - Scoring speed: milliseconds per frame at batch 1 (image encoder + similarities).
+ *
+ * Several scorers are judged on the same rendered frames (one render, many models), e.g. SAR
+ * trained with and without near-miss states.
+ */
+import { performance } from 'node:perf_hooks';
+import type { SimEnv } from '../../sim/env.ts';
+import { Rng } from '../../sim/rng.ts';
+import type { Task } from '../../sim/task.ts';
+import { wilsonInterval } from '../../tasks/rollout.ts';
+import { aggregateHallucination, episodeHallucination, isTrueCompletion, type GateCompletion, type HallucinationSummary } from '../hallucination.ts';
+import type { SarConfig } from './config.ts';
+import { demoFrames, nearMissSegments, probeFrames, recordDemo, type FrameRenderer, type LabelledFrame } from './data.ts';
+import { StageGate, stageKind } from './score.ts';
+import type { SarScorer } from './scorer.ts';
+
+/** Area under the ROC curve (Mann-Whitney, ties count half); null without both classes. */
+export function auroc(scores: readonly number[], labels: readonly (0 | 1)[]): number | null {
+  const idx = scores.map((_, i) => i).sort((a, b) => scores[a] - scores[b]);
+  let pos = 0;
+  let neg = 0;
+  let rankSum = 0;
+  for (let i = 0; i < idx.length; ) {
+    let j = i;
+    while (j + 1 < idx.length && scores[idx[j + 1]] === scores[idx[i]]) j++;
+    const rank = (i + j) / 2 + 1;
+    for (let t = i; t <= j; t++) {
+      if (labels[idx[t]] === 1) {
+        pos++;
+        rankSum += rank;
+      } else neg++;
+    }
+    i = j + 1;
+  }
+  if (pos === 0 || neg === 0) return null;
+  return (rankSum - (pos * (pos + 1)) / 2) / (pos * neg);
+}
+
+/** Quantiles of a sample (nearest rank). */
+function quantiles(xs: number[], qs: readonly number[]): number[] {
+  const s = [...xs].sort((a, b) => a - b);
+  return qs.map((q) => (s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))] : Number.NaN));
+}
+
+/** Figures of one scorer. */
+export interface SarEvalReport {
+  task: string;
+  nearMissStates: boolean;
+  seeds: number[];
+  auroc: Record<string, { auroc: number | null; positives: number; negatives: number }>;
+  aurocMin: number | null;
+  /**
+   * `rate` = false completions / replays (with a 95% Wilson interval); `rateNeverDone` counts only
+   * replays whose stage never completed (pure near misses).
+   */
+  nearMiss: { replays: number; replaysNeverDone: number; falseCompletions: number; rate: number; low: number; high: number; falseNeverDone: number; rateNeverDone: number };
+  demoGate: { episodes: number; stages: number; claimedMean: number; hallucination: HallucinationSummary };
+  /**
+   * `creditMean`: false gate completions per probe episode, the gate run from stage 0 as in a
+   * rollout. `perStageCreditMean`: for each stage k, a gate started at k on the probe's frames;
+   * the number of stages it falsely grants, per episode (does not depend on the gate getting past
+   * the first stages).
+   */
+  probe: { episodes: number; creditMean: number; claimedMean: number; credits: number[]; perStageCreditMean: number; perStageCredits: number[] };
+  u: { count: number; p05: number; p25: number; p50: number; p75: number; p95: number; shareMid: number };
+  scoreMsPerFrame: number;
+}
+
+interface Acc {
+  kindScores: Map<string, { u: number[]; y: (0 | 1)[] }>;
+  allU: number[];
+  nmReplays: number;
+  nmNeverDone: number;
+  nmFalse: number;
+  nmFalseNeverDone: number;
+  demoEpisodes: ReturnType<typeof episodeHallucination>[];
+  demoClaimed: number[];
+  probeCredits: number[];
+  probeClaimed: number[];
+  probePerStage: number[];
+}
+
+async function embedAll(scorer: SarScorer, frames: readonly LabelledFrame[]): Promise<Float32Array> {
+  const d = scorer.meta.embedDim;
+  const out = new Float32Array(frames.length * d);
+  for (let i = 0; i < frames.length; i += 64) out.set(await scorer.embed(frames.slice(i, i + 64).map((f) => f.images)), i * d);
+  return out;
+}
+
+/** Runs a gate from `start` over consecutive frames; returns its completions judged by the ground truth. */
+function runGate(scorer: SarScorer, emb: Float32Array, frames: readonly LabelledFrame[], names: string[], start: number, stopAfterFirst: boolean): GateCompletion[] {
+  const gate = new StageGate(names.length, scorer.meta.gate, start);
+  const out: GateCompletion[] = [];
+  for (let i = 0; i < frames.length && gate.stage < names.length; i++) {
+    const u = scorer.scores(emb, i, gate.stage).u;
+    const claimed = gate.push(u);
+    if (claimed >= 0) {
+      out.push({ step: frames[i].step, stage: claimed, groundTruth: isTrueCompletion(claimed, names, frames[i].predicates, frames[i].gtStage) });
+      if (stopAfterFirst) break;
+    }
+  }
+  return out;
+}
+
+/** Evaluates `scorers` (by label) on `cfg.eval` seeds; images are rendered once for all of them. */
+export async function evaluateSar(
+  env: SimEnv,
+  task: Task,
+  renderer: FrameRenderer,
+  scorers: Readonly<Record<string, SarScorer>>,
+  cfg: Readonly<SarConfig>,
+  log: (line: string) => void = () => {},
+): Promise<Record<string, SarEvalReport>> {
+  const names = task.stages.map((s) => s.name);
+  const kinds = task.stages.map(stageKind);
+  const accs: Record<string, Acc> = {};
+  for (const label of Object.keys(scorers)) {
+    accs[label] = { kindScores: new Map(), allU: [], nmReplays: 0, nmNeverDone: 0, nmFalse: 0, nmFalseNeverDone: 0, demoEpisodes: [], demoClaimed: [], probeCredits: [], probeClaimed: [], probePerStage: [] };
+  }
+  const addKind = (acc: Acc, k: number, u: number, y: 0 | 1) => {
+    let e = acc.kindScores.get(kinds[k]);
+    if (!e) acc.kindScores.set(kinds[k], (e = { u: [], y: [] }));
+    e.u.push(u);
+    e.y.push(y);
+    acc.allU.push(u);
+  };
+  let timingFrames: LabelledFrame[] = [];
+  for (const seed of cfg.eval.seeds) {
+    const demo = recordDemo(env, task, seed);
+    // Demo: every step (the gate needs consecutive frames).
+    const frames = demoFrames(task, demo, renderer, 1).slice(1);
+    if (timingFrames.length < 100) timingFrames = timingFrames.concat(frames.slice(0, 100 - timingFrames.length));
+    for (const [label, scorer] of Object.entries(scorers)) {
+      const acc = accs[label];
+      const emb = await embedAll(scorer, frames);
+      frames.forEach((f, i) => {
+        for (const k of [f.gtStage - 1, f.gtStage]) {
+          if (k < 0 || k >= names.length) continue;
+          addKind(acc, k, scorer.scores(emb, i, k).u, f.done[k] ? 1 : 0);
+        }
+      });
+      const completions = runGate(scorer, emb, frames, names, 0, false);
+      acc.demoEpisodes.push(episodeHallucination(completions));
+      acc.demoClaimed.push(completions.length);
+    }
+    let replays = 0;
+    for (const seg of nearMissSegments(env, task, demo, renderer, new Rng(seed).fork('near-miss'), cfg.nearMiss, 1)) {
+      replays++;
+      const k = seg.stage;
+      const neverDone = seg.frames.every((f) => !isTrueCompletion(k, names, f.predicates, f.gtStage));
+      for (const [label, scorer] of Object.entries(scorers)) {
+        const acc = accs[label];
+        const emb = await embedAll(scorer, seg.frames);
+        seg.frames.forEach((f, i) => addKind(acc, k, scorer.scores(emb, i, k).u, f.done[k] ? 1 : 0));
+        const c = runGate(scorer, emb, seg.frames, names, k, true);
+        acc.nmReplays++;
+        if (neverDone) acc.nmNeverDone++;
+        if (c.length > 0 && !c[0].groundTruth) {
+          acc.nmFalse++;
+          if (neverDone) acc.nmFalseNeverDone++;
+        }
+      }
+    }
+    log(`seed ${seed}: demo ${demo.infos.length - 1} steps (success ${demo.success}), ${replays} near-miss replays`);
+  }
+  for (const seed of cfg.eval.probeSeeds) {
+    const demo = recordDemo(env, task, seed);
+    const frames = probeFrames(env, task, demo, renderer, new Rng(seed).fork('probe'));
+    for (const [label, scorer] of Object.entries(scorers)) {
+      const emb = await embedAll(scorer, frames);
+      const completions = runGate(scorer, emb, frames, names, 0, false);
+      accs[label].probeCredits.push(completions.filter((c) => !c.groundTruth).length);
+      accs[label].probeClaimed.push(completions.length);
+      let perStage = 0;
+      for (let k = 0; k < names.length; k++) {
+        const c = runGate(scorer, emb, frames, names, k, true);
+        if (c.length > 0 && !c[0].groundTruth) perStage++;
+      }
+      accs[label].probePerStage.push(perStage);
+    }
+    log(`probe seed ${seed}: ${frames.length} steps`);
+  }
+  const reports: Record<string, SarEvalReport> = {};
+  for (const [label, scorer] of Object.entries(scorers)) {
+    const acc = accs[label];
+    const aurocs: SarEvalReport['auroc'] = {};
+    for (const [kind, e] of acc.kindScores) {
+      const positives = e.y.filter((y) => y === 1).length;
+      aurocs[kind] = { auroc: auroc(e.u, e.y), positives, negatives: e.y.length - positives };
+    }
+    const defined = Object.values(aurocs).map((a) => a.auroc).filter((a): a is number => a !== null);
+    const ci = wilsonInterval(acc.nmFalse, acc.nmReplays);
+    const [p05, p25, p50, p75, p95] = quantiles(acc.allU, [0.05, 0.25, 0.5, 0.75, 0.95]);
+    // Batch-1 scoring time: embed + similarities for the current stage.
+    const t0 = performance.now();
+    for (const f of timingFrames) scorer.scores(await scorer.embed([f.images]), 0, Math.min(f.gtStage, names.length - 1));
+    const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+    reports[label] = {
+      task: task.id,
+      nearMissStates: scorer.meta.nearMissStates,
+      seeds: [...cfg.eval.seeds],
+      auroc: aurocs,
+      aurocMin: defined.length ? Math.min(...defined) : null,
+      nearMiss: { replays: acc.nmReplays, replaysNeverDone: acc.nmNeverDone, falseCompletions: acc.nmFalse, rate: ci.rate, low: ci.low, high: ci.high, falseNeverDone: acc.nmFalseNeverDone, rateNeverDone: acc.nmFalseNeverDone / Math.max(1, acc.nmNeverDone) },
+      demoGate: { episodes: acc.demoEpisodes.length, stages: names.length, claimedMean: mean(acc.demoClaimed), hallucination: aggregateHallucination(acc.demoEpisodes) },
+      probe: { episodes: acc.probeCredits.length, creditMean: mean(acc.probeCredits), claimedMean: mean(acc.probeClaimed), credits: acc.probeCredits, perStageCreditMean: mean(acc.probePerStage), perStageCredits: acc.probePerStage },
+      u: { count: acc.allU.length, p05, p25, p50, p75, p95, shareMid: acc.allU.filter((u) => u >= 0.4 && u <= 0.6).length / Math.max(1, acc.allU.length) },
+      scoreMsPerFrame: timingFrames.length ? (performance.now() - t0) / timingFrames.length : Number.NaN,
+    };
+  }
+  return reports;
+}

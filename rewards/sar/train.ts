@@ -1,0 +1,170 @@
+/**
+ * Training the SAR scorer with the triplet loss (nn/losses.ts tripletMargin, cosine distance): the
+ * image embedding (anchor) must be closer to the text that is true of the frame than to a text
+ * that is not, by `margin`.
+ *
+ * Rows (frame, stage k, label = stage k's ground-truth predicate in that frame):
+ * - demo frames, for the stages around the frame's ground-truth stage (k in gt-2 .. gt+1) and one
+ *   random stage: label 1 -> positive T+_k, negative one of {T-_k, a near-miss text of k, the
+ *   positive text of a stage not done in this frame}; label 0 -> positive T-_k, negative T+_k;
+ * - near-miss states (config `train.nearMissStates`), for the stage they perturb: label 0 ->
+ *   positive T-_k or one of k's near-miss texts, negative T+_k (the hard negative: a frame that
+ *   looks almost done must score below T+_k); label 1 (the perturbation did not prevent
+ *   completion) as a demo row. Half of each batch is drawn from these rows when there are any.
+ *
+ * Loss and settings are in configs/sar.yaml; the run is seeded (weights, batch sampling).
+ */
+import { tripletMargin } from '../../nn/losses.ts';
+import { saveInference, writeFileAtomic } from '../../nn/model.ts';
+import * as op from '../../nn/ops.ts';
+import type { HostTensor } from '../../nn/runtime.ts';
+import { Trainer } from '../../nn/trainer.ts';
+import { Rng } from '../../sim/rng.ts';
+import type { Task } from '../../sim/task.ts';
+import type { SarConfig } from './config.ts';
+import type { LabelledFrame } from './data.ts';
+import { SarNetwork } from './model.ts';
+import { sarTokenizer, textLayout, toChw, type SarMetadata, type TextLayout } from './scorer.ts';
+
+/** One training row: a frame, a stage, and the text pair. */
+interface Row {
+  frame: number;
+  stage: number;
+  label: 0 | 1;
+  nearMiss: boolean;
+}
+
+/** Rows of the training set (see the file comment). */
+export function buildRows(frames: readonly LabelledFrame[], stages: number, rng: Rng, useNearMiss: boolean): Row[] {
+  const rows: Row[] = [];
+  frames.forEach((f, i) => {
+    if (f.source === 'near_miss') {
+      if (useNearMiss) rows.push({ frame: i, stage: f.targetStage, label: f.done[f.targetStage] ? 1 : 0, nearMiss: true });
+      return;
+    }
+    const ks = new Set<number>();
+    for (let k = f.gtStage - 2; k <= f.gtStage + 1; k++) if (k >= 0 && k < stages) ks.add(k);
+    ks.add(rng.int(stages));
+    for (const k of ks) rows.push({ frame: i, stage: k, label: f.done[k] ? 1 : 0, nearMiss: false });
+  });
+  return rows;
+}
+
+/** The (positive, negative) text indices of a row. */
+function textPair(row: Row, frame: LabelledFrame, layout: TextLayout, rng: Rng): [number, number] {
+  const st = layout.stages[row.stage];
+  const pickNear = () => st.nearMisses[rng.int(st.nearMisses.length)];
+  if (row.label === 1) {
+    const choice = rng.int(3);
+    if (choice === 0) return [st.positive, st.negative];
+    if (choice === 1) return [st.positive, pickNear()];
+    const notDone = layout.stages.map((_, j) => j).filter((j) => !frame.done[j]);
+    return [st.positive, notDone.length ? layout.stages[notDone[rng.int(notDone.length)]].positive : st.negative];
+  }
+  if (row.nearMiss && rng.next() < 0.5) return [pickNear(), st.positive];
+  return [st.negative, st.positive];
+}
+
+/** What `trainSar` returns. */
+export interface SarTrainResult {
+  network: SarNetwork;
+  meta: SarMetadata;
+  /** Loss every 50 steps (and the last). */
+  history: { step: number; loss: number }[];
+  rows: { demo: number; nearMiss: number };
+  seconds: number;
+}
+
+/** Trains a SAR scorer for `task` on labelled frames. */
+export async function trainSar(task: Task, frames: readonly LabelledFrame[], cfg: Readonly<SarConfig>, log: (line: string) => void = () => {}): Promise<SarTrainResult> {
+  const t0 = performance.now();
+  const layout = textLayout(task.stages);
+  const tokenizer = sarTokenizer(layout);
+  const net = new SarNetwork(cfg.model, tokenizer.vocabSize, tokenizer.maxLength);
+  const rng = new Rng(cfg.train.seed);
+  const rows = buildRows(frames, task.stages.length, rng.fork('rows'), cfg.train.nearMissStates);
+  const demoRows = rows.filter((r) => !r.nearMiss);
+  const nearRows = rows.filter((r) => r.nearMiss);
+  if (demoRows.length === 0) throw new Error(`trainSar: no demo frames for task '${task.id}'`);
+  const T = layout.texts.length;
+  const trainer = await Trainer.create({
+    model: {
+      params: net.params,
+      forward: (g) => {
+        const { side, arm } = net.imageInputs(g);
+        const { ids, mask } = net.textInputs(g, T);
+        return { image: net.image(side, arm), text: net.text(ids, mask) };
+      },
+    },
+    loss: (g, out) => {
+      const pos = op.gather(out.text, g.input('positive_text', ['B'], 'int64'));
+      const neg = op.gather(out.text, g.input('negative_text', ['B'], 'int64'));
+      return { loss: tripletMargin(out.image, pos, neg, cfg.train.margin, 'cosine') };
+    },
+    optimizer: { lr: cfg.train.lr, weightDecay: cfg.train.weightDecay, warmupSteps: 50, clipNorm: 1 },
+    session: { threads: cfg.train.threads },
+  });
+  const enc = tokenizer.encode(layout.texts);
+  const textIds: HostTensor = { data: enc.ids, shape: enc.shape };
+  const textMask: HostTensor = { data: enc.mask, shape: enc.shape };
+  const size = cfg.model.imageSize;
+  const per = 3 * size * size;
+  const B = cfg.train.batch;
+  const side = new Float32Array(B * per);
+  const arm = new Float32Array(B * per);
+  const posIdx = new BigInt64Array(B);
+  const negIdx = new BigInt64Array(B);
+  const history: SarTrainResult['history'] = [];
+  let avg = 0;
+  try {
+    for (let step = 1; step <= cfg.train.steps; step++) {
+      for (let b = 0; b < B; b++) {
+        const pool = nearRows.length > 0 && rng.next() < 0.5 ? nearRows : demoRows;
+        const row = pool[rng.int(pool.length)];
+        const f = frames[row.frame];
+        toChw(f.images.eye_side, size, side, b * per);
+        toChw(f.images.eye_arm, size, arm, b * per);
+        const [p, n] = textPair(row, f, layout, rng);
+        posIdx[b] = BigInt(p);
+        negIdx[b] = BigInt(n);
+      }
+      const r = await trainer.trainStep({
+        image_eye_side: { data: side, shape: [B, 3, size, size] },
+        image_eye_arm: { data: arm, shape: [B, 3, size, size] },
+        text_ids: textIds,
+        text_mask: textMask,
+        positive_text: { data: posIdx, shape: [B] },
+        negative_text: { data: negIdx, shape: [B] },
+      });
+      avg = step === 1 ? r.loss : 0.95 * avg + 0.05 * r.loss;
+      if (step % 50 === 0 || step === cfg.train.steps) {
+        history.push({ step, loss: avg });
+        log(`step ${step}/${cfg.train.steps} triplet loss ${avg.toFixed(4)}`);
+      }
+    }
+  } finally {
+    await trainer.dispose();
+  }
+  const meta: SarMetadata = {
+    format: 'evovla.sar',
+    task: task.id,
+    imageSize: size,
+    embedDim: cfg.model.embedDim,
+    tau: cfg.tau,
+    gate: { ...cfg.gate },
+    alpha: cfg.alpha,
+    tokenizer: tokenizer.toJSON(),
+    layout,
+    nearMissStates: cfg.train.nearMissStates,
+  };
+  return { network: net, meta, history, rows: { demo: demoRows.length, nearMiss: nearRows.length }, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Writes `dir/sar.onnx` (self-contained) and `dir/sar.json` (tokenizer, texts, settings), atomically. */
+export function saveSar(dir: string, result: Pick<SarTrainResult, 'network' | 'meta'>): { onnx: string; json: string } {
+  const onnx = `${dir}/sar.onnx`;
+  const json = `${dir}/sar.json`;
+  saveInference(result.network.inference(), onnx, { task: result.meta.task, tau: String(result.meta.tau), format: 'evovla.sar' });
+  writeFileAtomic(json, new TextEncoder().encode(`${JSON.stringify(result.meta, null, 1)}\n`));
+  return { onnx, json };
+}

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { main } from '../../cli/main.ts';
+import { extractSets } from '../../cli/train.ts';
+import { scratchDir } from '../tmp.ts';
+import { captureOutput } from './capture.ts';
+
+const dir = scratchDir('evovla-cli-train-');
+
+async function run(argv: string[]) {
+  return captureOutput(() => main(argv));
+}
+
+test('evovla train: config errors are usage errors naming the key path', async () => {
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'name: x\ntask: stack\nphases:\n  - kind: bc\n    stepz: 3\n');
+  const r = await run(['train', '--config', bad]);
+  assert.equal(r.result, 2);
+  assert.match(r.err, /phases\.0\.stepz: unknown key/);
+  const missing = await run(['train', '--config', join(dir, 'nope.yaml')]);
+  assert.equal(missing.result, 2);
+  assert.match(missing.err, /cannot read config/);
+  const badSet = await run(['train', '--config', bad, '--set', 'phases.0.stepz']);
+  assert.equal(badSet.result, 2);
+  assert.match(badSet.err, /key\.path=value/);
+  assert.equal((await run(['train', '--export', join(dir, 'none.safetensors')])).result, 2);
+});
+
+test('evovla train: repeated --set flags are collected in order', () => {
+  assert.deepEqual(extractSets(['--config', 'a.yaml', '--set', 'x=1', '--set=y.z=2', '--resume']), { sets: ['x=1', 'y.z=2'], rest: ['--config', 'a.yaml', '--resume'] });
+});
+
+test('evovla eval: bad task, mode and missing policy are usage errors', async () => {
+  const r = await run(['eval', '--policy', 'p.onnx', '--task', 'nope']);
+  assert.equal(r.result, 2);
+  assert.match(r.err, /--task' must be one of/);
+  const m = await run(['eval', '--policy', 'p.onnx', '--task', 'stack', '--mode', 'fast']);
+  assert.equal(m.result, 2);
+  assert.match(m.err, /chunk or ensemble/);
+  const p = await run(['eval', '--task', 'stack']);
+  assert.equal(p.result, 2);
+  assert.match(p.err, /--policy/);
+});

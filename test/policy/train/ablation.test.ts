@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ablationMarkdown, appendAblationRecord, readAblationLog, runKey, stepsToReach, summariseAblation, type AblationRecord } from '../../../policy/train/ablation.ts';
+import { scratchDir } from '../../tmp.ts';
+
+function rec(arm: string, seed: number, successes: number, curve: number[], claims = 10, falseClaims = 2): AblationRecord {
+  return {
+    arm,
+    task: 'stack',
+    seed,
+    envSteps: curve.length * 100,
+    wallSeconds: 60,
+    eval: { episodes: 20, successes },
+    hallucination: { claims, false: falseClaims },
+    curve: curve.map((success, i) => ({ envSteps: (i + 1) * 100, success })),
+  };
+}
+
+test('the log keeps what was written; a cut last line is dropped and counted, a damaged middle line is an error', () => {
+  const path = join(scratchDir('evovla-ablation-'), 'sub', 'log.jsonl');
+  assert.deepEqual(readAblationLog(path), { records: [], dropped: 0 });
+  appendAblationRecord(path, rec('baseline', 0, 5, [0, 0.2]));
+  appendAblationRecord(path, rec('full', 0, 9, [0.1, 0.3]));
+  appendFileSync(path, '{"arm":"sar","ta');
+  const { records, dropped } = readAblationLog(path);
+  assert.equal(dropped, 1);
+  assert.deepEqual(records.map(runKey), ['stack/baseline/0', 'stack/full/0']);
+  writeFileSync(path, '{"arm":\n' + JSON.stringify(rec('full', 0, 9, [0.1])) + '\n');
+  assert.throws(() => readAblationLog(path), /log\.jsonl:1: not a JSON record/);
+});
+
+test('steps to reach a success rate: the first point at or above it, null if never', () => {
+  const curve = [0.0, 0.1, 0.3, 0.2, 0.5].map((success, i) => ({ envSteps: (i + 1) * 10, success }));
+  assert.equal(stepsToReach(curve, 0.3), 30);
+  assert.equal(stepsToReach(curve, 0.5), 50);
+  assert.equal(stepsToReach(curve, 0.6), null);
+});
+
+test('summary pools seeds into Wilson intervals and measures sample efficiency against the baseline', () => {
+  const rows = summariseAblation([
+    rec('baseline', 0, 4, [0, 0.1, 0.2, 0.3]),
+    rec('baseline', 1, 6, [0, 0.2, 0.3, 0.3]),
+    rec('full', 0, 10, [0.1, 0.3, 0.4, 0.5], 10, 1),
+    rec('full', 1, 12, [0.3, 0.3, 0.5, 0.6], 10, 0),
+  ]);
+  assert.deepEqual(rows.map((r) => r.arm), ['baseline', 'full']);
+  const [base, full] = rows;
+  assert.equal(base.success.episodes, 40);
+  assert.equal(base.success.rate, 10 / 40);
+  assert.ok(base.success.low < 0.25 && base.success.high > 0.25);
+  assert.equal(full.hallucination.rate, 1 / 20);
+  // Baseline's final training success is 0.3; it takes the baseline (400 + 300) / 2 = 350 steps,
+  // the full arm (200 + 100) / 2 = 150.
+  assert.equal(base.sampleEfficiency, 1);
+  assert.ok(Math.abs(full.sampleEfficiency! - 350 / 150) < 1e-12);
+  const md = ablationMarkdown(rows);
+  assert.match(md, /\| stack \| full EvoVLA \(\+ memory\) \| 2 \| 400 \| 55\.0 \[/);
+  assert.match(md, /2\.33x/);
+});

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createEnv } from '../../../sim/env.ts';
+import { Rng } from '../../../sim/rng.ts';
+import type { SimState } from '../../../sim/types.ts';
+import { getTask } from '../../../tasks/index.ts';
+import { demoFrames, nearMissSegments, probeFrames, recordDemo, restoreDemo, type FrameRenderer } from '../../../rewards/sar/data.ts';
+
+/** A renderer that draws nothing but counts what it was asked for. */
+function countingRenderer(): FrameRenderer & { frames: number; scenes: number } {
+  const r = {
+    frames: 0,
+    scenes: 0,
+    setScene: () => {
+      r.scenes++;
+    },
+    render: (_s: SimState) => {
+      r.frames++;
+      return { eye_side: new Uint8Array(12), eye_arm: new Uint8Array(12) };
+    },
+  };
+  return r;
+}
+
+test('demos replay exactly from any step; near-miss replays are labelled by the ground truth and include real near misses', async () => {
+  const task = getTask('stack');
+  const env = await createEnv(task);
+  try {
+    const demo = recordDemo(env, task, 1);
+    assert.ok(demo.success, 'the expert demo succeeds');
+    // Every stage but the last (the episode ends on success as the gripper retreats) completed.
+    assert.ok(demo.firstTrue.slice(0, -1).every((t) => t >= 0), demo.firstTrue.join(','));
+    // Restoring state t and applying action t gives the recorded state t+1.
+    for (const t of [0, 13, Math.floor(demo.actions.length / 2)]) {
+      restoreDemo(env, demo, t);
+      const res = env.step(demo.actions[t]);
+      assert.deepEqual(res.info.state.q, demo.infos[t + 1].state.q, `step ${t}`);
+      assert.equal(res.info.stage, demo.infos[t + 1].stage);
+    }
+    const r = countingRenderer();
+    const frames = demoFrames(task, demo, r, 5);
+    assert.equal(frames.length, Math.ceil(demo.infos.length / 5));
+    assert.equal(r.frames, frames.length);
+
+    const graspK = task.stages.findIndex((s) => s.name.startsWith('grasp'));
+    let openGraspNeverDone = false;
+    let segments = 0;
+    for (const seg of nearMissSegments(env, task, demo, r, new Rng(1), { before: 8, after: 10, offsetMin: 0.02, offsetMax: 0.03 }, 3)) {
+      segments++;
+      for (const f of seg.frames) {
+        assert.equal(f.targetStage, seg.stage);
+        task.stages.forEach((s, k) => assert.equal(f.done[k] === 1, f.predicates[s.name]));
+      }
+      if (seg.stage === graspK && seg.perturbation === 'open') openGraspNeverDone = seg.frames.every((f) => !f.done[graspK]);
+    }
+    assert.equal(segments, 4 * demo.firstTrue.filter((t) => t > 0).length);
+    assert.ok(openGraspNeverDone, 'keeping the gripper open at the grasp never completes the grasp');
+
+    // The probe: a real first stage, then nothing past the reach (it works 3 cm beside the block).
+    const probe = probeFrames(env, task, demo, r, new Rng(2));
+    assert.ok(probe.length > 0);
+    const maxStage = Math.max(...probe.slice(-Math.floor(probe.length / 2)).map((f) => f.gtStage));
+    assert.ok(maxStage <= 2, `probe reached stage ${maxStage}`);
+  } finally {
+    env.free();
+  }
+});
