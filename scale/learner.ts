@@ -10,7 +10,7 @@
  * decay^(age - maxVersions) (`mode: 'reweight'`), for an off-policy correction in the update.
  */
 import { AckPolicy, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
-import { connectWithRetry, currentVersion, ensureResources, natsReason, publishWeights, sleep, type Log, type ScaleResources, type StreamLimits } from './nats.ts';
+import { connectWithRetry, currentVersion, ensureResources, natsReason, publishWeights, type Log, type ScaleResources, type StreamLimits } from './nats.ts';
 import { decodeSegment, segmentMessageId, type Segment } from './protocol.ts';
 
 /** A segment and the weight the update should give it. */
@@ -86,6 +86,11 @@ export function stalenessWeight(age: number, s: StalenessConfig): number | null 
 export class Learner {
   readonly stats: LearnerStats = { updates: 0, segments: 0, envSteps: 0, dropped: 0, redelivered: 0, byWorker: new Map(), version: 0 };
   private readonly seen = new Set<string>();
+  /** The consumer's message stream (pulls continuously; the client re-pulls after reconnects). */
+  private iterator: AsyncIterator<JsMsg> | null = null;
+  private messages: { stop(): void } | null = null;
+  /** A `next()` still in flight from an earlier wait that timed out (never call next twice). */
+  private pending: Promise<IteratorResult<JsMsg>> | null = null;
   private readonly log: Log;
 
   private constructor(
@@ -136,27 +141,35 @@ export class Learner {
   /**
    * Collects one batch (`segmentsPerUpdate` fresh-enough segments), runs the update, publishes its
    * weights as the next version and acks the batch. Returns the new version.
+   *
+   * `partialAfterIdleMs`: when no segment arrives for this long, update with the segments there are
+   * (none: return the current version without an update). For draining a stream at shutdown.
    */
-  async step(): Promise<number> {
-    const { res, opts } = this;
-    const consumer = await res.js.consumers.get(res.names.stream, res.names.consumer);
+  async step(opts_: { partialAfterIdleMs?: number } = {}): Promise<number> {
+    const { opts } = this;
     const batch: WeightedSegment[] = [];
     const msgs: JsMsg[] = [];
-    let idle = 0;
+    let idleSince = Date.now();
+    let lastNote = Date.now();
     while (batch.length < opts.segmentsPerUpdate) {
       if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
-      let got = 0;
-      try {
-        const it = await consumer.fetch({ max_messages: opts.segmentsPerUpdate - batch.length, expires: 1000 });
-        for await (const m of it) {
-          got++;
-          this.take(m, batch, msgs);
-        }
-      } catch (err) {
-        this.log(`fetching segments failed: ${natsReason(err)}; retrying`);
-        await sleep(300, opts.signal);
+      const m = await this.next(250);
+      if (m) {
+        this.take(m, batch, msgs);
+        idleSince = Date.now();
+        continue;
       }
-      if (got === 0 && ++idle % 10 === 0) this.log(`no segments for ${idle} s (${batch.length}/${opts.segmentsPerUpdate} in this batch); are workers running on run '${opts.run}'?`);
+      const idle = Date.now() - idleSince;
+      if (opts_.partialAfterIdleMs !== undefined) {
+        if (idle >= opts_.partialAfterIdleMs) break;
+      } else if (Date.now() - lastNote >= 10_000) {
+        lastNote = Date.now();
+        this.log(`no segments for ${(idle / 1000).toFixed(0)} s (${batch.length}/${opts.segmentsPerUpdate} in this batch); are workers running on run '${opts.run}'?`);
+      }
+    }
+    if (batch.length === 0) {
+      await Promise.all(msgs.map((m) => m.ackAck()));
+      return this.stats.version;
     }
     const version = this.stats.version;
     const bytes = await opts.update(batch, { version, update: this.stats.updates });
@@ -165,6 +178,26 @@ export class Learner {
     await Promise.all(msgs.map((m) => m.ackAck()));
     this.stats.updates++;
     return this.stats.version;
+  }
+
+  /** The next delivered message, or null after `waitMs` without one. */
+  private async next(waitMs: number): Promise<JsMsg | null> {
+    if (!this.iterator) {
+      const consumer = await this.res.js.consumers.get(this.res.names.stream, this.res.names.consumer);
+      // Buffer at most one batch ahead: a buffered message's ack clock is already running.
+      const messages = await consumer.consume({ max_messages: Math.max(2, this.opts.segmentsPerUpdate) });
+      this.messages = messages;
+      this.iterator = messages[Symbol.asyncIterator]();
+    }
+    this.pending ??= this.iterator.next();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), waitMs)));
+    const r = await Promise.race([this.pending, timeout]);
+    clearTimeout(timer);
+    if (r === null) return null;
+    this.pending = null;
+    if (r.done) throw new Error(`the consumer ${this.res.names.consumer} on stream ${this.res.names.stream} stopped delivering`);
+    return r.value;
   }
 
   private take(m: JsMsg, batch: WeightedSegment[], msgs: JsMsg[]): void {
@@ -200,7 +233,14 @@ export class Learner {
     msgs.push(m);
   }
 
+  /** Stops consuming (unacked segments go back to the stream) and closes the connection. */
   async close(): Promise<void> {
+    if (this.messages) {
+      // stop(), not close(): close() waits for the server, which may be the thing that is gone.
+      this.messages.stop();
+      this.messages = null;
+      this.iterator = null;
+    }
     await this.res.nc.close().catch((err) => this.log(`closing the NATS connection: ${natsReason(err)}`));
   }
 }
