@@ -5,7 +5,7 @@
  */
 import { TASKS } from '../tasks/index.ts';
 import { runWorker } from '../scale/worker.ts';
-import { intFlag, parseFlags } from './args.ts';
+import { intFlag, parseFlags, type FlagSpec } from './args.ts';
 import { UsageError } from './main.ts';
 
 const USAGE = `usage: evovla worker [--nats URL] [--run ID=default] [--worker-id N] [--task ID=stack] [--envs N=4]
@@ -29,12 +29,14 @@ function envInt(name: string): number | undefined {
   return Number(v);
 }
 
+/** The flags `evovla worker` takes (exported so manifests can be checked against them). */
+export const WORKER_FLAGS = {
+  nats: 'string', run: 'string', 'worker-id': 'int', task: 'string', envs: 'int', 'segment-steps': 'int', seed: 'int',
+  'vec-workers': 'int', segments: 'int', 'max-steps': 'int', noise: 'string', help: 'bool',
+} as const satisfies FlagSpec;
+
 export async function run(argv: string[]): Promise<number> {
-  const spec = {
-    nats: 'string', run: 'string', 'worker-id': 'int', task: 'string', envs: 'int', 'segment-steps': 'int', seed: 'int',
-    'vec-workers': 'int', segments: 'int', 'max-steps': 'int', noise: 'string', help: 'bool',
-  } as const;
-  const a = parseFlags(argv, spec, USAGE);
+  const a = parseFlags(argv, WORKER_FLAGS, USAGE);
   if (a.flags.help) {
     console.log(USAGE);
     return 0;

@@ -10,7 +10,7 @@
  * decay^(age - maxVersions) (`mode: 'reweight'`), for an off-policy correction in the update.
  */
 import { AckPolicy, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
-import { connectWithRetry, currentVersion, ensureResources, natsReason, publishWeights, type Log, type ScaleResources, type StreamLimits } from './nats.ts';
+import { FINISHED_KEY, connectWithRetry, currentVersion, ensureResources, natsReason, publishWeights, type Log, type ScaleResources, type StreamLimits } from './nats.ts';
 import { decodeSegment, segmentMessageId, type Segment } from './protocol.ts';
 
 /** A segment and the weight the update should give it. */
@@ -231,6 +231,11 @@ export class Learner {
     this.stats.envSteps += seg.steps * seg.numEnvs;
     batch.push({ segment: seg, weight, age });
     msgs.push(m);
+  }
+
+  /** Marks the run finished: workers exit after their current segment (a Kubernetes Job completes). */
+  async finish(): Promise<void> {
+    await this.res.kv.put(FINISHED_KEY, new Date().toISOString());
   }
 
   /** Stops consuming (unacked segments go back to the stream) and closes the connection. */

@@ -162,3 +162,12 @@ export async function fetchWeights(res: ScaleResources, object: string): Promise
   if (!bytes) throw new Error(`object store ${res.names.objectBucket} has no '${object}'`);
   return bytes;
 }
+
+/** KV key the learner sets when the run is over; workers seeing it exit normally. */
+export const FINISHED_KEY = 'finished';
+
+/** Whether the learner has marked the run finished. */
+export async function runFinished(res: ScaleResources): Promise<boolean> {
+  const e = await res.kv.get(FINISHED_KEY);
+  return !!e && e.operation === 'PUT' && e.length > 0;
+}

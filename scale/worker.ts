@@ -20,7 +20,7 @@ import { Rng } from '../sim/rng.ts';
 import type { Observation } from '../sim/types.ts';
 import { VecEnv } from '../sim/vec_env.ts';
 import type { EnvConfig } from '../sim/env.ts';
-import { connectWithRetry, currentVersion, fetchWeights, natsReason, openResources, sleep, type Log, type ScaleResources } from './nats.ts';
+import { connectWithRetry, currentVersion, fetchWeights, natsReason, openResources, runFinished, sleep, type Log, type ScaleResources } from './nats.ts';
 import { onnxPolicyLoader, type PolicyLoader, type RolloutPolicy } from './policy.ts';
 import { SEGMENT_FORMAT, encodeSegment, segmentMessageId, workerKey, type Segment } from './protocol.ts';
 
@@ -78,7 +78,10 @@ function checkOptions(o: WorkerOptions): void {
   if (o.noiseStd !== undefined && !(o.noiseStd >= 0)) throw new Error(`worker noiseStd: expected a number >= 0, got ${o.noiseStd}`);
 }
 
-/** Runs a rollout worker until `maxSegments` are published or `signal` aborts. */
+/**
+ * Runs a rollout worker until `maxSegments` are published, the learner marks the run finished
+ * (then it exits normally, so a Kubernetes Job completes), or `signal` aborts.
+ */
 export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
   checkOptions(opts);
   const log = opts.log ?? ((line: string) => console.error(`[worker ${opts.workerId}] ${line}`));
@@ -105,7 +108,11 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
 
     while (opts.maxSegments === undefined || stats.segments < opts.maxSegments) {
       if (opts.signal?.aborted) break;
-      // 1. The newest weights (waiting for the first ones).
+      // 1. The newest weights (waiting for the first ones), unless the learner has finished the run.
+      if (await retrying(log, opts.signal, 'read the run state', () => runFinished(res))) {
+        log(`the learner finished run '${opts.run}'; exiting`);
+        break;
+      }
       const current = await retrying(log, opts.signal, 'read the policy version', () => currentVersion(res));
       if (!current) {
         if (version === 0) log(`waiting for the learner to publish policy weights (KV ${res.names.kvBucket}/version)`);

@@ -106,6 +106,11 @@ test('a segment published again after a crash before its progress was recorded i
   await drain(learner);
   assert.deepEqual(learner.stats.byWorker.get(0)!.toSorted(), [0, 1, 2], 'segment 1 counted once');
   assert.equal(learner.stats.envSteps, 3 * 2 * 4);
+  // Once the learner finishes the run, a worker exits normally (a Kubernetes Job completes).
+  await learner.finish();
+  const c = workerOpts(server.url, 'dedup');
+  assert.equal((await runWorker(c)).segments, 0);
+  assert.ok(c.logs.some((l) => l.includes("the learner finished run 'dedup'")), c.logs.join('\n'));
 });
 
 test('a full stream holds workers back until the learner catches up; nothing is dropped', async () => {
