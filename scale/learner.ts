@@ -56,6 +56,8 @@ export interface LearnerStats {
   /** Segments handed to updates. */
   segments: number;
   envSteps: number;
+  /** Encoded bytes of the segments handed to updates. */
+  bytes: number;
   /** Segments dropped as too old. */
   dropped: number;
   /** Deliveries of a segment already counted (JetStream redeliveries). */
@@ -84,7 +86,7 @@ export function stalenessWeight(age: number, s: StalenessConfig): number | null 
 
 /** A learner attached to a run's stream. */
 export class Learner {
-  readonly stats: LearnerStats = { updates: 0, segments: 0, envSteps: 0, dropped: 0, redelivered: 0, byWorker: new Map(), version: 0 };
+  readonly stats: LearnerStats = { updates: 0, segments: 0, envSteps: 0, bytes: 0, dropped: 0, redelivered: 0, byWorker: new Map(), version: 0 };
   private readonly seen = new Set<string>();
   /** The consumer's message stream (pulls continuously; the client re-pulls after reconnects). */
   private iterator: AsyncIterator<JsMsg> | null = null;
@@ -229,6 +231,7 @@ export class Learner {
     this.stats.byWorker.set(seg.workerId, list);
     this.stats.segments++;
     this.stats.envSteps += seg.steps * seg.numEnvs;
+    this.stats.bytes += m.data.length;
     batch.push({ segment: seg, weight, age });
     msgs.push(m);
   }
