@@ -44,6 +44,7 @@ export async function run(argv: string[]): Promise<number> {
   if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'\n${USAGE}`);
   const url = (a.flags.nats as string | undefined) ?? process.env.NATS_URL;
   if (!url) throw new UsageError(`no NATS server: pass --nats nats://host:port or set NATS_URL\n${USAGE}`);
+  if (!/^(nats|tls|ws|wss):\/\/[^\s]+$/.test(url)) throw new UsageError(`--nats: expected nats://host:port (or tls://, ws://, wss://), got '${url}'`);
   const runId = (a.flags.run as string | undefined) ?? process.env.EVOVLA_RUN ?? 'default';
   const taskId = (a.flags.task as string | undefined) ?? 'stack';
   if (!(taskId in TASKS)) throw new UsageError(`--task: unknown task '${taskId}' (expected one of: ${Object.keys(TASKS).join(', ')})`);
