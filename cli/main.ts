@@ -50,6 +50,14 @@ const commands: Record<string, CommandEntry> = {
     summary: 'replay episode files in the browser: 3D scene, camera images, stage timeline, reward terms',
     load: async () => (await import('./view.ts')).run,
   },
+  worker: {
+    summary: 'rollout worker for distributed training: fetch policy weights over NATS JetStream, publish trajectory segments',
+    load: async () => (await import('./worker.ts')).run,
+  },
+  doctor: {
+    summary: 'check this machine: Node, ONNX Runtime execution providers (CPU, CUDA), nats-server, NATS reachability',
+    load: async () => (await import('./doctor.ts')).run,
+  },
 };
 
 /** Thrown by subcommands for bad user input: printed without a stack trace, exit code 2. */

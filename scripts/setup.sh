@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 #   xvfb xauth   a private X display for headless WebGL (camera images, the viewer's render test)
 #   chromium     the browser the viewer test drives (playwright-core, never a downloaded browser)
 #   libxi-dev libglu1-mesa-dev libglew-dev pkg-config   headers to build `gl` (headless WebGL)
-apt_packages=(xvfb xauth chromium libxi-dev libglu1-mesa-dev libglew-dev pkg-config)
+#   nats-server  the distributed-rollout tests (each starts its own on a free loopback port)
+apt_packages=(xvfb xauth chromium libxi-dev libglu1-mesa-dev libglew-dev pkg-config nats-server)
 
 skip_apt=0
 dry_run=0
