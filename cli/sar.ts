@@ -36,7 +36,13 @@ function config(args: ParsedArgs, overrides: (c: SarConfig) => void): Readonly<S
     throw err;
   }
   overrides(base);
-  return parseSarConfig(base, typeof args.flags.config === 'string' ? args.flags.config : 'sar config');
+  try {
+    return parseSarConfig(base, typeof args.flags.config === 'string' ? args.flags.config : 'sar config');
+  } catch (err) {
+    // A flag that overrode a key (e.g. --steps 0) is reported with that key.
+    if (err instanceof ConfigError) throw new UsageError(`${err.message}\n${USAGE}`);
+    throw err;
+  }
 }
 
 function seedList(v: unknown, flag: string): number[] | undefined {
