@@ -68,6 +68,13 @@ export function actionFieldNames(robot: RobotDescription, mode: ActionMode): str
 
 const SNAPSHOT_VERSION = 1;
 
+/** A joint faster than this multiple of its speed limit is a simulator fault. */
+export const SIM_FAULT_SPEED_RATIO = 1.5;
+/** A joint further than this past its range (rad or m) is a simulator fault. */
+export const SIM_FAULT_JOINT_EXCESS = 0.05;
+/** A finger further than this outside its travel (m) is a simulator fault. */
+export const SIM_FAULT_FINGER_EXCESS = 0.002;
+
 /** Smallest normal impulse (N s) of a contact point that counts as touching. */
 const CONTACT_IMPULSE = 1e-7;
 
@@ -236,12 +243,55 @@ export class SimEnv implements Env {
     this.maxStage = Math.max(this.maxStage, ev.stage);
     let reward = 0;
     for (const [k, v] of Object.entries(rewardTerms)) reward += (this.config.rewardScales[k] ?? 0) * v;
-    const terminated = ev.success || ev.failure;
-    const truncated = !terminated && this.stepCount >= this.maxSteps;
+    const simFault = this.healthCheck(state);
+    const terminated = !simFault && (ev.success || ev.failure);
+    const truncated = simFault !== null || (!terminated && this.stepCount >= this.maxSteps);
     this.done = terminated || truncated;
     const info = stepInfo(state, ev, rewardTerms, clampedAction, clamped);
+    if (simFault) info.simFault = simFault;
     this.lastInfo = info;
     return { obs: this.observe(state), reward, terminated, truncated, info };
+  }
+
+  /**
+   * What is broken in `state`, or null: a non-finite value, a joint over SIM_FAULT_SPEED_RATIO x
+   * its speed limit or more than SIM_FAULT_JOINT_EXCESS past its range, a finger more than
+   * SIM_FAULT_FINGER_EXCESS outside its travel.
+   */
+  private healthCheck(state: SimState): string | null {
+    const pw = this.world();
+    const ctrl = this.controller();
+    const robot = pw.robot;
+    const limits = new Map(robot.joints.map((j) => [j.name, j.limit!]));
+    for (let i = 0; i < robot.armJoints.length; i++) {
+      const name = robot.armJoints[i];
+      const lim = limits.get(name)!;
+      const q = state.q[i];
+      const qd = state.qd[i];
+      if (!Number.isFinite(q) || !Number.isFinite(qd)) return `${name} is not finite (q ${q}, speed ${qd})`;
+      if (Math.abs(qd) > SIM_FAULT_SPEED_RATIO * lim.velocity) {
+        return `${name} speed ${Math.abs(qd).toFixed(2)} rad/s > ${SIM_FAULT_SPEED_RATIO} x ${lim.velocity}`;
+      }
+      const past = Math.max(lim.lower - q, q - lim.upper);
+      if (past > SIM_FAULT_JOINT_EXCESS) {
+        return `${name} at ${q.toFixed(3)} rad is ${past.toFixed(3)} rad outside ${lim.lower}..${lim.upper}`;
+      }
+    }
+    for (let i = 0; i < robot.fingerJoints.length; i++) {
+      const name = robot.fingerJoints[i];
+      const lim = limits.get(name)!;
+      const x = ctrl.finger[i];
+      if (!Number.isFinite(x) || !Number.isFinite(ctrl.fingerVel[i])) return `${name} is not finite (${x})`;
+      const past = Math.max(lim.lower - x, x - lim.upper);
+      if (past > SIM_FAULT_FINGER_EXCESS) {
+        return `${name} at ${(x * 1000).toFixed(1)} mm is ${(past * 1000).toFixed(1)} mm outside its travel ${lim.lower * 1000}..${lim.upper * 1000} mm`;
+      }
+    }
+    for (const [name, pose] of Object.entries(state.objects)) {
+      const v = state.objectVel[name];
+      if (![...pose.p, ...pose.q, ...v].every(Number.isFinite)) return `object '${name}' pose or velocity is not finite`;
+    }
+    return null;
   }
 
   private validateAction(action: Action, fields: string[]): void {

@@ -177,12 +177,15 @@ export class PhysicsWorld {
         }
         name = j.parent;
       }
+      // A joint's armature (reflected rotor inertia) rides on its child link as an isotropic
+      // inertia: isotropic, so the principal frame stays valid.
+      const armature = jointByChild.get(l.name)?.armature ?? 0;
       return {
         name: l.name,
         offset,
         mass: inertial?.mass ?? 0,
         com: inertial ? quatRotate(offset, inertial.com) : [0, 0, 0],
-        principal: inertial ? inertial.principal : [0, 0, 0],
+        principal: inertial ? (inertial.principal.map((x) => x + armature) as Vec3) : [0, 0, 0],
         inertiaFrame: inertial ? quatMul(offset, inertial.frame) : [0, 0, 0, 1],
         dofAncestors,
         isFinger,
@@ -340,7 +343,18 @@ export class PhysicsWorld {
         data = R.JointData.fixed(a1, { x: 0, y: 0, z: 0, w: 1 }, a2, { x: 0, y: 0, z: 0, w: 1 });
       } else {
         const ax = { x: pj.axis[0], y: pj.axis[1], z: pj.axis[2] };
-        data = j.type === 'revolute' ? R.JointData.revolute(a1, a2, ax) : R.JointData.prismatic(a1, a2, ax);
+        if (j.type === 'revolute') {
+          // rapier.js 0.21 passes no limits for revolute joints (JointData.intoRaw drops them, and
+          // multibody joints have no setLimits): the arm's range is held by the controller.
+          data = R.JointData.revolute(a1, a2, ax);
+        } else {
+          // Prismatic joints (the fingers) get the solver's limits, in Rapier's coordinate (zero at
+          // the build-time value): nothing can push a finger out of its travel.
+          data = R.JointData.prismatic(a1, a2, ax);
+          data.limitsEnabled = true;
+          const lim = j.limit!;
+          data.limits = [lim.lower - pj.initial, lim.upper - pj.initial];
+        }
       }
       world.createMultibodyJoint(data, parent, child, true);
       void jointByChild;

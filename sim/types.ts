@@ -152,6 +152,13 @@ export interface StepInfo {
   clampedAction: number[];
   /** Names of the action fields that were clamped this step, e.g. ['joint3', 'gripper']. */
   clamped: string[];
+  /**
+   * Set when the simulation reached a state no real arm can be in (a non-finite value, a joint
+   * faster than 1.5x its speed limit or more than 0.05 rad past its range, a finger more than
+   * 2 mm outside its travel); the episode then ends as truncated. Names what broke, e.g.
+   * "joint5 speed 9.71 rad/s > 1.5 x 6.28". A defect of the simulator, never of the policy.
+   */
+  simFault?: string;
 }
 
 export interface ResetResult {
