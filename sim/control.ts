@@ -41,6 +41,10 @@ const ACC_SHARE = 0.8;
 const BRAKE_SHARE = 0.6;
 /** The same near the joint's range limits. */
 const LIMIT_BRAKE_SHARE = 0.25;
+/** Seconds a fully stalled finger takes to build up the whole grip force. */
+const SQUEEZE_RISE_S = 0.05;
+/** Largest force (N) the gripper's gear train exerts to keep the two fingers symmetric. */
+const FINGER_COUPLING_FORCE = 200;
 
 function wrapPi(a: number): number {
   return a - 2 * Math.PI * Math.round(a / (2 * Math.PI));
@@ -114,6 +118,13 @@ export class Controller {
   readonly fingerVel: Float64Array;
   private readonly joints: PhysJoint[];
   private readonly velLimit: Float64Array;
+  /**
+   * Per finger: the squeezing force built up while the finger is held back from the speed its
+   * position loop asks for (an integral of the speed error), at most the grip force. A finger
+   * stalled on an object thus presses with the grip force, as a current-limited servo does; in
+   * free motion the speed error stays near zero and so does this.
+   */
+  readonly squeeze: Float64Array;
   private readonly lower: Float64Array;
   private readonly upper: Float64Array;
   private readonly effort: Float64Array;
@@ -156,6 +167,7 @@ export class Controller {
     this.qd = new Float64Array(this.dof);
     this.finger = new Float64Array(pw.fingers.length);
     this.fingerVel = new Float64Array(pw.fingers.length);
+    this.squeeze = new Float64Array(pw.fingers.length);
     const limits = new Map(pw.robot.joints.map((j) => [j.name, j.limit]));
     this.velLimit = Float64Array.from(this.joints, (j) => limits.get(j.name)!.velocity);
     this.lower = Float64Array.from(pw.arm, (j) => limits.get(j.name)!.lower);
@@ -188,11 +200,13 @@ export class Controller {
   }
 
   /** Controller state that is not in the physics world (for snapshots). */
-  getState(): { q: number[]; qTarget: number[]; gripperTarget: number } {
-    return { q: Array.from(this.q), qTarget: Array.from(this.qTarget), gripperTarget: this.gripperTarget };
+  getState(): { q: number[]; qTarget: number[]; gripperTarget: number; squeeze?: number[] } {
+    return { q: Array.from(this.q), qTarget: Array.from(this.qTarget), gripperTarget: this.gripperTarget, squeeze: Array.from(this.squeeze) };
   }
 
-  setState(s: { q: number[]; qTarget: number[]; gripperTarget: number }): void {
+  setState(s: { q: number[]; qTarget: number[]; gripperTarget: number; squeeze?: number[] }): void {
+    this.squeeze.fill(0);
+    if (s.squeeze) this.squeeze.set(s.squeeze);
     this.q.set(s.q);
     this.qTarget.set(s.qTarget);
     this.gripperTarget = s.gripperTarget;
@@ -446,6 +460,13 @@ export class Controller {
       }
       const v = Math.max(-vmax, Math.min(vmax, 0.5 * wn * err));
       acc[i] = Math.max(-amax, Math.min(amax, 2 * wn * (v - rate)));
+      if (!arm) {
+        // Build the squeeze up (or let it go) at the grip force per SQUEEZE_RISE_S of full speed error.
+        const f = i - dof;
+        const F = this.effort[i];
+        const e = Math.max(-1, Math.min(1, (v - rate) / this.velLimit[i]));
+        this.squeeze[f] = Math.max(-F, Math.min(F, this.squeeze[f] + (F / SQUEEZE_RISE_S) * e * this.gains.dt));
+      }
     }
     if (n - dof === 2) {
       // Two fingers act as one parallel gripper (the real one is geared; MuJoCo models use an
@@ -490,8 +511,22 @@ export class Controller {
       // Arm joints: the actuator's effort limit less the gravity it holds. Fingers: the squeezing
       // force limit (a finger closing on an object pushes with at most it).
       const g = i < dof ? this.gravity[i] : 0;
+      if (i >= dof) tau += this.squeeze[i - dof];
       gen[i] = Math.max(-this.effort[i] - g, Math.min(this.effort[i] - g, tau));
+      if (i >= dof && n - dof === 2) gen[i] = tau;
       this.actuator[i] = gen[i] + g;
+    }
+    if (n - dof === 2) {
+      // The motor drives the fingers' common mode, so only that is limited to the grip force; their
+      // difference is the gear train's business (it holds them symmetric with far more force), or
+      // a held block would shift along the finger axis whenever the squeeze used the whole budget.
+      const F = this.effort[dof];
+      const common = Math.max(-F, Math.min(F, 0.5 * (gen[dof] + gen[dof + 1])));
+      const diff = Math.max(-FINGER_COUPLING_FORCE, Math.min(FINGER_COUPLING_FORCE, 0.5 * (gen[dof] - gen[dof + 1])));
+      gen[dof] = common + diff;
+      gen[dof + 1] = common - diff;
+      this.actuator[dof] = gen[dof];
+      this.actuator[dof + 1] = gen[dof + 1];
     }
     this.applyGeneralized(gen);
   }

@@ -84,7 +84,7 @@ interface SnapshotMeta {
   robot: string;
   layout: WorldLayout;
   handles: { links: number[]; objects: number[] };
-  controller: { q: number[]; qTarget: number[]; gripperTarget: number };
+  controller: { q: number[]; qTarget: number[]; gripperTarget: number; squeeze?: number[] };
   step: number;
   physicsSteps: number;
   /** Furthest ground-truth stage seen this episode (the stage-progress reward pays only beyond it). */

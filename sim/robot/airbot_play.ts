@@ -150,12 +150,14 @@ export const AIRBOT_PLAY: RobotDescription = {
     { name: 'joint6', type: 'revolute', parent: 'link5', child: 'link6', origin: origin([0, 0.23645, 0], wxyz(0.499998, -0.5, 0.5, 0.500002)), axis: [0, 0, 1], limit: limit(-3.017, 3.017, 6.28, 8), armature: WRIST_ARMATURE },
     // The source model slides the second finger along -Y with a negative range; we flip the axis so
     // both joint values are the opening per finger (0 closed .. 0.04 open).
-    { name: 'finger_left', type: 'prismatic', parent: 'link6', child: 'left_finger', origin: origin([0, 0, 0]), axis: [0, 1, 0], limit: limit(0, 0.04, 0.2, 15) },
-    { name: 'finger_right', type: 'prismatic', parent: 'link6', child: 'right_finger', origin: origin([0, 0, 0]), axis: [0, -1, 0], limit: limit(0, 0.04, 0.2, 15) },
+    { name: 'finger_left', type: 'prismatic', parent: 'link6', child: 'left_finger', origin: origin([0, 0, 0]), axis: [0, 1, 0], limit: limit(0, 0.04, 0.2, 7.5) },
+    { name: 'finger_right', type: 'prismatic', parent: 'link6', child: 'right_finger', origin: origin([0, 0, 0]), axis: [0, -1, 0], limit: limit(0, 0.04, 0.2, 7.5) },
   ],
   armJoints: ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6'],
   fingerJoints: ['finger_left', 'finger_right'],
-  gripper: { min: 0, max: 0.04, force: 15 },
+  // DISCOVERSE's gripper actuator: forcerange +-15 N on a tendon of coefficient 0.5 per finger,
+  // so each finger squeezes with 7.5 N once stalled.
+  gripper: { min: 0, max: 0.04, force: 7.5 },
   // Between the finger pads (pad centres are 5 mm out from link6's origin).
   tcp: { link: 'link6', pose: { p: [0, 0, 0.005], q: [0, 0, 0, 1] } },
   // The start pose of DISCOVERSE's block tasks.

@@ -17,7 +17,7 @@ test('the AIRBOT Play URDF imports to the same kinematics, limits and masses as 
   assert.deepEqual(urdf.armJoints, builtIn.armJoints);
   assert.deepEqual(urdf.fingerJoints, builtIn.fingerJoints);
   assert.equal(urdf.tcp.link, 'link6');
-  assert.deepEqual(urdf.gripper, { min: 0, max: 0.04, force: 15 });
+  assert.deepEqual(urdf.gripper, { min: 0, max: 0.04, force: 7.5 });
   const a = new Kinematics(urdf, base);
   const b = new Kinematics(builtIn, base);
   assert.deepEqual(Array.from(a.lower), Array.from(b.lower));
