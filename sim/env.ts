@@ -396,6 +396,7 @@ export class SimEnv implements Env {
       const v = pw.objectBodies[i].linvel();
       objectVel[name] = [v.x, v.y, v.z];
     });
+    const ee = poseMul(links[robot.tcp.link], robot.tcp.pose);
     const fingers = Array.from(ctrl.finger);
     const gripper = fingers.length > 0 ? fingers.reduce((a, b) => a + b, 0) / fingers.length : 0;
     return {
@@ -405,11 +406,23 @@ export class SimEnv implements Env {
       qd: Array.from(ctrl.qd),
       gripper,
       links,
-      ee: poseMul(links[robot.tcp.link], robot.tcp.pose),
+      ee,
+      eeVel: this.toolVelocity(ee.p),
       objects,
       objectVel,
       contacts: this.contacts(),
     };
+  }
+
+  /** Velocity of the world point `p` carried by the tool link's body (v_com + w x (p - com)). */
+  private toolVelocity(p: Vec3): Vec3 {
+    const pw = this.world();
+    const body = pw.linkBodies[pw.robot.links.findIndex((l) => l.name === pw.robot.tcp.link)];
+    const v = body.linvel();
+    const w = body.angvel();
+    const c = body.worldCom();
+    const rx = p[0] - c.x, ry = p[1] - c.y, rz = p[2] - c.z;
+    return [v.x + (w.y * rz - w.z * ry), v.y + (w.z * rx - w.x * rz), v.z + (w.x * ry - w.y * rx)];
   }
 
   /** Robot-link/object contacts of the last physics step, with the largest normal impulse. */

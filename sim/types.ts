@@ -96,6 +96,11 @@ export interface SimState {
   links: Record<string, Pose>;
   /** World pose of the tool centre point (between the finger pads). */
   ee: Pose;
+  /**
+   * Linear velocity of the tool centre point (m/s, world). Optional so that hand-built states may
+   * leave it out (read as zero); the env always sets it. "Still in the hand" is relative to it.
+   */
+  eeVel?: Vec3;
   /** World pose of every object, by object name. */
   objects: Record<string, Pose>;
   /** Linear velocity of every dynamic object (m/s). */
