@@ -65,6 +65,10 @@ test('bad URDF input is an error naming the file, the element and what was expec
     [minimal('<joint name="j" type="revolute"><parent link="base"/><child link="a"/><axis xyz="0 0"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>'), /joint 'j' > axis: attribute 'xyz': expected 3 numbers, got '0 0'/],
     [minimal('<joint name="j" type="revolute"><parent link="base"/><child link="a"/><axis xyz="0 0 1"/></joint>'), /joint 'j': missing <limit/],
     ['<robot name="t"><link name="a"></robot>', /line 1: expected <\/link>/],
+    [
+      minimal('<joint name="j" type="prismatic"><parent link="base"/><child link="a"/><axis xyz="0 1 0"/><limit lower="-0.04" upper="0" effort="1" velocity="1"/><mimic joint="finger1" multiplier="-1"/></joint>'),
+      /joint 'j' > mimic: mimic joints are not supported \(this one follows 'finger1' with multiplier -1, offset 0\)/,
+    ],
   ];
   for (const [text, re] of cases) {
     assert.throws(
