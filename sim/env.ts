@@ -430,6 +430,7 @@ export class SimEnv implements Env {
     const pw = this.world();
     const world = pw.world;
     const found = new Map<string, ContactInfo>();
+    const fingerLinks = new Set(pw.links.filter((l) => l.isFinger).map((l) => l.name));
     for (const h of pw.robotColliderHandles) {
       const c = world.getCollider(h);
       const link = pw.colliderOwner.get(h)!.name;
@@ -455,7 +456,7 @@ export class SimEnv implements Env {
         const key = `${link}\u0000${owner.name}`;
         const prev = found.get(key);
         if (prev) prev.impulse = Math.max(prev.impulse, impulse);
-        else found.set(key, { link, object: owner.name, impulse });
+        else found.set(key, { link, object: owner.name, impulse, finger: fingerLinks.has(link) });
       });
     }
     return [...found.values()];

@@ -76,6 +76,11 @@ export interface ContactInfo {
   object: string;
   /** Largest normal impulse magnitude of this step (N*s). */
   impulse: number;
+  /**
+   * True when a finger joint moves the link (from the robot description, so tasks need not know
+   * finger link names). Set by the env; hand-built states may leave it out.
+   */
+  finger?: boolean;
 }
 
 /**

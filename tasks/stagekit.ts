@@ -75,7 +75,8 @@ export function isFingerLink(link: string): boolean {
  */
 export function fingerContacts(state: SimState, object: string): string[] {
   const links = new Set<string>();
-  for (const c of state.contacts) if (c.object === object && isFingerLink(c.link)) links.add(c.link);
+  // The env marks finger links from the robot description; hand-built states fall back to the name.
+  for (const c of state.contacts) if (c.object === object && (c.finger ?? isFingerLink(c.link))) links.add(c.link);
   return [...links];
 }
 

@@ -68,6 +68,9 @@ for (const force of [5, 10, 20]) {
     const lifted = g.state().objects.block_red.p[2] - g.block0.p[2];
     assert.ok(lifted > 0.09, `block lifted only ${lifted.toFixed(3)} m`);
     const f = fingerForces(g.env);
+    // The env marks finger contacts from the robot description (finger joints' links).
+    const onBlock = g.state().contacts.filter((c) => c.object === 'block_red');
+    assert.deepEqual(onBlock.filter((c) => c.finger).map((c) => c.link).sort(), ['left_finger', 'right_finger']);
     for (const link of ['left_finger', 'right_finger']) {
       const got = f[link] ?? 0;
       assert.ok(Math.abs(got - force) <= 0.15 * force, `${link} squeezes with ${got.toFixed(2)} N, configured ${force} N`);

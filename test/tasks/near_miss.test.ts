@@ -82,3 +82,14 @@ test('lift near misses fail: the block stays behind, only just off the table, da
   assert.equal(lift.done(held({ z: REST_Z + 0.01 })), false, justOff);
   assert.equal(lift.done(held({ z: REST_Z + 0.06, contacts: [{ link: 'left_finger', object: 'block', impulse: 0.01 }] })), false, dangling);
 });
+
+test('finger links come from the contacts (marked by the env from the robot description), not from their names', () => {
+  const grasp = graspStage('grasp_block', SPEC);
+  const pads = [
+    { link: 'pad_a', object: 'block', impulse: 0.01, finger: true },
+    { link: 'pad_b', object: 'block', impulse: 0.01, finger: true },
+  ];
+  assert.equal(grasp.done(held({ contacts: pads })), true);
+  // The same links not marked as fingers (a wrist and a forearm touching) are no grasp.
+  assert.equal(grasp.done(held({ contacts: pads.map((c) => ({ ...c, finger: false })) })), false);
+});
