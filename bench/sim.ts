@@ -2,12 +2,16 @@
  * Simulator throughput: prints one JSON line. One env of the arm + table + 3 blocks scene with a
  * moving arm (scripted sinusoidal joint targets), then 32 envs serially and over worker threads.
  * Also reports where one physics step's time goes (Rapier world.step vs controller vs the rest).
+ * Then the contact-rich case (the Stack expert grasping and stacking: share of steps with an arm
+ * link touching a block) and a random policy over the same scene (`--contact-only`: just these).
  * Figures depend on machine load; run on an idle machine for comparisons.
  */
 import os from 'node:os';
 import { createEnv } from '../sim/env.ts';
 import { VecEnv } from '../sim/vec_env.ts';
 import { blocksScriptedAction as scriptedAction, blocksTask } from '../tasks/blocks.ts';
+import { randomPolicy } from '../sim/explore.ts';
+import { getTask } from '../tasks/index.ts';
 
 const PHASES = [0, 1, 2, 3, 4, 5, 6];
 
@@ -92,10 +96,74 @@ async function vec(numEnvs: number, workers: number, controlSteps: number) {
   return out;
 }
 
+/**
+ * The contact-rich case: the scripted expert grasping and stacking in Stack (episodes to success),
+ * with the share of control steps in which an arm link touches a block; and a random policy
+ * (uniform joint targets) flailing over the same scene.
+ */
+async function stackCases(episodes: number) {
+  const task = getTask('stack');
+  const env = await createEnv(task);
+  const isArmObject = (c: { object: string }) => c.object !== 'table';
+  let steps = 0;
+  let contactSteps = 0;
+  let sec = 0;
+  for (let e = 0; e < episodes; e++) {
+    let r = env.reset({ seed: 100 + e });
+    const expert = task.expert(env.randomization!, env.expertTools());
+    const t0 = performance.now();
+    for (;;) {
+      const res = env.step(expert.act(r.info.state).action);
+      r = { obs: res.obs, info: res.info };
+      steps++;
+      if (res.info.state.contacts.some(isArmObject)) contactSteps++;
+      if (res.terminated || res.truncated) break;
+    }
+    sec += (performance.now() - t0) / 1000;
+  }
+  const random = await createEnv(task, { maxSteps: 300 });
+  let rSteps = 0;
+  let rContact = 0;
+  let rSec = 0;
+  for (let e = 0; e < episodes; e++) {
+    let r = random.reset({ seed: 200 + e });
+    const policy = randomPolicy('uniform_joint', random, 300 + e);
+    const t0 = performance.now();
+    for (;;) {
+      const res = random.step(policy(r.info.state));
+      r = { obs: res.obs, info: res.info };
+      rSteps++;
+      if (res.info.state.contacts.length > 0) rContact++;
+      if (res.terminated || res.truncated) break;
+    }
+    rSec += (performance.now() - t0) / 1000;
+  }
+  env.free();
+  random.free();
+  const substeps = env.config.physicsHz / env.config.controlHz;
+  return {
+    stackExpert: {
+      episodes,
+      controlSteps: steps,
+      armObjectContactShare: Number((contactSteps / steps).toFixed(3)),
+      physicsStepsPerSec: Math.round((steps * substeps) / sec),
+    },
+    stackRandomUniformJoint: {
+      episodes,
+      controlSteps: rSteps,
+      anyContactShare: Number((rContact / rSteps).toFixed(3)),
+      physicsStepsPerSec: Math.round((rSteps * substeps) / rSec),
+    },
+  };
+}
+
 const workers = Math.max(1, Math.min(os.availableParallelism(), 8));
-const one = await single(300, 7);
-const serial32 = await vec(32, 0, 60);
-const workers32 = await vec(32, workers, 60);
+// --contact-only: just the Stack expert and random-policy cases.
+const contactOnly = process.argv.includes('--contact-only');
+const contactRich = await stackCases(3);
+const one = contactOnly ? undefined : await single(300, 7);
+const serial32 = contactOnly ? undefined : await vec(32, 0, 60);
+const workers32 = contactOnly ? undefined : await vec(32, workers, 60);
 console.log(
   JSON.stringify({
     bench: 'sim',
@@ -104,6 +172,7 @@ console.log(
     loadAverage1m: Number(os.loadavg()[0].toFixed(2)),
     oneEnv: one,
     envs32Serial: serial32,
-    envs32Workers: { workers, ...workers32 },
+    envs32Workers: workers32 && { workers, ...workers32 },
+    ...contactRich,
   }),
 );

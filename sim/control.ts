@@ -33,6 +33,19 @@ export interface ControlGains {
   dt: number;
 }
 
+/** Standard gravity (m/s^2), for the holding torques the actuators are spared. */
+const GRAVITY = 9.81;
+/** Share of a joint's own torque budget its desired acceleration may ask for (the rest covers coupling). */
+const ACC_SHARE = 0.8;
+/** Share of that acceleration the approach profile counts on for braking at the target. */
+const BRAKE_SHARE = 0.6;
+/** The same near the joint's range limits. */
+const LIMIT_BRAKE_SHARE = 0.25;
+/** Seconds a fully stalled finger takes to build up the whole grip force. */
+const SQUEEZE_RISE_S = 0.05;
+/** Largest force (N) the gripper's gear train exerts to keep the two fingers symmetric. */
+const FINGER_COUPLING_FORCE = 200;
+
 function wrapPi(a: number): number {
   return a - 2 * Math.PI * Math.round(a / (2 * Math.PI));
 }
@@ -105,6 +118,15 @@ export class Controller {
   readonly fingerVel: Float64Array;
   private readonly joints: PhysJoint[];
   private readonly velLimit: Float64Array;
+  /**
+   * Per finger: the squeezing force built up while the finger is held back from the speed its
+   * position loop asks for (an integral of the speed error), at most the grip force. A finger
+   * stalled on an object thus presses with the grip force, as a current-limited servo does; in
+   * free motion the speed error stays near zero and so does this.
+   */
+  readonly squeeze: Float64Array;
+  private readonly lower: Float64Array;
+  private readonly upper: Float64Array;
   private readonly effort: Float64Array;
   // Per-body caches, refreshed by read(): position, rotation, angular and linear velocity.
   private readonly pos: Float64Array;
@@ -114,6 +136,16 @@ export class Controller {
   private readonly torque: Float64Array;
   private readonly force: Float64Array;
   private readonly M: Float64Array;
+  /** Velocity-product (Coriolis, centrifugal, gyroscopic) generalized forces at the cached state. */
+  readonly bias: Float64Array;
+  /**
+   * Generalized forces that would hold the robot against gravity at the cached state. The links
+   * have gravity scale 0 (perfect compensation), but a real actuator spends this much of its
+   * effort on holding the arm up, so only the rest is available to move it.
+   */
+  readonly gravity: Float64Array;
+  /** Joint torques and finger forces the actuators would deliver on a real arm in the last step (dynamics + gravity). */
+  readonly actuator: Float64Array;
   private readonly acc: Float64Array;
   private readonly gen: Float64Array;
   private readonly jv: Float64Array;
@@ -135,8 +167,11 @@ export class Controller {
     this.qd = new Float64Array(this.dof);
     this.finger = new Float64Array(pw.fingers.length);
     this.fingerVel = new Float64Array(pw.fingers.length);
+    this.squeeze = new Float64Array(pw.fingers.length);
     const limits = new Map(pw.robot.joints.map((j) => [j.name, j.limit]));
     this.velLimit = Float64Array.from(this.joints, (j) => limits.get(j.name)!.velocity);
+    this.lower = Float64Array.from(pw.arm, (j) => limits.get(j.name)!.lower);
+    this.upper = Float64Array.from(pw.arm, (j) => limits.get(j.name)!.upper);
     this.effort = Float64Array.from(this.joints, (j, i) => (i < this.dof ? limits.get(j.name)!.effort : gains.gripperForce));
     this.pos = new Float64Array(3 * nb);
     this.rot = new Float64Array(4 * nb);
@@ -145,12 +180,16 @@ export class Controller {
     this.torque = new Float64Array(3 * nb);
     this.force = new Float64Array(3 * nb);
     this.M = new Float64Array(nd * nd);
+    this.bias = new Float64Array(nd);
+    this.gravity = new Float64Array(nd);
+    this.actuator = new Float64Array(nd);
     this.acc = new Float64Array(nd);
     this.gen = new Float64Array(nd);
     this.jv = new Float64Array(3 * nd);
     this.axisW = new Float64Array(3 * nd);
     this.skipRead = pw.linkBodies.map(() => false);
-    this.needsLinvel = pw.linkBodies.map((_, i) => this.joints.some((j) => j.type === 'prismatic' && (j.childLink === i || j.parentLink === i)));
+    // Linear velocities feed the prismatic joint rates and the velocity-product forces of every link.
+    this.needsLinvel = pw.linkBodies.map(() => true);
     pw.arm.forEach((j, i) => {
       this.q[i] = j.initial;
       this.qTarget[i] = j.initial;
@@ -161,11 +200,13 @@ export class Controller {
   }
 
   /** Controller state that is not in the physics world (for snapshots). */
-  getState(): { q: number[]; qTarget: number[]; gripperTarget: number } {
-    return { q: Array.from(this.q), qTarget: Array.from(this.qTarget), gripperTarget: this.gripperTarget };
+  getState(): { q: number[]; qTarget: number[]; gripperTarget: number; squeeze?: number[] } {
+    return { q: Array.from(this.q), qTarget: Array.from(this.qTarget), gripperTarget: this.gripperTarget, squeeze: Array.from(this.squeeze) };
   }
 
-  setState(s: { q: number[]; qTarget: number[]; gripperTarget: number }): void {
+  setState(s: { q: number[]; qTarget: number[]; gripperTarget: number; squeeze?: number[] }): void {
+    this.squeeze.fill(0);
+    if (s.squeeze) this.squeeze.set(s.squeeze);
     this.q.set(s.q);
     this.qTarget.set(s.qTarget);
     this.gripperTarget = s.gripperTarget;
@@ -287,12 +328,17 @@ export class Controller {
    * Joint-space mass matrix over arm and finger joints at the cached state (row-major
    * ndof x ndof). The fingers are in it because their centres of mass sit off the wrist axis:
    * leaving them out lets wrist motion drive the fingers and slows the wrist's response.
+   * Also fills `bias` (velocity-product forces) and `gravity` (holding forces) for the same state.
    */
   massMatrix(): Float64Array {
     const n = this.ndof;
     const M = this.M;
+    const bias = this.bias;
+    const grav = this.gravity;
     M.fill(0);
-    const { pos, rot, jv } = this;
+    bias.fill(0);
+    grav.fill(0);
+    const { pos, rot, jv, angvel, linvel, axisW } = this;
     const joints = this.joints;
     const links = this.pw.links;
     for (let l = 0; l < links.length; l++) {
@@ -307,43 +353,84 @@ export class Controller {
       const fy = qw * f[1] - qx * f[2] + qy * f[3] + qz * f[0];
       const fz = qw * f[2] + qx * f[1] - qy * f[0] + qz * f[3];
       const fw = qw * f[3] - qx * f[0] - qy * f[1] - qz * f[2];
+      // Velocity-product accelerations of this link (what it would accelerate by with all joint
+      // accelerations zero): d/dt of its Jacobian columns times the joint rates.
+      const vcx = linvel[3 * l], vcy = linvel[3 * l + 1], vcz = linvel[3 * l + 2];
+      let abx = 0, aby = 0, abz = 0;
+      let alx = 0, aly = 0, alz = 0;
       const anc = L.dofAncestors;
       for (const j of anc) {
         const a = 3 * j;
-        const ax = this.axisW[a], ay = this.axisW[a + 1], az = this.axisW[a + 2];
-        const jb = joints[j].childLink;
-        if (joints[j].type === 'revolute') {
+        const ax = axisW[a], ay = axisW[a + 1], az = axisW[a + 2];
+        const J = joints[j];
+        const jb = J.childLink;
+        const rate = j < this.dof ? this.qd[j] : this.fingerVel[j - this.dof];
+        if (J.type === 'revolute') {
           const rx = cx - pos[3 * jb], ry = cy - pos[3 * jb + 1], rz = cz - pos[3 * jb + 2];
           jv[a] = ay * rz - az * ry;
           jv[a + 1] = az * rx - ax * rz;
           jv[a + 2] = ax * ry - ay * rx;
+          // The axis turns with the joint's child body: da = w_child x a.
+          const wx = angvel[3 * jb], wy = angvel[3 * jb + 1], wz = angvel[3 * jb + 2];
+          const dax = wy * az - wz * ay, day = wz * ax - wx * az, daz = wx * ay - wy * ax;
+          // d/dt (a x r) = da x r + a x (v_com - v_pivot); the pivot is the child body's origin.
+          const vp = this.originVelocity(jb);
+          const ux = vcx - vp[0], uy = vcy - vp[1], uz = vcz - vp[2];
+          abx += rate * (day * rz - daz * ry + (ay * uz - az * uy));
+          aby += rate * (daz * rx - dax * rz + (az * ux - ax * uz));
+          abz += rate * (dax * ry - day * rx + (ax * uy - ay * ux));
+          alx += rate * dax;
+          aly += rate * day;
+          alz += rate * daz;
         } else {
           jv[a] = ax;
           jv[a + 1] = ay;
           jv[a + 2] = az;
+          // A prismatic axis turns with the parent body.
+          const pb = J.parentLink;
+          const wx = angvel[3 * pb], wy = angvel[3 * pb + 1], wz = angvel[3 * pb + 2];
+          abx += rate * (wy * az - wz * ay);
+          aby += rate * (wz * ax - wx * az);
+          abz += rate * (wx * ay - wy * ax);
         }
       }
+      // Rotational bias: I alpha_bias + w x (I w), with I in world coordinates through the principal frame.
+      const wlx = angvel[3 * l], wly = angvel[3 * l + 1], wlz = angvel[3 * l + 2];
+      const Iw = this.inertiaTimes(fx, fy, fz, fw, L.principal, wlx, wly, wlz);
+      const Ia = this.inertiaTimes(fx, fy, fz, fw, L.principal, alx, aly, alz);
+      const tbx = Ia[0] + (wly * Iw[2] - wlz * Iw[1]);
+      const tby = Ia[1] + (wlz * Iw[0] - wlx * Iw[2]);
+      const tbz = Ia[2] + (wlx * Iw[1] - wly * Iw[0]);
+      const m = L.mass;
       for (const j of anc) {
         const a = 3 * j;
         const revJ = joints[j].type === 'revolute';
+        bias[j] += m * (jv[a] * abx + jv[a + 1] * aby + jv[a + 2] * abz);
+        if (revJ) bias[j] += axisW[a] * tbx + axisW[a + 1] * tby + axisW[a + 2] * tbz;
+        grav[j] += m * GRAVITY * jv[a + 2];
         // I_world * a_j through the principal frame.
         let ia0 = 0, ia1 = 0, ia2 = 0;
         if (revJ) {
-          const loc = rotateVec(-fx, -fy, -fz, fw, this.axisW[a], this.axisW[a + 1], this.axisW[a + 2]);
-          const ia = rotateVec(fx, fy, fz, fw, loc[0] * L.principal[0], loc[1] * L.principal[1], loc[2] * L.principal[2]);
+          const ia = this.inertiaTimes(fx, fy, fz, fw, L.principal, axisW[a], axisW[a + 1], axisW[a + 2]);
           ia0 = ia[0];
           ia1 = ia[1];
           ia2 = ia[2];
         }
         for (const k of anc) {
           const b = 3 * k;
-          let m = L.mass * (jv[a] * jv[b] + jv[a + 1] * jv[b + 1] + jv[a + 2] * jv[b + 2]);
-          if (revJ && joints[k].type === 'revolute') m += ia0 * this.axisW[b] + ia1 * this.axisW[b + 1] + ia2 * this.axisW[b + 2];
-          M[j * n + k] += m;
+          let mm = m * (jv[a] * jv[b] + jv[a + 1] * jv[b + 1] + jv[a + 2] * jv[b + 2]);
+          if (revJ && joints[k].type === 'revolute') mm += ia0 * axisW[b] + ia1 * axisW[b + 1] + ia2 * axisW[b + 2];
+          M[j * n + k] += mm;
         }
       }
     }
     return M;
+  }
+
+  /** World inertia (principal moments in the frame rotated by (fx, fy, fz, fw)) times a vector. */
+  private inertiaTimes(fx: number, fy: number, fz: number, fw: number, principal: Vec3, vx: number, vy: number, vz: number): Vec3 {
+    const loc = rotateVec(-fx, -fy, -fz, fw, vx, vy, vz);
+    return rotateVec(fx, fy, fz, fw, loc[0] * principal[0], loc[1] * principal[1], loc[2] * principal[2]);
   }
 
   /** Compute and apply joint torques and finger forces for the next physics step. */
@@ -358,8 +445,28 @@ export class Controller {
       const wn = arm ? this.gains.armWn : this.gains.fingerWn;
       const err = arm ? this.qTarget[i] - this.q[i] : this.gripperTarget - this.finger[i - dof];
       const rate = arm ? this.qd[i] : this.fingerVel[i - dof];
-      const v = Math.max(-this.velLimit[i], Math.min(this.velLimit[i], 0.5 * wn * err));
-      acc[i] = 2 * wn * (v - rate);
+      // Approach speed: the joint's speed limit, the critically damped profile, and for arm joints
+      // the speed from which half the actuator's spare torque stops the joint at the target (the
+      // target lies inside the joint's range, so this also keeps the joint inside it).
+      let vmax = this.velLimit[i];
+      let amax = Infinity;
+      if (arm) {
+        // What this joint's actuator can do alone, less the gravity it holds.
+        amax = (ACC_SHARE * Math.max(0.1 * this.effort[i], this.effort[i] - Math.abs(this.gravity[i]))) / M[i * n + i];
+        vmax = Math.min(vmax, Math.sqrt(BRAKE_SHARE * 2 * amax * Math.abs(err)));
+        // Near the end of the range, count on less: other joints' demands can starve the brake.
+        const room = err > 0 ? this.upper[i] - this.q[i] : this.q[i] - this.lower[i];
+        vmax = Math.min(vmax, Math.sqrt(LIMIT_BRAKE_SHARE * 2 * amax * Math.max(0, room)));
+      }
+      const v = Math.max(-vmax, Math.min(vmax, 0.5 * wn * err));
+      acc[i] = Math.max(-amax, Math.min(amax, 2 * wn * (v - rate)));
+      if (!arm) {
+        // Build the squeeze up (or let it go) at the grip force per SQUEEZE_RISE_S of full speed error.
+        const f = i - dof;
+        const F = this.effort[i];
+        const e = Math.max(-1, Math.min(1, (v - rate) / this.velLimit[i]));
+        this.squeeze[f] = Math.max(-F, Math.min(F, this.squeeze[f] + (F / SQUEEZE_RISE_S) * e * this.gains.dt));
+      }
     }
     if (n - dof === 2) {
       // Two fingers act as one parallel gripper (the real one is geared; MuJoCo models use an
@@ -376,15 +483,50 @@ export class Controller {
     const gen = this.gen;
     const c = this.gains.jointDamping;
     const cdt = c * this.gains.dt;
+    // Rapier damps every joint implicitly: v' = (I v + tau dt) / (I + c dt). Asking for
+    // v' = v + acc dt needs tau = (M + c dt) acc + c v, plus the velocity-product forces.
+    // Torque limits. Split each arm torque into the part the arm's accelerations ask for (a) and
+    // the rest (b); when some actuator cannot deliver its torque, the arm's accelerations shrink
+    // by one factor, so the coupling terms every torque was computed with stay true. Clamping each
+    // torque alone broke them and the arm left its speed limits (30-80 rad/s).
+    let scale = 1;
+    for (let i = 0; i < dof; i++) {
+      let a = cdt * acc[i];
+      let b = c * this.qd[i] + this.bias[i];
+      for (let k = 0; k < n; k++) {
+        if (k < dof) a += M[i * n + k] * acc[k];
+        else b += M[i * n + k] * acc[k];
+      }
+      // A real actuator also holds the arm against gravity (spared here by gravity scale 0).
+      const hi = this.effort[i] - this.gravity[i];
+      const lo = -this.effort[i] - this.gravity[i];
+      if (a > 0 && b + a > hi) scale = Math.min(scale, Math.max(0, (hi - b) / a));
+      else if (a < 0 && b + a < lo) scale = Math.min(scale, Math.max(0, (lo - b) / a));
+    }
+    if (scale < 1) for (let i = 0; i < dof; i++) acc[i] *= scale;
     for (let i = 0; i < n; i++) {
-      // Rapier damps every joint implicitly: v' = (I v + tau dt) / (I + c dt). Asking for
-      // v' = v + acc dt needs tau = (M + c dt) acc + c v.
       const rate = i < dof ? this.qd[i] : this.fingerVel[i - dof];
-      let tau = cdt * acc[i] + c * rate;
+      let tau = cdt * acc[i] + c * rate + this.bias[i];
       for (let k = 0; k < n; k++) tau += M[i * n + k] * acc[k];
-      // Arm joints: the actuator's effort limit. Fingers: the squeezing force limit (this is what
-      // makes the finger PD "force-clamped": a finger closing on an object pushes with at most it).
-      gen[i] = Math.max(-this.effort[i], Math.min(this.effort[i], tau));
+      // Arm joints: the actuator's effort limit less the gravity it holds. Fingers: the squeezing
+      // force limit (a finger closing on an object pushes with at most it).
+      const g = i < dof ? this.gravity[i] : 0;
+      if (i >= dof) tau += this.squeeze[i - dof];
+      gen[i] = Math.max(-this.effort[i] - g, Math.min(this.effort[i] - g, tau));
+      if (i >= dof && n - dof === 2) gen[i] = tau;
+      this.actuator[i] = gen[i] + g;
+    }
+    if (n - dof === 2) {
+      // The motor drives the fingers' common mode, so only that is limited to the grip force; their
+      // difference is the gear train's business (it holds them symmetric with far more force), or
+      // a held block would shift along the finger axis whenever the squeeze used the whole budget.
+      const F = this.effort[dof];
+      const common = Math.max(-F, Math.min(F, 0.5 * (gen[dof] + gen[dof + 1])));
+      const diff = Math.max(-FINGER_COUPLING_FORCE, Math.min(FINGER_COUPLING_FORCE, 0.5 * (gen[dof] - gen[dof + 1])));
+      gen[dof] = common + diff;
+      gen[dof + 1] = common - diff;
+      this.actuator[dof] = gen[dof];
+      this.actuator[dof + 1] = gen[dof + 1];
     }
     this.applyGeneralized(gen);
   }

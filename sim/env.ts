@@ -68,6 +68,13 @@ export function actionFieldNames(robot: RobotDescription, mode: ActionMode): str
 
 const SNAPSHOT_VERSION = 1;
 
+/** A joint faster than this multiple of its speed limit is a simulator fault. */
+export const SIM_FAULT_SPEED_RATIO = 1.5;
+/** A joint further than this past its range (rad or m) is a simulator fault. */
+export const SIM_FAULT_JOINT_EXCESS = 0.05;
+/** A finger further than this outside its travel (m) is a simulator fault. */
+export const SIM_FAULT_FINGER_EXCESS = 0.002;
+
 /** Smallest normal impulse (N s) of a contact point that counts as touching. */
 const CONTACT_IMPULSE = 1e-7;
 
@@ -77,7 +84,7 @@ interface SnapshotMeta {
   robot: string;
   layout: WorldLayout;
   handles: { links: number[]; objects: number[] };
-  controller: { q: number[]; qTarget: number[]; gripperTarget: number };
+  controller: { q: number[]; qTarget: number[]; gripperTarget: number; squeeze?: number[] };
   step: number;
   physicsSteps: number;
   /** Furthest ground-truth stage seen this episode (the stage-progress reward pays only beyond it). */
@@ -236,12 +243,55 @@ export class SimEnv implements Env {
     this.maxStage = Math.max(this.maxStage, ev.stage);
     let reward = 0;
     for (const [k, v] of Object.entries(rewardTerms)) reward += (this.config.rewardScales[k] ?? 0) * v;
-    const terminated = ev.success || ev.failure;
-    const truncated = !terminated && this.stepCount >= this.maxSteps;
+    const simFault = this.healthCheck(state);
+    const terminated = !simFault && (ev.success || ev.failure);
+    const truncated = simFault !== null || (!terminated && this.stepCount >= this.maxSteps);
     this.done = terminated || truncated;
     const info = stepInfo(state, ev, rewardTerms, clampedAction, clamped);
+    if (simFault) info.simFault = simFault;
     this.lastInfo = info;
     return { obs: this.observe(state), reward, terminated, truncated, info };
+  }
+
+  /**
+   * What is broken in `state`, or null: a non-finite value, a joint over SIM_FAULT_SPEED_RATIO x
+   * its speed limit or more than SIM_FAULT_JOINT_EXCESS past its range, a finger more than
+   * SIM_FAULT_FINGER_EXCESS outside its travel.
+   */
+  private healthCheck(state: SimState): string | null {
+    const pw = this.world();
+    const ctrl = this.controller();
+    const robot = pw.robot;
+    const limits = new Map(robot.joints.map((j) => [j.name, j.limit!]));
+    for (let i = 0; i < robot.armJoints.length; i++) {
+      const name = robot.armJoints[i];
+      const lim = limits.get(name)!;
+      const q = state.q[i];
+      const qd = state.qd[i];
+      if (!Number.isFinite(q) || !Number.isFinite(qd)) return `${name} is not finite (q ${q}, speed ${qd})`;
+      if (Math.abs(qd) > SIM_FAULT_SPEED_RATIO * lim.velocity) {
+        return `${name} speed ${Math.abs(qd).toFixed(2)} rad/s > ${SIM_FAULT_SPEED_RATIO} x ${lim.velocity}`;
+      }
+      const past = Math.max(lim.lower - q, q - lim.upper);
+      if (past > SIM_FAULT_JOINT_EXCESS) {
+        return `${name} at ${q.toFixed(3)} rad is ${past.toFixed(3)} rad outside ${lim.lower}..${lim.upper}`;
+      }
+    }
+    for (let i = 0; i < robot.fingerJoints.length; i++) {
+      const name = robot.fingerJoints[i];
+      const lim = limits.get(name)!;
+      const x = ctrl.finger[i];
+      if (!Number.isFinite(x) || !Number.isFinite(ctrl.fingerVel[i])) return `${name} is not finite (${x})`;
+      const past = Math.max(lim.lower - x, x - lim.upper);
+      if (past > SIM_FAULT_FINGER_EXCESS) {
+        return `${name} at ${(x * 1000).toFixed(1)} mm is ${(past * 1000).toFixed(1)} mm outside its travel ${lim.lower * 1000}..${lim.upper * 1000} mm`;
+      }
+    }
+    for (const [name, pose] of Object.entries(state.objects)) {
+      const v = state.objectVel[name];
+      if (![...pose.p, ...pose.q, ...v].every(Number.isFinite)) return `object '${name}' pose or velocity is not finite`;
+    }
+    return null;
   }
 
   private validateAction(action: Action, fields: string[]): void {
@@ -346,6 +396,7 @@ export class SimEnv implements Env {
       const v = pw.objectBodies[i].linvel();
       objectVel[name] = [v.x, v.y, v.z];
     });
+    const ee = poseMul(links[robot.tcp.link], robot.tcp.pose);
     const fingers = Array.from(ctrl.finger);
     const gripper = fingers.length > 0 ? fingers.reduce((a, b) => a + b, 0) / fingers.length : 0;
     return {
@@ -355,11 +406,23 @@ export class SimEnv implements Env {
       qd: Array.from(ctrl.qd),
       gripper,
       links,
-      ee: poseMul(links[robot.tcp.link], robot.tcp.pose),
+      ee,
+      eeVel: this.toolVelocity(ee.p),
       objects,
       objectVel,
       contacts: this.contacts(),
     };
+  }
+
+  /** Velocity of the world point `p` carried by the tool link's body (v_com + w x (p - com)). */
+  private toolVelocity(p: Vec3): Vec3 {
+    const pw = this.world();
+    const body = pw.linkBodies[pw.robot.links.findIndex((l) => l.name === pw.robot.tcp.link)];
+    const v = body.linvel();
+    const w = body.angvel();
+    const c = body.worldCom();
+    const rx = p[0] - c.x, ry = p[1] - c.y, rz = p[2] - c.z;
+    return [v.x + (w.y * rz - w.z * ry), v.y + (w.z * rx - w.x * rz), v.z + (w.x * ry - w.y * rx)];
   }
 
   /** Robot-link/object contacts of the last physics step, with the largest normal impulse. */
@@ -367,6 +430,7 @@ export class SimEnv implements Env {
     const pw = this.world();
     const world = pw.world;
     const found = new Map<string, ContactInfo>();
+    const fingerLinks = new Set(pw.links.filter((l) => l.isFinger).map((l) => l.name));
     for (const h of pw.robotColliderHandles) {
       const c = world.getCollider(h);
       const link = pw.colliderOwner.get(h)!.name;
@@ -392,7 +456,7 @@ export class SimEnv implements Env {
         const key = `${link}\u0000${owner.name}`;
         const prev = found.get(key);
         if (prev) prev.impulse = Math.max(prev.impulse, impulse);
-        else found.set(key, { link, object: owner.name, impulse });
+        else found.set(key, { link, object: owner.name, impulse, finger: fingerLinks.has(link) });
       });
     }
     return [...found.values()];

@@ -39,6 +39,8 @@ const Y_TO_Z: Quat = quatFromAxisAngle([1, 0, 0], Math.PI / 2);
 const DEFAULT_FRICTION = 0.8;
 /** Contact prediction distance in metres (Rapier normalises it by its length unit, 1 m here). */
 const CONTACT_PREDICTION_DISTANCE = 0.002;
+/** Natural frequency (Hz) of Rapier's contact position correction. */
+const CONTACT_NATURAL_FREQUENCY = 120;
 
 /** One actuated joint of the robot as the physics sees it. */
 export interface PhysJoint {
@@ -177,12 +179,15 @@ export class PhysicsWorld {
         }
         name = j.parent;
       }
+      // A joint's armature (reflected rotor inertia) rides on its child link as an isotropic
+      // inertia: isotropic, so the principal frame stays valid.
+      const armature = jointByChild.get(l.name)?.armature ?? 0;
       return {
         name: l.name,
         offset,
         mass: inertial?.mass ?? 0,
         com: inertial ? quatRotate(offset, inertial.com) : [0, 0, 0],
-        principal: inertial ? inertial.principal : [0, 0, 0],
+        principal: inertial ? (inertial.principal.map((x) => x + armature) as Vec3) : [0, 0, 0],
         inertiaFrame: inertial ? quatMul(offset, inertial.frame) : [0, 0, 0, 1],
         dofAncestors,
         isFinger,
@@ -228,6 +233,10 @@ export class PhysicsWorld {
     // shoved it 6 mm, and finger contacts carried impulse at 1.9 cm. At 2 mm, contacts act when
     // surfaces touch, which is what stage predicates built on contacts must be able to trust.
     world.integrationParameters.normalizedPredictionDistance = CONTACT_PREDICTION_DISTANCE;
+    // Stiffer contacts than Rapier's default 30 Hz: with the fingers squeezing at the gripper's real
+    // force (7.5 N), 30 Hz let the pads sink ~4 mm into a held block over a second and push it
+    // sideways (the settle stage flickered); at 120 Hz they stay within ~0.5 mm.
+    (world.integrationParameters as unknown as { contact_natural_frequency: number }).contact_natural_frequency = CONTACT_NATURAL_FREQUENCY;
     const pw = new PhysicsWorld(R, robot, layout, world);
     pw.populate();
     return pw;
@@ -340,7 +349,18 @@ export class PhysicsWorld {
         data = R.JointData.fixed(a1, { x: 0, y: 0, z: 0, w: 1 }, a2, { x: 0, y: 0, z: 0, w: 1 });
       } else {
         const ax = { x: pj.axis[0], y: pj.axis[1], z: pj.axis[2] };
-        data = j.type === 'revolute' ? R.JointData.revolute(a1, a2, ax) : R.JointData.prismatic(a1, a2, ax);
+        if (j.type === 'revolute') {
+          // rapier.js 0.21 passes no limits for revolute joints (JointData.intoRaw drops them, and
+          // multibody joints have no setLimits): the arm's range is held by the controller.
+          data = R.JointData.revolute(a1, a2, ax);
+        } else {
+          // Prismatic joints (the fingers) get the solver's limits, in Rapier's coordinate (zero at
+          // the build-time value): nothing can push a finger out of its travel.
+          data = R.JointData.prismatic(a1, a2, ax);
+          data.limitsEnabled = true;
+          const lim = j.limit!;
+          data.limits = [lim.lower - pj.initial, lim.upper - pj.initial];
+        }
       }
       world.createMultibodyJoint(data, parent, child, true);
       void jointByChild;

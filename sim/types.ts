@@ -76,6 +76,11 @@ export interface ContactInfo {
   object: string;
   /** Largest normal impulse magnitude of this step (N*s). */
   impulse: number;
+  /**
+   * True when a finger joint moves the link (from the robot description, so tasks need not know
+   * finger link names). Set by the env; hand-built states may leave it out.
+   */
+  finger?: boolean;
 }
 
 /**
@@ -96,6 +101,11 @@ export interface SimState {
   links: Record<string, Pose>;
   /** World pose of the tool centre point (between the finger pads). */
   ee: Pose;
+  /**
+   * Linear velocity of the tool centre point (m/s, world). Optional so that hand-built states may
+   * leave it out (read as zero); the env always sets it. "Still in the hand" is relative to it.
+   */
+  eeVel?: Vec3;
   /** World pose of every object, by object name. */
   objects: Record<string, Pose>;
   /** Linear velocity of every dynamic object (m/s). */
@@ -152,6 +162,13 @@ export interface StepInfo {
   clampedAction: number[];
   /** Names of the action fields that were clamped this step, e.g. ['joint3', 'gripper']. */
   clamped: string[];
+  /**
+   * Set when the simulation reached a state no real arm can be in (a non-finite value, a joint
+   * faster than 1.5x its speed limit or more than 0.05 rad past its range, a finger more than
+   * 2 mm outside its travel); the episode then ends as truncated. Names what broke, e.g.
+   * "joint5 speed 9.71 rad/s > 1.5 x 6.28". A defect of the simulator, never of the policy.
+   */
+  simFault?: string;
 }
 
 export interface ResetResult {

@@ -91,16 +91,11 @@ function buildScene(r: Randomization): SceneDesc {
   };
 }
 
-/** Both finger links touch the object. */
+/** Two finger links touch the object (finger links as the robot description names them). */
 export function isGrasped(state: SimState, object: string): boolean {
-  let left = false;
-  let right = false;
-  for (const c of state.contacts) {
-    if (c.object !== object) continue;
-    if (c.link === 'left_finger') left = true;
-    if (c.link === 'right_finger') right = true;
-  }
-  return left && right;
+  const fingers = new Set<string>();
+  for (const c of state.contacts) if (c.object === object && (c.finger ?? /finger/i.test(c.link))) fingers.add(c.link);
+  return fingers.size >= 2;
 }
 
 function touched(state: SimState, object: string): boolean {

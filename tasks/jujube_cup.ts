@@ -126,6 +126,8 @@ const JUJUBE_SPEC: PickPlaceSpec = {
   graspOffset: [0, 0, 0.013],
   hoverHeight: 0.1,
   liftHeight: 0.15,
+  // A jujube lies on its side and has no upright to keep: settling asks for held and still only.
+  settleTilt: Math.PI,
   // The drop point: the jujube's centre 1 cm above the rim, over the cup's axis.
   target: (s) => add(objectPose(s, 'cup').p, [0, 0, CUP.height + 0.01]),
   placeTolXY: CUP.radius - CUP.wall,

@@ -117,7 +117,10 @@ export function stackChecks(s: SimState): Record<string, boolean> {
   const released = BLOCKS.every((b) => !pinchedAt(s, b, objectPose(s, b).p, 0.03));
   return {
     baseUpright: Math.abs(uprightness(base.q)) > 0.99,
-    middleOverBase: distXY(mid.p, base.p) < 0.02,
+    // The placement stages' own tolerance (placeTolXY), so success implies both placement stages
+    // (before, 2 cm here against 1.5 cm there let a run succeed at stage 9 of 18).
+    middleOverBase: distXY(mid.p, base.p) <= MIDDLE.placeTolXY,
+    topOverMiddle: distXY(top.p, mid.p) <= TOP.placeTolXY,
     topOverBase: distXY(top.p, base.p) < 0.02,
     middleOnBase: Math.abs(mid.p[2] - base.p[2] - GAP) < 0.006,
     topOnMiddle: Math.abs(top.p[2] - mid.p[2] - GAP) < 0.006,

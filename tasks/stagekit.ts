@@ -75,7 +75,8 @@ export function isFingerLink(link: string): boolean {
  */
 export function fingerContacts(state: SimState, object: string): string[] {
   const links = new Set<string>();
-  for (const c of state.contacts) if (c.object === object && isFingerLink(c.link)) links.add(c.link);
+  // The env marks finger links from the robot description; hand-built states fall back to the name.
+  for (const c of state.contacts) if (c.object === object && (c.finger ?? isFingerLink(c.link))) links.add(c.link);
   return [...links];
 }
 
@@ -605,6 +606,8 @@ export interface PickPlaceSpec {
   target(state: SimState): Vec3;
   /** Horizontal tolerance of the final placement (m). */
   placeTolXY: number;
+  /** Largest tilt (rad) from its resting orientation at which the held object counts as settled; default SETTLE_TILT. */
+  settleTilt?: number;
   /** Vertical tolerance of the final placement (m); default 6 mm. */
   placeTolZ?: number;
   /** Override of "placed": e.g. the jujube is placed when it is inside the cup. */
@@ -725,17 +728,32 @@ export function graspStage(name: string, spec: PickPlaceSpec): Stage {
   };
 }
 
+/** Largest speed (m/s) of an object relative to the tool that still counts as "still in the hand". */
+export const SETTLE_SPEED = 0.02;
+/** Default largest tilt (rad) of a settled object from its resting orientation: 5 degrees. */
+export const SETTLE_TILT = (5 * Math.PI) / 180;
+
+/** Speed of `object` relative to the tool point (m/s); states without `eeVel` read the tool as still. */
+export function speedInHand(state: SimState, object: string): number {
+  const v = state.objectVel[object] ?? [0, 0, 0];
+  const e = state.eeVel ?? [0, 0, 0];
+  return Math.hypot(v[0] - e[0], v[1] - e[1], v[2] - e[2]);
+}
+
 export function settleStage(name: string, spec: PickPlaceSpec): Stage {
   const { noun } = spec;
+  const minUpright = Math.cos(spec.settleTilt ?? SETTLE_TILT);
   return {
     name,
     object: spec.object,
-    // Still in the hand, or already on its way up (lifting moves it, and that is not slipping:
-    // a slipping object moves down or sideways, never up).
+    // What the text says: held, still relative to the hand (so lifting it does not undo the stage,
+    // while slipping does), and upright (a block pinched by its edge tilts). A memoryless predicate
+    // cannot ask for a duration: the expert's settle wait provides that.
     done: (s) =>
       isHeld(s, spec) &&
       s.gripper <= spec.halfWidth + GRIP_SLACK &&
-      (speedOf(s, spec.object) < 0.02 || objP(s, spec)[2] > spec.restZ + 0.005 || s.objectVel[spec.object][2] > 0.01),
+      speedInHand(s, spec.object) < SETTLE_SPEED &&
+      uprightness(objectPose(s, spec.object).q) >= minUpright,
     texts: {
       positive: `${noun} is held firmly and still between the fingers`,
       negative: `${noun} lies loose, with no finger on it`,

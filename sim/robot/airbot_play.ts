@@ -48,6 +48,16 @@ function origin(p: Vec3, q: Quat = [0, 0, 0, 1]): Pose {
   return { p, q };
 }
 
+/**
+ * Reflected rotor inertia (kg m^2) of the shoulder/elbow (joint1-3) and wrist (joint4-6) actuators.
+ * The AIRBOT Play publishes none and DISCOVERSE's MJCF sets none (it damps the joints with
+ * frictionloss 15 / 5 N m instead, which a Rapier multibody cannot express); these are typical of
+ * geared joints of this size (MuJoCo models of comparable arms use 0.01-0.1), large enough that a
+ * wrist struck at full arm speed is not spun past its speed limit.
+ */
+const ARM_ARMATURE = 0.1;
+const WRIST_ARMATURE = 0.1;
+
 /** Finger pad friction: rubber pads, combined with the object by taking the larger coefficient. */
 const PAD_FRICTION = 1.0;
 
@@ -132,20 +142,22 @@ export const AIRBOT_PLAY: RobotDescription = {
     },
   ],
   joints: [
-    { name: 'joint1', type: 'revolute', parent: 'arm_base', child: 'link1', origin: origin([0, 0, 0.1172]), axis: [0, 0, 1], limit: limit(-3.151, 2.089, 3.14, 24) },
-    { name: 'joint2', type: 'revolute', parent: 'link1', child: 'link2', origin: origin([0, 0, 0], wxyz(0.135866, 0.135867, -0.69393, 0.693932)), axis: [0, 0, 1], limit: limit(-2.963, 0.181, 3.14, 24) },
-    { name: 'joint3', type: 'revolute', parent: 'link2', child: 'link3', origin: origin([0.27009, 0, 0], wxyz(0.192144, 0, 0, -0.981367)), axis: [0, 0, 1], limit: limit(-0.094, 3.161, 3.14, 24) },
-    { name: 'joint4', type: 'revolute', parent: 'link3', child: 'link4', origin: origin([0.29015, 0, 0], wxyz(-2.59734e-6, 0.707105, 2.59735e-6, 0.707108)), axis: [0, 0, 1], limit: limit(-3.012, 3.012, 6.28, 8) },
-    { name: 'joint5', type: 'revolute', parent: 'link4', child: 'link5', origin: origin([0, 0, 0], wxyz(0.707105, 0.707108, 0, 0)), axis: [0, 0, 1], limit: limit(-1.859, 1.859, 6.28, 8) },
-    { name: 'joint6', type: 'revolute', parent: 'link5', child: 'link6', origin: origin([0, 0.23645, 0], wxyz(0.499998, -0.5, 0.5, 0.500002)), axis: [0, 0, 1], limit: limit(-3.017, 3.017, 6.28, 8) },
+    { name: 'joint1', type: 'revolute', parent: 'arm_base', child: 'link1', origin: origin([0, 0, 0.1172]), axis: [0, 0, 1], limit: limit(-3.151, 2.089, 3.14, 24), armature: ARM_ARMATURE },
+    { name: 'joint2', type: 'revolute', parent: 'link1', child: 'link2', origin: origin([0, 0, 0], wxyz(0.135866, 0.135867, -0.69393, 0.693932)), axis: [0, 0, 1], limit: limit(-2.963, 0.181, 3.14, 24), armature: ARM_ARMATURE },
+    { name: 'joint3', type: 'revolute', parent: 'link2', child: 'link3', origin: origin([0.27009, 0, 0], wxyz(0.192144, 0, 0, -0.981367)), axis: [0, 0, 1], limit: limit(-0.094, 3.161, 3.14, 24), armature: ARM_ARMATURE },
+    { name: 'joint4', type: 'revolute', parent: 'link3', child: 'link4', origin: origin([0.29015, 0, 0], wxyz(-2.59734e-6, 0.707105, 2.59735e-6, 0.707108)), axis: [0, 0, 1], limit: limit(-3.012, 3.012, 6.28, 8), armature: WRIST_ARMATURE },
+    { name: 'joint5', type: 'revolute', parent: 'link4', child: 'link5', origin: origin([0, 0, 0], wxyz(0.707105, 0.707108, 0, 0)), axis: [0, 0, 1], limit: limit(-1.859, 1.859, 6.28, 8), armature: WRIST_ARMATURE },
+    { name: 'joint6', type: 'revolute', parent: 'link5', child: 'link6', origin: origin([0, 0.23645, 0], wxyz(0.499998, -0.5, 0.5, 0.500002)), axis: [0, 0, 1], limit: limit(-3.017, 3.017, 6.28, 8), armature: WRIST_ARMATURE },
     // The source model slides the second finger along -Y with a negative range; we flip the axis so
     // both joint values are the opening per finger (0 closed .. 0.04 open).
-    { name: 'finger_left', type: 'prismatic', parent: 'link6', child: 'left_finger', origin: origin([0, 0, 0]), axis: [0, 1, 0], limit: limit(0, 0.04, 0.2, 15) },
-    { name: 'finger_right', type: 'prismatic', parent: 'link6', child: 'right_finger', origin: origin([0, 0, 0]), axis: [0, -1, 0], limit: limit(0, 0.04, 0.2, 15) },
+    { name: 'finger_left', type: 'prismatic', parent: 'link6', child: 'left_finger', origin: origin([0, 0, 0]), axis: [0, 1, 0], limit: limit(0, 0.04, 0.2, 7.5) },
+    { name: 'finger_right', type: 'prismatic', parent: 'link6', child: 'right_finger', origin: origin([0, 0, 0]), axis: [0, -1, 0], limit: limit(0, 0.04, 0.2, 7.5) },
   ],
   armJoints: ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6'],
   fingerJoints: ['finger_left', 'finger_right'],
-  gripper: { min: 0, max: 0.04, force: 15 },
+  // DISCOVERSE's gripper actuator: forcerange +-15 N on a tendon of coefficient 0.5 per finger,
+  // so each finger squeezes with 7.5 N once stalled.
+  gripper: { min: 0, max: 0.04, force: 7.5 },
   // Between the finger pads (pad centres are 5 mm out from link6's origin).
   tcp: { link: 'link6', pose: { p: [0, 0, 0.005], q: [0, 0, 0, 1] } },
   // The start pose of DISCOVERSE's block tasks.

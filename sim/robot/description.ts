@@ -47,6 +47,12 @@ export interface JointDesc {
   axis: Vec3;
   /** Required for revolute and prismatic joints. */
   limit?: JointLimit;
+  /**
+   * Reflected actuator inertia of a revolute joint (kg m^2; MuJoCo's `armature`): the motor rotor
+   * seen through the gearbox. It is what keeps a geared wrist from spinning up when the arm strikes
+   * something. Simulated as an isotropic inertia added to the joint's child link. Default 0.
+   */
+  armature?: number;
 }
 
 export interface RobotDescription {
@@ -139,6 +145,14 @@ export function validateRobotDescription(d: RobotDescription): RobotDescription 
       }
       if (!finite(l.effort) || l.effort <= 0) {
         throw new RobotDescriptionError(src, `${at} limit effort`, `expected a positive number, got ${l.effort}`);
+      }
+    }
+    if (j.armature !== undefined) {
+      if (!finite(j.armature) || j.armature < 0) {
+        throw new RobotDescriptionError(src, `${at} armature`, `expected a number >= 0 (kg m^2), got ${j.armature}`);
+      }
+      if (j.armature > 0 && j.type !== 'revolute') {
+        throw new RobotDescriptionError(src, `${at} armature`, `only revolute joints take an armature, this one is ${j.type}`);
       }
     }
   }

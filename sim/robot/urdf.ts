@@ -246,6 +246,17 @@ export function urdfToRobot(text: string, source: string, options: UrdfOptions =
     if (!parentEl) throw new RobotDescriptionError(source, where, 'missing <parent link="...">');
     if (!childEl) throw new RobotDescriptionError(source, where, 'missing <child link="...">');
     const type = rawType === 'continuous' ? 'revolute' : (rawType as JointDesc['type']);
+    // A mimic joint follows another one (a gripper's second finger with multiplier -1): loading it
+    // as an independent joint puts that finger wherever its own controller leaves it. Coupled
+    // joints are not supported; say so rather than simulate a different robot.
+    const mimic = child(el, 'mimic');
+    if (mimic) {
+      throw new RobotDescriptionError(
+        source,
+        `${where} > mimic`,
+        `mimic joints are not supported (this one follows '${mimic.attrs.joint ?? '?'}' with multiplier ${mimic.attrs.multiplier ?? 1}, offset ${mimic.attrs.offset ?? 0}); describe the finger as its own prismatic joint opening outward (the gripper's fingers are driven together)`,
+      );
+    }
     const axisRaw = vec3(source, `${where} > axis`, 'xyz', child(el, 'axis')?.attrs.xyz, [1, 0, 0]);
     const n = Math.hypot(...axisRaw);
     if (type !== 'fixed' && !(n > 0)) throw new RobotDescriptionError(source, `${where} > axis`, "attribute 'xyz': expected a non-zero vector");

@@ -47,7 +47,7 @@ test('robot spec and link visuals are available offline and match the state link
   const spec = robotSpec('airbot_play');
   assert.deepEqual(spec.armJoints.map((j) => j.name), ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6']);
   assert.ok(spec.armJoints.every((j) => j.lower < j.upper && j.velocity > 0 && j.effort > 0));
-  assert.deepEqual(spec.gripper, { min: 0, max: 0.04, force: 15 });
+  assert.deepEqual(spec.gripper, { min: 0, max: 0.04, force: 7.5 });
   const env = await createEnv(blocksTask);
   const links = Object.keys(env.reset({ seed: 0 }).info.state.links);
   assert.deepEqual(robotLinkVisuals('airbot_play').map((v) => v.link).sort(), links.sort());

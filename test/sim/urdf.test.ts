@@ -17,7 +17,7 @@ test('the AIRBOT Play URDF imports to the same kinematics, limits and masses as 
   assert.deepEqual(urdf.armJoints, builtIn.armJoints);
   assert.deepEqual(urdf.fingerJoints, builtIn.fingerJoints);
   assert.equal(urdf.tcp.link, 'link6');
-  assert.deepEqual(urdf.gripper, { min: 0, max: 0.04, force: 15 });
+  assert.deepEqual(urdf.gripper, { min: 0, max: 0.04, force: 7.5 });
   const a = new Kinematics(urdf, base);
   const b = new Kinematics(builtIn, base);
   assert.deepEqual(Array.from(a.lower), Array.from(b.lower));
@@ -65,6 +65,10 @@ test('bad URDF input is an error naming the file, the element and what was expec
     [minimal('<joint name="j" type="revolute"><parent link="base"/><child link="a"/><axis xyz="0 0"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>'), /joint 'j' > axis: attribute 'xyz': expected 3 numbers, got '0 0'/],
     [minimal('<joint name="j" type="revolute"><parent link="base"/><child link="a"/><axis xyz="0 0 1"/></joint>'), /joint 'j': missing <limit/],
     ['<robot name="t"><link name="a"></robot>', /line 1: expected <\/link>/],
+    [
+      minimal('<joint name="j" type="prismatic"><parent link="base"/><child link="a"/><axis xyz="0 1 0"/><limit lower="-0.04" upper="0" effort="1" velocity="1"/><mimic joint="finger1" multiplier="-1"/></joint>'),
+      /joint 'j' > mimic: mimic joints are not supported \(this one follows 'finger1' with multiplier -1, offset 0\)/,
+    ],
   ];
   for (const [text, re] of cases) {
     assert.throws(

@@ -141,3 +141,14 @@ test('randomize: seeded, within +-8/6 cm, blocks at least 3 cm apart', () => {
   assert.deepEqual(scene.objects.map((o) => o.name).sort(), ['base_block', 'middle_block', 'table', 'top_block']);
   assert.throws(() => stackTask.buildScene({}), /blocks\.\{middle_block,top_block,base_block\} as \[x, y\]/);
 });
+
+test('success implies the placement stages: a middle block 1.8 cm off the base is no success', () => {
+  // Within the old 2 cm success tolerance but outside the placement stages' 1.5 cm.
+  const tower = apart({ middle_block: pose([0.24, 0.018, 3 * H]), top_block: pose([0.24, 0.018, 5 * H]) });
+  const ev = stackTask.evaluate(makeState({ objects: tower }), {});
+  assert.equal(ev.success, false);
+  const straight = apart({ middle_block: pose([0.24, 0.004, 3 * H]), top_block: pose([0.24, 0.006, 5 * H]) });
+  const ok = stackTask.evaluate(makeState({ objects: straight }), {});
+  assert.equal(ok.success, true);
+  assert.ok(ok.stage >= 16, `success at ground-truth stage ${ok.stage}`);
+});
