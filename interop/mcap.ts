@@ -23,6 +23,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { McapWriter, TempBuffer } from '@mcap/core';
+import { ExportError } from './errors.ts';
 import { gripperPositionMessage, jointStateMessage, trajectoryMessage, type JointMapping } from '../robot/ros2/convert.ts';
 import { codec, ros2TypeName, schemaText, toRosTime, type ImageMsg, type RosType, type TFMessageMsg, type TransformStampedMsg } from '../robot/ros2/messages.ts';
 import { readEpisode, requireIntact } from '../sim/record/reader.ts';
@@ -60,7 +61,7 @@ function sarStage(rec: StepRecord): number | undefined {
 
 /** Write episode file `episodeFile` as MCAP at `outFile` (refuses to overwrite). */
 export async function exportMcap(episodeFile: string, outFile: string): Promise<McapExportSummary> {
-  if (fs.existsSync(outFile)) throw new Error(`output ${outFile} already exists; choose a new path`);
+  if (fs.existsSync(outFile)) throw new ExportError(`output ${outFile} already exists; choose a new path`);
   const ep = readEpisode(episodeFile);
   requireIntact(ep, episodeFile);
   const { header, steps, footer } = ep;

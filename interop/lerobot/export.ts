@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { readEpisode, requireIntact } from '../../sim/record/reader.ts';
 import type { EpisodeFooter, EpisodeHeader, StepRecord } from '../../sim/record/types.ts';
 import { getRobot } from '../../sim/robot/index.ts';
+import { ExportError } from '../errors.ts';
 import { writeParquetFile, type ParquetColumn } from '../parquet.ts';
 import { openVideoEncoder, type VideoCodec, type VideoEncoder } from '../video.ts';
 import {
@@ -95,10 +96,7 @@ export interface LeRobotExportSummary {
   features: string[];
 }
 
-/** Thrown for episodes that cannot go into one dataset; names the file and the field. */
-export class ExportError extends Error {
-  override name = 'ExportError';
-}
+export { ExportError };
 
 interface Schema {
   robot: string;
