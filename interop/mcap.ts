@@ -27,7 +27,6 @@ import { ExportError } from './errors.ts';
 import { gripperPositionMessage, jointStateMessage, trajectoryMessage, type JointMapping } from '../robot/ros2/convert.ts';
 import { codec, ros2TypeName, schemaText, toRosTime, type ImageMsg, type RosType, type TFMessageMsg, type TransformStampedMsg } from '../robot/ros2/messages.ts';
 import { readEpisode, requireIntact } from '../sim/record/reader.ts';
-import type { StepRecord } from '../sim/record/types.ts';
 import { getRobot } from '../sim/robot/index.ts';
 import type { Pose } from '../sim/types.ts';
 
@@ -51,12 +50,6 @@ function transform(parent: string, child: string, pose: Pose, stampS: number): T
       rotation: { x: pose.q[0], y: pose.q[1], z: pose.q[2], w: pose.q[3] },
     },
   };
-}
-
-/** SAR's stage for a step when the record carries one (records written by policy evaluation). */
-function sarStage(rec: StepRecord): number | undefined {
-  const v = (rec as StepRecord & { sarStage?: unknown }).sarStage;
-  return typeof v === 'number' ? v : undefined;
 }
 
 /** Write episode file `episodeFile` as MCAP at `outFile` (refuses to overwrite). */
@@ -151,8 +144,7 @@ export async function exportMcap(episodeFile: string, outFile: string): Promise<
     await publish('/evovla/stage', 'std_msgs/Int32', t, { data: rec.stage });
     await publish('/evovla/stage_name', 'std_msgs/String', t, { data: header.stages[rec.stage] ?? 'done' });
     if (rec.commandedStage !== undefined) await publish('/evovla/commanded_stage', 'std_msgs/Int32', t, { data: rec.commandedStage });
-    const sar = sarStage(rec);
-    if (sar !== undefined) await publish('/evovla/sar_stage', 'std_msgs/Int32', t, { data: sar });
+    if (rec.sarStage !== undefined) await publish('/evovla/sar_stage', 'std_msgs/Int32', t, { data: rec.sarStage });
     await publish('/evovla/reward', 'std_msgs/Float64', t, { data: rec.reward });
     for (const [term, value] of Object.entries(rec.rewardTerms)) await publish(`/evovla/reward/${term}`, 'std_msgs/Float64', t, { data: value });
   }

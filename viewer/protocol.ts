@@ -41,8 +41,23 @@ export interface EpisodeSummary {
   notes: string[];
 }
 
+/** One line of a run's metrics.jsonl: its numeric fields, and `_line` (1-based line number). */
+export type MetricRow = Record<string, number>;
+
+/** A training run: its resolved config (YAML text), metrics so far, and notes for the reader. */
+export interface RunSummary {
+  name: string;
+  config: string;
+  metrics: MetricRow[];
+  notes: string[];
+}
+
 export type ServerMessage =
   | { t: 'hello'; mode: 'replay' | 'live'; episodes: EpisodeSummary[] }
+  /** The run being shown (sent after 'hello' when the viewer shows a run folder). */
+  | { t: 'run'; run: RunSummary }
+  /** Metric rows appended to the run's metrics.jsonl since the last message. */
+  | { t: 'metrics'; rows: MetricRow[] }
   /** A live episode began. */
   | { t: 'episode'; episode: EpisodeSummary }
   /** Steps `from`.. of an episode (replies to 'load', in chunks). */

@@ -27,7 +27,7 @@ export function frameFor(step: number, cam: number, episode: number): Uint8Array
 }
 
 /** Write one episode of `steps` steps; returns the file path. */
-export function writeEpisode(dir: string, name: string, episode: number, steps: number, opts: { cameras?: boolean; instruction?: string } = {}): string {
+export function writeEpisode(dir: string, name: string, episode: number, steps: number, opts: { cameras?: boolean; instruction?: string; sar?: boolean } = {}): string {
   const cameras = opts.cameras === false ? [] : CAMERAS;
   const header: EpisodeHeader = {
     format: 'evovla.episode',
@@ -59,6 +59,8 @@ export function writeEpisode(dir: string, name: string, episode: number, steps: 
       predicates: { reach: k > 1 },
       stage: Math.min(2, Math.floor(k / 2)),
       commandedStage: Math.min(2, Math.floor((k + 1) / 2)),
+      // SAR's stage trails the ground truth by one step (a belief that lags what happened).
+      ...(opts.sar ? { sarStage: Math.min(2, Math.floor(Math.max(0, k - 1) / 2)) } : {}),
       rewardTerms: { ext: k === steps - 1 ? 1 : 0, stage: 0.1 * k },
       reward: 0.25 * k + episode,
       terminated: k === steps - 1,

@@ -1,0 +1,48 @@
+/**
+ * Run folders as the viewer reads them (viewer/runs.ts): metrics lines parsed with bad lines
+ * reported by number, a growing metrics.jsonl followed line by line, eval episodes found also one
+ * folder deep.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { RunWatcher, evalEpisodeFiles, isRunDir, parseMetricLines } from '../../viewer/runs.ts';
+import { writeEpisode } from '../interop/helpers.ts';
+import { scratchDir } from '../tmp.ts';
+
+test('metrics lines: numbers and booleans kept, other values dropped, bad lines noted by number', () => {
+  const { rows, notes } = parseMetricLines('{"step": 1, "loss/bc": 0.5, "tag": "x", "success": true}\n\nnot json\n[1,2]\n{"step": 2, "loss/bc": NaN}\n{"step": 3, "loss/bc": 0.25}\n');
+  assert.deepEqual(rows, [
+    { _line: 1, step: 1, 'loss/bc': 0.5, success: 1 },
+    { _line: 6, step: 3, 'loss/bc': 0.25 },
+  ]);
+  assert.equal(notes.length, 3);
+  assert.match(notes[0], /line 3: not JSON/);
+  assert.match(notes[1], /line 4: expected a JSON object/);
+  assert.match(notes[2], /line 5: not JSON/);
+});
+
+test('a run folder is followed: appended complete lines and new eval episodes, nothing twice', () => {
+  const dir = scratchDir('evovla-run-');
+  assert.equal(isRunDir(dir), false);
+  fs.writeFileSync(path.join(dir, 'config.yaml'), 'task: stack\nlr: 0.001\n');
+  assert.equal(isRunDir(dir), true);
+  const metrics = path.join(dir, 'metrics.jsonl');
+  fs.writeFileSync(metrics, '{"step": 0, "loss/bc": 1}\n{"step": 1, "loss/bc": 0.8}\n{"step": 2, "lo');
+  fs.mkdirSync(path.join(dir, 'eval', 'iter-000010'), { recursive: true });
+  writeEpisode(path.join(dir, 'eval'), 'stack-0', 0, 4, { cameras: false });
+  const run = new RunWatcher(dir);
+  const eps = run.load();
+  assert.deepEqual(eps.map((e) => e.name), [path.join('eval', 'stack-0.evep')]);
+  assert.equal(run.summary().config, 'task: stack\nlr: 0.001\n');
+  assert.deepEqual(run.summary().metrics.map((r) => r.step), [0, 1], 'the unfinished third line waits');
+  fs.appendFileSync(metrics, 'ss/bc": 0.6}\n{"step": 3, "loss/bc": 0.5}\n');
+  writeEpisode(path.join(dir, 'eval', 'iter-000010'), 'stack-1', 1, 3, { cameras: false });
+  const next = run.poll();
+  assert.deepEqual(next.rows.map((r) => [r._line, r.step, r['loss/bc']]), [[3, 2, 0.6], [4, 3, 0.5]]);
+  assert.deepEqual(next.episodes.map((e) => e.name), [path.join('eval', 'iter-000010', 'stack-1.evep')]);
+  assert.deepEqual(run.poll(), { rows: [], episodes: [] });
+  assert.deepEqual(evalEpisodeFiles(dir).map((f) => path.relative(dir, f)), [path.join('eval', 'iter-000010', 'stack-1.evep'), path.join('eval', 'stack-0.evep')]);
+  assert.throws(() => new RunWatcher(path.join(dir, 'eval')), /is not a run folder \(expected config\.yaml or metrics\.jsonl/);
+});
