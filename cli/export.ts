@@ -7,19 +7,20 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ExportError, exportLeRobot } from '../interop/lerobot/export.ts';
 import { exportMcap } from '../interop/mcap.ts';
-import { VideoToolError, type VideoCodec } from '../interop/video.ts';
+import { VIDEO_CODECS, VideoToolError, type VideoCodec } from '../interop/video.ts';
 import { EpisodeFormatError } from '../sim/record/reader.ts';
 import { expandEpisodePaths } from '../viewer/episodes.ts';
 import { parseFlags, requireString } from './args.ts';
 import { UsageError } from './main.ts';
 
-const USAGE = `usage: evovla export --format lerobot|mcap --out PATH [--codec h264|av1] [--json] EPISODES...
+const USAGE = `usage: evovla export --format lerobot|mcap --out PATH [--codec h264|av1|h264-lossless] [--json] EPISODES...
   EPISODES   episode files (.evep) or directories of them
   --format   lerobot: a LeRobotDataset v3.0 folder at PATH holding all the episodes
              mcap: an MCAP file per episode (ROS 2 messages, opens in Foxglove); PATH is the
                    .mcap file for one episode, or a directory for several
   --out      where to write (a new or empty directory, or a new .mcap file)
-  --codec    lerobot video codec: h264 (default, plays everywhere) or av1 (LeRobot's default)
+  --codec    lerobot video codec: h264 (default, plays everywhere), av1 (LeRobot's default) or
+             h264-lossless (bit-exact frames, larger; ffmpeg-based readers only)
   --json     print a JSON summary on stdout`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -32,7 +33,7 @@ export async function run(argv: string[]): Promise<number> {
   const out = requireString(args, 'out', USAGE);
   if (format !== 'lerobot' && format !== 'mcap') throw new UsageError(`flag '--format' expects lerobot or mcap, got '${format}'\n${USAGE}`);
   const codec = (args.flags.codec as string | undefined) ?? 'h264';
-  if (codec !== 'h264' && codec !== 'av1') throw new UsageError(`flag '--codec' expects h264 or av1, got '${codec}'\n${USAGE}`);
+  if (!VIDEO_CODECS.includes(codec as VideoCodec)) throw new UsageError(`flag '--codec' expects ${VIDEO_CODECS.join(', ')}, got '${codec}'\n${USAGE}`);
   if (args.positional.length === 0) throw new UsageError(`expected at least one episode file or directory\n${USAGE}`);
   let files: string[];
   try {

@@ -7,13 +7,19 @@
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 
-/** Codecs the exporter offers: H.264 (plays everywhere) or AV1 (LeRobot's own default, smaller). */
-export type VideoCodec = 'h264' | 'av1';
+/**
+ * Codecs the exporter offers: H.264 (yuv420p, plays everywhere), AV1 (LeRobot's own default,
+ * smaller), or lossless H.264 (libx264rgb at qp 0: RGB frames come back bit-exact; decoded by
+ * ffmpeg-based readers such as LeRobot's, not by browsers).
+ */
+export type VideoCodec = 'h264' | 'av1' | 'h264-lossless';
+export const VIDEO_CODECS: readonly VideoCodec[] = ['h264', 'av1', 'h264-lossless'];
 
-/** ffmpeg arguments per codec. GOP 2 as LeRobot records, so random frame access decodes little. */
-const CODEC_ARGS: Record<VideoCodec, string[]> = {
-  h264: ['-c:v', 'libx264', '-preset', 'medium', '-crf', '18', '-g', '2'],
-  av1: ['-c:v', 'libsvtav1', '-crf', '30', '-g', '2', '-preset', '8'],
+/** ffmpeg arguments and stream facts per codec. GOP 2 as LeRobot records, so random frame access decodes little. */
+export const CODECS: Record<VideoCodec, { args: string[]; codecName: string; pixFmt: string }> = {
+  h264: { args: ['-c:v', 'libx264', '-preset', 'medium', '-crf', '18', '-g', '2', '-pix_fmt', 'yuv420p'], codecName: 'h264', pixFmt: 'yuv420p' },
+  av1: { args: ['-c:v', 'libsvtav1', '-crf', '30', '-g', '2', '-preset', '8', '-pix_fmt', 'yuv420p'], codecName: 'av1', pixFmt: 'yuv420p' },
+  'h264-lossless': { args: ['-c:v', 'libx264rgb', '-qp', '0', '-g', '2', '-pix_fmt', 'rgb24'], codecName: 'h264', pixFmt: 'gbrp' },
 };
 
 /** Thrown when ffmpeg is missing or fails; the message says which and how to install it. */
@@ -39,19 +45,23 @@ export interface VideoEncoder {
 }
 
 /**
- * Start encoding `file` (MP4, yuv420p, constant `fps`). Frame n gets the timestamp n/fps, which
- * LeRobot's decoder looks frames up by. Width and height must be even (yuv420p halves the chroma).
+ * Start encoding `file` (MP4, constant `fps`). Frame n gets the timestamp n/fps, which LeRobot's
+ * decoder looks frames up by. For the yuv420p codecs width and height must be even (the chroma
+ * planes are half size).
  */
 export function openVideoEncoder(file: string, width: number, height: number, fps: number, codec: VideoCodec = 'h264'): VideoEncoder {
   requireTool('ffmpeg');
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 2 || height < 2 || width % 2 || height % 2) {
-    throw new RangeError(`video size must be even integers >= 2 (yuv420p), got ${width}x${height}`);
+  const spec = CODECS[codec];
+  if (!spec) throw new RangeError(`video codec must be one of ${VIDEO_CODECS.join(', ')}, got '${codec}'`);
+  const even = spec.pixFmt === 'yuv420p';
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 2 || height < 2 || (even && (width % 2 || height % 2))) {
+    throw new RangeError(`video size must be integers >= 2${even ? ', even for yuv420p' : ''}, got ${width}x${height}`);
   }
   if (!Number.isInteger(fps) || fps <= 0) throw new RangeError(`video fps must be a positive integer, got ${fps}`);
   const args = [
     '-hide_banner', '-loglevel', 'error', '-y',
     '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${width}x${height}`, '-r', String(fps), '-i', 'pipe:0',
-    ...CODEC_ARGS[codec], '-pix_fmt', 'yuv420p', '-movflags', '+faststart', '-f', 'mp4', file,
+    ...spec.args, '-movflags', '+faststart', '-f', 'mp4', file,
   ];
   const proc: ChildProcessWithoutNullStreams = spawn('ffmpeg', args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';

@@ -63,6 +63,8 @@ export const INDEX_HTML = `<!doctype html>
   <h2 id="runTitle"></h2>
   <div id="runNotes"></div>
   <div id="runCharts"></div>
+  <h3>evaluation</h3>
+  <pre id="runEval"></pre>
   <h3>config</h3>
   <pre id="runConfig"></pre>
 </section>

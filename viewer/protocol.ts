@@ -44,12 +44,14 @@ export interface EpisodeSummary {
 /** One line of a run's metrics.jsonl: its numeric fields, and `_line` (1-based line number). */
 export type MetricRow = Record<string, number>;
 
-/** A training run: its resolved config (YAML text), metrics so far, and notes for the reader. */
+/** A training run: its resolved config (YAML text), metrics so far, eval summary, notes for the reader. */
 export interface RunSummary {
   name: string;
   config: string;
   metrics: MetricRow[];
   notes: string[];
+  /** eval.json's text, '' when the run has none (yet). */
+  evalSummary: string;
 }
 
 export type ServerMessage =

@@ -3,13 +3,18 @@
  *
  *   runs/NAME/config.yaml    the resolved config (shown as text)
  *   runs/NAME/metrics.jsonl  one JSON object per line, appended as training goes; every finite
- *                            numeric field is a curve. The x axis is the first of `step`, `iter`,
- *                            `update`, `epoch` the row has, else the line number. Curves are
- *                            grouped into one chart per name prefix before the first '/' or '.'
- *                            (`loss/bc` and `loss/value` share the "loss" chart)
- *   runs/NAME/eval/          episode files (.evep) of evaluation rollouts, also one folder deep
+ *                            numeric field (booleans as 0/1) is a curve. The x axis is the first
+ *                            of `step`, `iter`, `update`, `epoch` the row has, else the line
+ *                            number; when it falls back (a new phase counting from 0) the curve
+ *                            continues after the previous phase. Curves are grouped into one
+ *                            chart per name prefix before the first '/' or '.' (`loss/bc` and
+ *                            `loss/value` share "loss"); names without one that contain "loss"
+ *                            (`val_loss`) join "loss"; any other name gets its own chart
+ *   runs/NAME/eval_episodes/ episode files (.evep) of evaluation rollouts (`evovla train` writes
+ *   runs/NAME/eval/          them to eval_episodes/; eval/ is read too), also one folder deep
  *                            (eval/iter-000100/*.evep); a step record may carry `sarStage`, the
  *                            stage SAR believed the episode was in, drawn beside the ground truth
+ *   runs/NAME/eval.json      the evaluation summary (shown as text when present)
  *
  * `RunWatcher` follows a run while it is written: it reads lines appended to metrics.jsonl and
  * episode files that appear (complete ones: the writer renames them into place when closed).
@@ -21,7 +26,8 @@ import type { MetricRow, RunSummary } from './protocol.ts';
 
 export const RUN_CONFIG = 'config.yaml';
 export const RUN_METRICS = 'metrics.jsonl';
-export const RUN_EVAL_DIR = 'eval';
+export const RUN_EVAL_DIRS = ['eval_episodes', 'eval'] as const;
+export const RUN_EVAL_SUMMARY = 'eval.json';
 /** Fields tried in order for a metrics row's x value. */
 export const X_FIELDS = ['step', 'iter', 'update', 'epoch'] as const;
 
@@ -61,16 +67,18 @@ export function parseMetricLines(text: string, firstLine = 1): { rows: MetricRow
   return { rows, notes };
 }
 
-/** The episode files under a run's eval/ folder (and one level of subfolders), sorted. */
+/** The episode files under a run's eval folders (and one level of subfolders), sorted. */
 export function evalEpisodeFiles(runDir: string): string[] {
-  const root = path.join(runDir, RUN_EVAL_DIR);
-  if (!fs.existsSync(root)) return [];
   const out: string[] = [];
-  for (const entry of fs.readdirSync(root, { withFileTypes: true })) {
-    const p = path.join(root, entry.name);
-    if (entry.isFile() && entry.name.endsWith(EPISODE_EXTENSION)) out.push(p);
-    else if (entry.isDirectory()) {
-      for (const f of fs.readdirSync(p)) if (f.endsWith(EPISODE_EXTENSION)) out.push(path.join(p, f));
+  for (const name of RUN_EVAL_DIRS) {
+    const root = path.join(runDir, name);
+    if (!fs.existsSync(root)) continue;
+    for (const entry of fs.readdirSync(root, { withFileTypes: true })) {
+      const p = path.join(root, entry.name);
+      if (entry.isFile() && entry.name.endsWith(EPISODE_EXTENSION)) out.push(p);
+      else if (entry.isDirectory()) {
+        for (const f of fs.readdirSync(p)) if (f.endsWith(EPISODE_EXTENSION)) out.push(path.join(p, f));
+      }
     }
   }
   return out.sort();
@@ -107,7 +115,9 @@ export class RunWatcher {
 
   /** What the page is sent when it connects. */
   summary(): RunSummary {
-    return { name: this.name, config: this.config, metrics: this.rows, notes: this.notes };
+    const evalFile = path.join(this.dir, RUN_EVAL_SUMMARY);
+    const evalSummary = fs.existsSync(evalFile) ? fs.readFileSync(evalFile, 'utf8') : '';
+    return { name: this.name, config: this.config, metrics: this.rows, notes: this.notes, evalSummary };
   }
 
   /** New metric rows (complete lines only) and new eval episodes since the last call. */

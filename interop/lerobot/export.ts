@@ -20,7 +20,7 @@ import type { EpisodeFooter, EpisodeHeader, StepRecord } from '../../sim/record/
 import { getRobot } from '../../sim/robot/index.ts';
 import { ExportError } from '../errors.ts';
 import { writeParquetFile, type ParquetColumn } from '../parquet.ts';
-import { openVideoEncoder, type VideoCodec, type VideoEncoder } from '../video.ts';
+import { CODECS, openVideoEncoder, type VideoCodec, type VideoEncoder } from '../video.ts';
 import {
   ACTION_KEY,
   CODEBASE_VERSION,
@@ -105,14 +105,17 @@ interface Schema {
   cameras: Array<{ name: string; width: number; height: number }>;
 }
 
-function schemaOf(file: string, header: EpisodeHeader, steps: StepRecord[]): Schema {
+function schemaOf(file: string, header: EpisodeHeader, steps: StepRecord[], codec: VideoCodec): Schema {
   const fps = header.controlHz;
   if (!Number.isInteger(fps) || fps <= 0) throw new ExportError(`${file}: controlHz ${fps} is not a positive integer; LeRobot needs an integer fps`);
   const cameras = header.cameras.map((name) => {
     const frame = steps[0]?.images?.[name];
     if (!frame) throw new ExportError(`${file}: header lists camera '${name}' but step 0 has no image for it`);
-    if (frame.width % 2 || frame.height % 2) {
-      throw new ExportError(`${file}: camera '${name}' is ${frame.width}x${frame.height}; the MP4 encoder needs even sizes (yuv420p)`);
+    if (CODECS[codec].pixFmt === 'yuv420p' && (frame.width % 2 || frame.height % 2)) {
+      throw new ExportError(`${file}: camera '${name}' is ${frame.width}x${frame.height}; codec ${codec} needs even sizes (yuv420p); use --codec h264-lossless`);
+    }
+    if (codec === 'av1' && (frame.width < 64 || frame.height < 64)) {
+      throw new ExportError(`${file}: camera '${name}' is ${frame.width}x${frame.height}; the AV1 encoder (SVT-AV1) needs at least 64x64; use --codec h264`);
     }
     return { name, width: frame.width, height: frame.height };
   });
@@ -143,8 +146,8 @@ export function featuresFor(schema: Schema, header: EpisodeHeader, codec: VideoC
       info: {
         'video.height': cam.height,
         'video.width': cam.width,
-        'video.codec': codec === 'av1' ? 'av1' : 'h264',
-        'video.pix_fmt': 'yuv420p',
+        'video.codec': CODECS[codec].codecName,
+        'video.pix_fmt': CODECS[codec].pixFmt,
         'video.is_depth_map': false,
         'video.fps': schema.fps,
         'video.channels': 3,
@@ -215,7 +218,7 @@ async function writeDataset(
     requireIntact(ep, file);
     const { header, steps, footer } = ep;
     if (steps.length === 0) throw new ExportError(`${file}: episode has no steps`);
-    const s = schemaOf(file, header, steps);
+    const s = schemaOf(file, header, steps, codec);
     if (!schema) {
       schema = s;
       firstHeader = header;

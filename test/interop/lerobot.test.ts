@@ -228,3 +228,22 @@ test('export refuses an existing output and episodes that cannot share one datas
   assert.ok(!fs.existsSync(path.join(dir, 'mixed')), 'a failed export leaves no dataset behind');
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('partial')), []);
 });
+
+test('--codec h264-lossless gives the frames back bit-exact', async () => {
+  const out = path.join(dir, 'lossless');
+  const { result, err } = await captureOutput(() => main(['export', '--format', 'lerobot', '--codec', 'h264-lossless', '--out', out, files[1]]));
+  assert.equal(result, 0, err);
+  const info = JSON.parse(fs.readFileSync(path.join(out, 'meta/info.json'), 'utf8'));
+  assert.equal(info.features['observation.images.eye_side'].info['video.pix_fmt'], 'gbrp');
+  assert.equal(probeVideo(path.join(out, 'videos/observation.images.eye_side/chunk-000/file-000.mp4')).frames, LENGTHS[1]);
+  const back = path.join(dir, 'lossless-imported');
+  await importLeRobot(out, back);
+  const a = readEpisode(files[1]).steps;
+  const b = readEpisode(path.join(back, path.basename(files[1]))).steps;
+  a.forEach((s, k) => {
+    for (const cam of CAMERAS) assert.deepEqual(b[k].images![cam].rgb, s.images![cam].rgb, `step ${k} ${cam}`);
+  });
+  const bad = await captureOutput(() => main(['export', '--format', 'lerobot', '--codec', 'vp9', '--out', path.join(dir, 'vp9'), files[1]]));
+  assert.equal(bad.result, 2);
+  assert.match(bad.err, /flag '--codec' expects h264, av1, h264-lossless, got 'vp9'/);
+});

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { groupOf, xValues } from '../../viewer/app/run_data.ts';
 import { RunWatcher, evalEpisodeFiles, isRunDir, parseMetricLines } from '../../viewer/runs.ts';
 import { writeEpisode } from '../interop/helpers.ts';
 import { scratchDir } from '../tmp.ts';
@@ -31,18 +32,35 @@ test('a run folder is followed: appended complete lines and new eval episodes, n
   const metrics = path.join(dir, 'metrics.jsonl');
   fs.writeFileSync(metrics, '{"step": 0, "loss/bc": 1}\n{"step": 1, "loss/bc": 0.8}\n{"step": 2, "lo');
   fs.mkdirSync(path.join(dir, 'eval', 'iter-000010'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'eval_episodes'));
   writeEpisode(path.join(dir, 'eval'), 'stack-0', 0, 4, { cameras: false });
   const run = new RunWatcher(dir);
   const eps = run.load();
   assert.deepEqual(eps.map((e) => e.name), [path.join('eval', 'stack-0.evep')]);
+  assert.equal(run.summary().evalSummary, '');
   assert.equal(run.summary().config, 'task: stack\nlr: 0.001\n');
   assert.deepEqual(run.summary().metrics.map((r) => r.step), [0, 1], 'the unfinished third line waits');
   fs.appendFileSync(metrics, 'ss/bc": 0.6}\n{"step": 3, "loss/bc": 0.5}\n');
   writeEpisode(path.join(dir, 'eval', 'iter-000010'), 'stack-1', 1, 3, { cameras: false });
+  writeEpisode(path.join(dir, 'eval_episodes'), 'stack-2', 2, 3, { cameras: false });
+  fs.writeFileSync(path.join(dir, 'eval.json'), '{"successRate": 0.5}');
   const next = run.poll();
   assert.deepEqual(next.rows.map((r) => [r._line, r.step, r['loss/bc']]), [[3, 2, 0.6], [4, 3, 0.5]]);
-  assert.deepEqual(next.episodes.map((e) => e.name), [path.join('eval', 'iter-000010', 'stack-1.evep')]);
+  assert.deepEqual(next.episodes.map((e) => e.name), [path.join('eval', 'iter-000010', 'stack-1.evep'), path.join('eval_episodes', 'stack-2.evep')]);
   assert.deepEqual(run.poll(), { rows: [], episodes: [] });
-  assert.deepEqual(evalEpisodeFiles(dir).map((f) => path.relative(dir, f)), [path.join('eval', 'iter-000010', 'stack-1.evep'), path.join('eval', 'stack-0.evep')]);
+  assert.equal(run.summary().evalSummary, '{"successRate": 0.5}');
+  assert.deepEqual(evalEpisodeFiles(dir).map((f) => path.relative(dir, f)), [path.join('eval', 'iter-000010', 'stack-1.evep'), path.join('eval', 'stack-0.evep'), path.join('eval_episodes', 'stack-2.evep')]);
   assert.throws(() => new RunWatcher(path.join(dir, 'eval')), /is not a run folder \(expected config\.yaml or metrics\.jsonl/);
+});
+
+test('charts: metrics grouped by prefix (loss-like names join "loss"); x never goes back across phases', () => {
+  assert.equal(groupOf('loss/bc'), 'loss');
+  assert.equal(groupOf('reward.stage'), 'reward');
+  assert.equal(groupOf('val_loss'), 'loss');
+  assert.equal(groupOf('loss'), 'loss');
+  assert.equal(groupOf('success'), 'success');
+  assert.equal(groupOf('lr'), 'lr');
+  // Phase 0 logs steps 10, 20, 20 (loss and val_loss lines), phase 1 counts again from 10.
+  assert.deepEqual(xValues([{ step: 10 }, { step: 20 }, { step: 20 }, { step: 10 }, { step: 20 }, { loss: 1 }]), [10, 20, 20, 30, 40, 45]);
+  assert.deepEqual(xValues([{ iter: 3 }, { epoch: 4 }, {}]), [3, 4, 6]);
 });

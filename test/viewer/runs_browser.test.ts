@@ -40,8 +40,10 @@ describe('runs in the viewer (chromium)', { timeout: 120_000 }, () => {
 
   before(async () => {
     fs.mkdirSync(path.join(runDir, 'eval'), { recursive: true });
+    fs.mkdirSync(path.join(runDir, 'eval_episodes'));
     fs.writeFileSync(path.join(runDir, 'config.yaml'), 'task: stack\ntrain:\n  algo: bc\n  lr: 0.0003\n');
     fs.writeFileSync(path.join(runDir, 'metrics.jsonl'), Array.from({ length: 20 }, (_, i) => `${metricLine(i)}\n`).join(''));
+    fs.writeFileSync(path.join(runDir, 'eval.json'), JSON.stringify({ episodes: 2, successRate: 0.5 }));
     writeEpisode(path.join(runDir, 'eval'), 'stack-0', 0, 10, { sar: true });
     const run = new RunWatcher(runDir);
     server = await startViewerServer({ episodes: run.load(), run, runPollMs: 100 });
@@ -67,6 +69,7 @@ describe('runs in the viewer (chromium)', { timeout: 120_000 }, () => {
     assert.match(lossLegend, /loss\/bc/);
     assert.match(lossLegend, /loss\/value/);
     assert.match(await page.locator('#runConfig').innerText(), /algo: bc/);
+    assert.match(await page.locator('#runEval').innerText(), /successRate/);
     assert.match(await page.locator('#runTitle').innerText(), /bc-stack/);
     // The curves are drawn: the loss chart's canvas holds the series colours, not just background.
     const shot = decodePng(await page.locator('#runCharts figure[data-group="loss"] canvas').screenshot());
@@ -76,10 +79,10 @@ describe('runs in the viewer (chromium)', { timeout: 120_000 }, () => {
   });
 
   it('follows the run: appended metric lines and a new eval episode arrive without a reload', async () => {
-    fs.appendFileSync(path.join(runDir, 'metrics.jsonl'), `${metricLine(20)}\n${metricLine(21)}\n${JSON.stringify({ step: 22, 'loss/bc': 0.04, 'loss/aux': 0.1 })}\n`);
+    fs.appendFileSync(path.join(runDir, 'metrics.jsonl'), `${metricLine(20)}\n${metricLine(21)}\n${JSON.stringify({ phase: 'bc', phase_index: 0, step: 22, 'loss/bc': 0.04, val_loss: 0.1 })}\n`);
     await page.waitForSelector('#run[data-rows="23"]', { timeout: 30_000 });
-    assert.match(await page.locator('#runCharts figure[data-group="loss"] .u-legend').innerText(), /loss\/aux/, 'a new curve joins its group');
-    writeEpisode(path.join(runDir, 'eval'), 'stack-1', 1, 6, { sar: true, cameras: false });
+    assert.match(await page.locator('#runCharts figure[data-group="loss"] .u-legend').innerText(), /val_loss/, 'a new curve joins its group');
+    writeEpisode(path.join(runDir, 'eval_episodes'), 'stack-1', 1, 6, { sar: true, cameras: false });
     await page.waitForFunction(() => document.querySelectorAll('#episode option').length === 2, undefined, { timeout: 30_000 });
   });
 

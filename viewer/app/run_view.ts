@@ -7,21 +7,7 @@ import uPlot from 'uplot';
 import uPlotCss from 'uplot/dist/uPlot.min.css';
 import type { MetricRow, RunSummary } from '../protocol.ts';
 import { termColor } from './charts.ts';
-
-/** Fields tried in order for a row's x value (as viewer/runs.ts documents). */
-const X_FIELDS = ['step', 'iter', 'update', 'epoch'];
-
-/** The chart a metric goes in: its name up to the first '/' or '.'. */
-export function groupOf(key: string): string {
-  const m = /^[^/.]+/.exec(key);
-  return m ? m[0] : key;
-}
-
-/** The x value of row `i`. */
-export function xOf(row: MetricRow, i: number): number {
-  for (const f of X_FIELDS) if (typeof row[f] === 'number') return row[f];
-  return i;
-}
+import { NOT_CURVES, groupOf, xValues } from './run_data.ts';
 
 interface Chart {
   group: string;
@@ -37,6 +23,7 @@ export class RunView {
   private readonly config_el: HTMLElement;
   private readonly notes_el: HTMLElement;
   private readonly title_el: HTMLElement;
+  private readonly eval_el: HTMLElement;
 
   constructor(private readonly root: HTMLElement) {
     const style = document.createElement('style');
@@ -46,6 +33,7 @@ export class RunView {
     this.charts_el = root.querySelector<HTMLElement>('#runCharts') as HTMLElement;
     this.config_el = root.querySelector<HTMLElement>('#runConfig') as HTMLElement;
     this.notes_el = root.querySelector<HTMLElement>('#runNotes') as HTMLElement;
+    this.eval_el = root.querySelector<HTMLElement>('#runEval') as HTMLElement;
     window.addEventListener('resize', () => this.resize());
   }
 
@@ -54,6 +42,7 @@ export class RunView {
     this.title_el.textContent = `run ${run.name}`;
     this.config_el.textContent = run.config || '(no config.yaml)';
     this.notes_el.textContent = run.notes.join('\n');
+    this.eval_el.textContent = run.evalSummary || '(no eval.json yet)';
     for (const c of this.charts.values()) c.plot.destroy();
     this.charts.clear();
     this.charts_el.textContent = '';
@@ -67,14 +56,14 @@ export class RunView {
     const groups = new Map<string, string[]>();
     for (const row of this.rows) {
       for (const k of Object.keys(row)) {
-        if (k === '_line' || X_FIELDS.includes(k)) continue;
+        if (NOT_CURVES.has(k)) continue;
         const g = groupOf(k);
         const keys = groups.get(g) ?? [];
         if (!keys.includes(k)) keys.push(k);
         groups.set(g, keys);
       }
     }
-    const xs = this.rows.map((r, i) => xOf(r, i));
+    const xs = xValues(this.rows);
     for (const [group, keys] of groups) {
       const data: uPlot.AlignedData = [xs, ...keys.map((k) => this.rows.map((r) => (typeof r[k] === 'number' ? r[k] : null)))];
       const chart = this.charts.get(group);
