@@ -32,6 +32,14 @@ const commands: Record<string, CommandEntry> = {
     summary: 're-simulate an episode file from its seed and actions; --verify checks the final state hash',
     load: async () => (await import('./replay.ts')).run,
   },
+  train: {
+    summary: 'train a policy from a YAML config (demos -> behaviour cloning ...), export policy.onnx, evaluate it',
+    load: async () => (await import('./train.ts')).run,
+  },
+  eval: {
+    summary: 'evaluate an ONNX policy on held-out seeds: success with a 95% CI, stages reached, episode files',
+    load: async () => (await import('./eval.ts')).run,
+  },
   view: {
     summary: 'replay episode files in the browser: 3D scene, camera images, stage timeline, reward terms',
     load: async () => (await import('./view.ts')).run,

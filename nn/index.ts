@@ -30,3 +30,4 @@ export { Trainer, type TrainerOptions, type StepResult, type OptimizerState } fr
 export { ModelRunner } from './runner.ts';
 export { createSession, cudaStatus, padBatch, sliceBatch, Session, type ExecutionProvider, type HostTensor, type HostData, type SessionOptions } from './runtime.ts';
 export { saveCheckpoint, loadCheckpoint, encodeSafetensors, decodeSafetensors, type CheckpointContents, type StoredTensor } from './checkpoint.ts';
+export { Tokenizer, words, fnv1a, DEFAULT_BUCKETS, DEFAULT_MAX_LENGTH, type TokenizerSpec, type Encoded } from './tokenizer.ts';

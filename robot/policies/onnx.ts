@@ -4,16 +4,23 @@
  *
  *  inputs   proprio         float32 [B, 7]        6 joint positions (rad) + gripper opening (m)
  *           image_<camera>  float32 [B, 3, H, W]  optional, RGB in 0..1, one per camera in evovla.cameras
+ *           instruction     int64 [B, L]          optional, the observation's instruction as token ids
+ *                                                 (needs evovla.tokenizer: nn/tokenizer.ts JSON)
+ *           memory, memory_mask  float32 [B, M, F], [B, M]   optional, fed empty (mask 0): deploy
+ *                                                 keeps no memory bank
  *  outputs  action          float32 [B, 7]        6 joint-position targets (rad) + gripper (m);
  *                                                 [B, K, 7] (an action chunk) uses its first step
  *  metadata evovla.joint_names   "joint1,...,joint6"   required while safety.specCheck is on
  *           evovla.joint_limits  JSON [[lower, upper, velocity], ...]   optional, checked when present
  *           evovla.cameras       JSON [{"name", "width", "height"}]     optional
  *           evovla.action_mode   "joint" (the only mode a robot is driven in)
+ *           evovla.tokenizer     JSON {words, buckets, maxLength}           required with an instruction input
+ * Other outputs (action_log_std, value_ext, value_int, features of a VLA) are allowed and not read.
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { createSession, type Session } from '../../nn/runtime.ts';
+import { createSession, type HostTensor, type Session } from '../../nn/runtime.ts';
+import { Tokenizer } from '../../nn/tokenizer.ts';
 import type { Observation } from '../../sim/types.ts';
 import type { CameraSpec, JointLimits } from '../types.ts';
 import { ELEM_TYPE_NAMES, readOnnxInfo } from './onnx_meta.ts';
@@ -74,9 +81,37 @@ export async function loadOnnxPolicy(path: string, opts: OnnxPolicyOptions = {})
     throw new PolicyFileError(`${file}: input proprio is ${typeName(proprio.elemType)} [${proprio.shape.join(', ')}], expected float32 [B, 7]`);
   }
   const imageInputs = cameras.map((c) => `image_${c.name}`);
-  const unknown = info.inputs.map((v) => v.name).filter((n) => n !== 'proprio' && !imageInputs.includes(n));
+  const optional = ['instruction', 'memory', 'memory_mask'];
+  const unknown = info.inputs.map((v) => v.name).filter((n) => n !== 'proprio' && !imageInputs.includes(n) && !optional.includes(n));
   if (unknown.length) {
-    throw new PolicyFileError(`${file}: inputs ${unknown.join(', ')} are not part of the deploy contract (proprio, and image_<camera> for cameras listed in evovla.cameras)`);
+    throw new PolicyFileError(`${file}: inputs ${unknown.join(', ')} are not part of the deploy contract (proprio; image_<camera> for cameras listed in evovla.cameras; instruction; memory + memory_mask)`);
+  }
+  // Instruction tokens: the tokenizer the model was trained with travels in its metadata.
+  const instruction = byName.get('instruction');
+  let tokenizer: Tokenizer | null = null;
+  let instructionLength = 0;
+  if (instruction) {
+    const L = instruction.shape[1];
+    if (instruction.elemType !== 7 || instruction.shape.length !== 2 || typeof L !== 'number') {
+      throw new PolicyFileError(`${file}: input instruction is ${typeName(instruction.elemType)} [${instruction.shape.join(', ')}], expected int64 [B, L] with a fixed L`);
+    }
+    const spec = parseJson<ConstructorParameters<typeof Tokenizer>[0]>(file, 'evovla.tokenizer', meta['evovla.tokenizer']);
+    if (!spec) throw new PolicyFileError(`${file}: input instruction needs metadata evovla.tokenizer (the vocabulary the model was trained with)`);
+    try {
+      tokenizer = new Tokenizer({ ...spec, maxLength: L });
+    } catch (err) {
+      throw new PolicyFileError(`${file}: metadata evovla.tokenizer: ${(err as Error).message}`);
+    }
+    instructionLength = L;
+  }
+  const memory = byName.get('memory');
+  let memoryShape: [number, number] | null = null;
+  if (memory || byName.has('memory_mask')) {
+    const [, m, f] = memory?.shape ?? [];
+    if (!memory || !byName.has('memory_mask') || typeof m !== 'number' || typeof f !== 'number') {
+      throw new PolicyFileError(`${file}: memory inputs must come as a pair, memory float32 [B, M, F] and memory_mask float32 [B, M] with fixed M and F`);
+    }
+    memoryShape = [m, f];
   }
   for (const c of cameras) {
     const v = byName.get(`image_${c.name}`);
@@ -90,8 +125,13 @@ export async function loadOnnxPolicy(path: string, opts: OnnxPolicyOptions = {})
   if (!action) throw new PolicyFileError(`${file}: no output named 'action' (outputs: ${info.outputs.map((v) => v.name).join(', ')}); expected action float32 [B, 7]`);
 
   const session: Session = await createSession(bytes, { executionProvider: 'cpu', threads: opts.threads ?? 1 });
-  const feeds = (proprioData: Float32Array, images?: Observation['images']) => {
-    const f: Record<string, { data: Float32Array; shape: number[] }> = { proprio: { data: proprioData, shape: [1, 7] } };
+  const feeds = (proprioData: Float32Array, images?: Observation['images'], text = '') => {
+    const f: Record<string, HostTensor> = { proprio: { data: proprioData, shape: [1, 7] } };
+    if (tokenizer) f.instruction = { data: tokenizer.encode([text]).ids, shape: [1, instructionLength] };
+    if (memoryShape) {
+      f.memory = { data: new Float32Array(memoryShape[0] * memoryShape[1]), shape: [1, ...memoryShape] };
+      f.memory_mask = { data: new Float32Array(memoryShape[0]), shape: [1, memoryShape[0]] };
+    }
     for (const c of cameras) {
       const frame = images?.[c.name];
       if (!frame) throw new Error(`policy ${file} needs camera '${c.name}' but the observation has none`);
@@ -126,7 +166,7 @@ export async function loadOnnxPolicy(path: string, opts: OnnxPolicyOptions = {})
     spec: { jointNames: jointNames ?? [], limits, cameras },
     async act(obs: Observation) {
       proprioBuf.set(obs.proprio.subarray(0, 7));
-      return pick(await session.run(feeds(proprioBuf, obs.images), ['action']));
+      return pick(await session.run(feeds(proprioBuf, obs.images, obs.instruction), ['action']));
     },
     close: () => session.dispose(),
   };

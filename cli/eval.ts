@@ -1,0 +1,52 @@
+/**
+ * `evovla eval --policy FILE.onnx --task T --episodes N [--workers W] [--record DIR]`: closed-loop
+ * evaluation on held-out seeds (policy/eval.ts): success with a 95% Wilson interval, mean furthest
+ * stage, the share of episodes completing each stage; episode files for `evovla view`.
+ */
+import { EVAL_SEED_BASE } from '../policy/train/config.ts';
+import { TASKS } from '../tasks/index.ts';
+import { intFlag, parseFlags, requireString } from './args.ts';
+import { UsageError } from './main.ts';
+
+const USAGE = `usage: evovla eval --policy <file.onnx> --task <id> [--episodes N=100] [--workers W=2] [--envs E=8] [--record DIR] [--seed OFFSET=0] [--mode chunk|ensemble] [--execute K] [--threads T=1] [--json]
+  --policy    an ONNX policy (docs/policy.md: proprio, image_<camera>, instruction, memory -> action)
+  --task      one of: ${Object.keys(TASKS).join(', ')}
+  --episodes  episodes, on seeds ${EVAL_SEED_BASE} + OFFSET + i (demos use seeds from 0: never the same scenes)
+  --workers   env worker processes (each renders its envs' cameras); 0 = in this process
+  --envs      envs stepped together (the policy runs batched over them)
+  --record    write one episode file per episode here (evovla view DIR replays them)
+  --mode      chunk (play --execute actions of each chunk) or ensemble (temporal ensembling); default: the policy's metadata, else chunk
+  --json      print the result as JSON`;
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    return 0;
+  }
+  const args = parseFlags(argv, { policy: 'string', task: 'string', episodes: 'int', workers: 'int', envs: 'int', record: 'string', seed: 'int', mode: 'string', execute: 'int', threads: 'int', json: 'bool' }, USAGE);
+  if (args.positional.length) throw new UsageError(`unexpected argument '${args.positional[0]}'\n${USAGE}`);
+  const policy = requireString(args, 'policy', USAGE);
+  const task = requireString(args, 'task', USAGE);
+  if (!Object.hasOwn(TASKS, task)) throw new UsageError(`flag '--task' must be one of ${Object.keys(TASKS).join(', ')}, got '${task}'`);
+  const mode = args.flags.mode;
+  if (mode !== undefined && mode !== 'chunk' && mode !== 'ensemble') throw new UsageError(`flag '--mode' must be chunk or ensemble, got '${String(mode)}'`);
+  const { evaluatePolicy, formatEval } = await import('../policy/eval.ts');
+  const inference: Record<string, unknown> = {};
+  if (mode) inference.mode = mode;
+  if (args.flags.execute !== undefined) inference.execute = intFlag(args, 'execute', 8, 1, USAGE);
+  const r = await evaluatePolicy({
+    policy,
+    task,
+    episodes: intFlag(args, 'episodes', 100, 1, USAGE),
+    workers: intFlag(args, 'workers', 2, 0, USAGE),
+    envs: intFlag(args, 'envs', 8, 1, USAGE),
+    seed: EVAL_SEED_BASE + intFlag(args, 'seed', 0, 0, USAGE),
+    threads: intFlag(args, 'threads', 1, 1, USAGE),
+    ...(typeof args.flags.record === 'string' ? { record: args.flags.record } : {}),
+    inference,
+    log: (l) => console.error(l),
+  });
+  if (args.flags.json) console.log(JSON.stringify(r, null, 2));
+  else console.log(formatEval(r) + (typeof args.flags.record === 'string' ? `\nepisode files in ${args.flags.record} (evovla view ${args.flags.record})` : ''));
+  return 0;
+}

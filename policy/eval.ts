@@ -1,0 +1,378 @@
+/**
+ * Closed-loop evaluation of an ONNX policy on a task: `evovla eval`.
+ *
+ * Seeds: demos use seeds 0, 1, 2, ... (`data.demoSeed` + i); evaluation uses EVAL_SEED_BASE
+ * (1,000,000) + offset + i, so no evaluated scene was ever a training demo.
+ *
+ * Envs run in VecEnv worker processes with cameras (sim/render/vec_cameras.ts); the policy runs
+ * here, batched over the envs that need an action chunk. Episodes are run in waves of `envs`
+ * episodes (VecEnv resets all envs together); an env whose episode ended holds still until its
+ * wave ends, and its steps are not counted.
+ *
+ * Any ONNX file with the documented inputs (proprio; image_<camera> for the cameras in
+ * evovla.cameras; optional instruction with evovla.tokenizer; optional memory + memory_mask, fed
+ * empty) and an `action` output [B,7] or [B,K,7] is accepted.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createSession, type HostTensor, type Session } from '../nn/runtime.ts';
+import { Tokenizer } from '../nn/tokenizer.ts';
+import { readOnnxInfo, type OnnxModelInfo } from '../robot/policies/onnx_meta.ts';
+import { createEnv, type SimEnv } from '../sim/env.ts';
+import { EpisodeWriter } from '../sim/record/writer.ts';
+import type { StepRecord } from '../sim/record/types.ts';
+import type { StepResult } from '../sim/types.ts';
+import { VecEnv } from '../sim/vec_env.ts';
+import { getTask } from '../tasks/index.ts';
+import { episodeHeader, wilsonInterval } from '../tasks/rollout.ts';
+
+/** How the chunk is played: see the `inference` section of the training config. */
+export interface InferenceMode {
+  mode: 'chunk' | 'ensemble';
+  execute: number;
+  ensembleDecay: number;
+}
+
+/** A policy file opened for batched closed-loop use. */
+export class BatchedPolicy {
+  private constructor(
+    readonly file: string,
+    readonly session: Session,
+    readonly info: OnnxModelInfo,
+    readonly cameras: { name: string; width: number; height: number }[],
+    readonly tokenizer: Tokenizer | null,
+    readonly instructionLength: number,
+    readonly memory: { slots: number; size: number } | null,
+    /** Chunk length K (1 for an [B,7] action). */
+    readonly chunk: number,
+    readonly inference: InferenceMode | null,
+  ) {}
+
+  /** Opens and checks a policy file; errors name what is missing or malformed. */
+  static async open(file: string, threads = 1): Promise<BatchedPolicy> {
+    let bytes: Uint8Array;
+    try {
+      bytes = readFileSync(file);
+    } catch (err) {
+      throw new Error(`cannot read policy '${file}': ${(err as Error).message}`);
+    }
+    const info = readOnnxInfo(bytes);
+    const meta = info.metadata;
+    const inputs = new Map(info.inputs.map((v) => [v.name, v]));
+    if (!inputs.has('proprio')) throw new Error(`${file}: no input 'proprio' (inputs: ${[...inputs.keys()].join(', ')}); expected proprio float32 [B, 7]`);
+    const cameras = meta['evovla.cameras'] ? (JSON.parse(meta['evovla.cameras']) as { name: string; width: number; height: number }[]) : [];
+    for (const c of cameras) if (!inputs.has(`image_${c.name}`)) throw new Error(`${file}: evovla.cameras lists '${c.name}' but there is no input image_${c.name}`);
+    let tokenizer: Tokenizer | null = null;
+    let instructionLength = 0;
+    const instr = inputs.get('instruction');
+    if (instr) {
+      if (!meta['evovla.tokenizer']) throw new Error(`${file}: input 'instruction' needs metadata evovla.tokenizer (the vocabulary; nn/tokenizer.ts toJSON)`);
+      tokenizer = Tokenizer.fromJSON(meta['evovla.tokenizer']);
+      const L = instr.shape[1];
+      instructionLength = typeof L === 'number' ? L : tokenizer.maxLength;
+    }
+    let memory: { slots: number; size: number } | null = null;
+    const mem = inputs.get('memory');
+    if (mem) {
+      const [, m, f] = mem.shape;
+      if (typeof m !== 'number' || typeof f !== 'number') throw new Error(`${file}: input memory must have static [B, M, F], got [${mem.shape.join(', ')}]`);
+      memory = { slots: m, size: f };
+    }
+    const known = new Set(['proprio', 'instruction', 'memory', 'memory_mask', ...cameras.map((c) => `image_${c.name}`)]);
+    const unknown = [...inputs.keys()].filter((n) => !known.has(n));
+    if (unknown.length) throw new Error(`${file}: inputs ${unknown.join(', ')} are not part of the policy contract (docs/policy.md)`);
+    const action = info.outputs.find((o) => o.name === 'action');
+    if (!action) throw new Error(`${file}: no output 'action'`);
+    const chunk = action.shape.length === 3 && typeof action.shape[1] === 'number' ? action.shape[1] : 1;
+    const inference = meta['evovla.inference'] ? (JSON.parse(meta['evovla.inference']) as InferenceMode) : null;
+    const session = await createSession(bytes, { threads });
+    return new BatchedPolicy(file, session, info, cameras, tokenizer, instructionLength, memory, chunk, inference);
+  }
+
+  /** Action chunks [n][K][7] for n observations. */
+  async act(obs: { proprio: ArrayLike<number>; images?: Record<string, { width: number; height: number; rgb: Uint8Array }>; instruction: string }[]): Promise<Float32Array[][]> {
+    const n = obs.length;
+    const feeds: Record<string, HostTensor> = {};
+    const proprio = new Float32Array(n * 7);
+    obs.forEach((o, i) => {
+      for (let d = 0; d < 7; d++) proprio[i * 7 + d] = o.proprio[d];
+    });
+    feeds.proprio = { data: proprio, shape: [n, 7] };
+    for (const c of this.cameras) {
+      const plane = c.width * c.height;
+      const data = new Float32Array(n * 3 * plane);
+      obs.forEach((o, i) => {
+        const f = o.images?.[c.name];
+        if (!f) throw new Error(`policy ${this.file} needs camera '${c.name}' but the observation has none`);
+        if (f.width !== c.width || f.height !== c.height) throw new Error(`camera '${c.name}' frame is ${f.width}x${f.height}, policy expects ${c.width}x${c.height}`);
+        const base = i * 3 * plane;
+        for (let p = 0; p < plane; p++) {
+          data[base + p] = f.rgb[3 * p] / 255;
+          data[base + plane + p] = f.rgb[3 * p + 1] / 255;
+          data[base + 2 * plane + p] = f.rgb[3 * p + 2] / 255;
+        }
+      });
+      feeds[`image_${c.name}`] = { data, shape: [n, 3, c.height, c.width] };
+    }
+    if (this.tokenizer) {
+      const L = this.instructionLength;
+      const enc = new Tokenizer({ ...this.tokenizer.toJSON(), maxLength: L }).encode(obs.map((o) => o.instruction));
+      feeds.instruction = { data: enc.ids, shape: [n, L] };
+    }
+    if (this.memory) {
+      feeds.memory = { data: new Float32Array(n * this.memory.slots * this.memory.size), shape: [n, this.memory.slots, this.memory.size] };
+      feeds.memory_mask = { data: new Float32Array(n * this.memory.slots), shape: [n, this.memory.slots] };
+    }
+    const out = await this.session.run(feeds, ['action']);
+    const a = out.action.data as Float32Array;
+    const K = this.chunk;
+    return Array.from({ length: n }, (_, i) => Array.from({ length: K }, (_, k) => a.slice((i * K + k) * 7, (i * K + k + 1) * 7)));
+  }
+
+  close(): Promise<void> {
+    return this.session.dispose();
+  }
+}
+
+/**
+ * Turns action chunks into one action per step: chunked execution (a queue refilled every
+ * `execute` steps) or ACT's temporal ensembling (every chunk's prediction for this step, weighted
+ * by exp(-decay * age)). One per env.
+ */
+export class ChunkPlayer {
+  private queue: Float32Array[] = [];
+  /** Ensemble: predictions for future steps, keyed by absolute step: [weight-sum, sum]. */
+  private pending = new Map<number, { w: number; sum: Float64Array }>();
+  private t = 0;
+
+  constructor(readonly mode: InferenceMode) {}
+
+  /** True when the next step needs a fresh chunk from the model. */
+  needsChunk(): boolean {
+    return this.mode.mode === 'ensemble' || this.queue.length === 0;
+  }
+
+  /** Feeds the chunk predicted from the current observation. */
+  push(chunk: Float32Array[]): void {
+    if (this.mode.mode === 'chunk') {
+      this.queue = chunk.slice(0, Math.min(this.mode.execute, chunk.length));
+      return;
+    }
+    chunk.forEach((a, k) => {
+      const step = this.t + k;
+      let e = this.pending.get(step);
+      if (!e) this.pending.set(step, (e = { w: 0, sum: new Float64Array(7) }));
+      // ACT weights older predictions more (w_i = exp(-m i), i = 0 the oldest); here the age of a
+      // prediction is how many chunks ago it was made, k steps into its own chunk.
+      const w = Math.exp(-this.mode.ensembleDecay * k);
+      e.w += w;
+      for (let d = 0; d < 7; d++) e.sum[d] += w * a[d];
+    });
+  }
+
+  /** The action for this step. */
+  next(): Float32Array {
+    if (this.mode.mode === 'chunk') {
+      const a = this.queue.shift();
+      if (!a) throw new Error('ChunkPlayer: no action queued; push a chunk first');
+      this.t++;
+      return a;
+    }
+    const e = this.pending.get(this.t);
+    if (!e) throw new Error(`ChunkPlayer: no prediction for step ${this.t}`);
+    this.pending.delete(this.t);
+    this.t++;
+    return Float32Array.from(e.sum, (s) => s / e.w);
+  }
+}
+
+/** Options of `evaluatePolicy`. */
+export interface EvalOptions {
+  policy: string;
+  task: string;
+  episodes: number;
+  /** Worker processes (0: envs in this process). */
+  workers: number;
+  /** Envs stepped together (default min(episodes, 8)). */
+  envs?: number;
+  /** First seed (EVAL_SEED_BASE + offset). */
+  seed: number;
+  /** Intra-op threads of the policy session. */
+  threads?: number;
+  /** Folder for episode files (the viewer replays them); none when unset. */
+  record?: string;
+  /** Record at most this many episodes (default all). */
+  recordLimit?: number;
+  /** Episode length limit in control steps (default: the task's). */
+  maxSteps?: number;
+  /** Overrides the policy's own inference metadata. */
+  inference?: Partial<InferenceMode>;
+  log?: (line: string) => void;
+}
+
+/** One evaluated episode. */
+export interface EvalEpisode {
+  seed: number;
+  success: boolean;
+  steps: number;
+  maxStage: number;
+  file?: string;
+}
+
+/** The evaluation result (eval.json). */
+export interface EvalResult {
+  policy: string;
+  task: string;
+  episodes: number;
+  successes: number;
+  successRate: number;
+  ci95: [number, number];
+  meanMaxStage: number;
+  stages: number;
+  /** Share of episodes that completed stage k (furthest stage > k, or success). */
+  stageCompletion: number[];
+  meanSteps: number;
+  seeds: [number, number];
+  inference: InferenceMode;
+  wallSeconds: number;
+  /** Env steps per second of wall time (counted steps only), policy in the loop. */
+  envStepsPerSecond: number;
+  perEpisode: EvalEpisode[];
+}
+
+function stepRecord(res: StepResult, action: Float32Array): StepRecord {
+  const s = res.info.state;
+  const rec: StepRecord = {
+    step: s.step,
+    time: s.time,
+    action,
+    proprio: res.obs.proprio,
+    links: s.links,
+    ee: s.ee,
+    objects: s.objects,
+    predicates: res.info.predicates,
+    stage: res.info.stage,
+    rewardTerms: res.info.rewardTerms,
+    reward: res.reward,
+    terminated: res.terminated,
+    truncated: res.truncated,
+  };
+  if (res.obs.images) rec.images = res.obs.images;
+  return rec;
+}
+
+/** Runs `episodes` held-out episodes of the policy and summarises them. */
+export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
+  const log = opts.log ?? (() => {});
+  const task = getTask(opts.task);
+  const policy = await BatchedPolicy.open(opts.policy, opts.threads ?? 1);
+  const mode: InferenceMode = { mode: 'chunk', execute: Math.min(8, policy.chunk), ensembleDecay: 0.1, ...(policy.inference ?? {}), ...opts.inference };
+  if (mode.mode === 'chunk') mode.execute = Math.min(mode.execute, policy.chunk);
+  const E = Math.max(1, Math.min(opts.envs ?? 8, opts.episodes));
+  const cameras = policy.cameras.map((c) => ({ name: c.name, width: c.width, height: c.height }));
+  const envConfig = { cameras, ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}) };
+  const { ENV_CAMERAS_MODULE } = await import('../sim/render/vec_cameras.ts');
+  const vec = await VecEnv.create({
+    taskModule: new URL('../tasks/index.ts', import.meta.url).href,
+    taskId: task.id,
+    numEnvs: E,
+    workers: Math.min(opts.workers, E),
+    config: envConfig,
+    ...(cameras.length ? { envSetupModule: ENV_CAMERAS_MODULE } : {}),
+  });
+  // A local env (no rendering) only to write episode headers: same config, same seeds.
+  const headerEnv: SimEnv | null = opts.record ? await createEnv(task, envConfig) : null;
+  if (opts.record) mkdirSync(opts.record, { recursive: true });
+  const recordLimit = opts.recordLimit ?? Number.POSITIVE_INFINITY;
+  const perEpisode: EvalEpisode[] = [];
+  const t0 = performance.now();
+  let counted = 0;
+  try {
+    for (let first = 0; first < opts.episodes; first += E) {
+      const live = Math.min(E, opts.episodes - first);
+      // Envs past the last episode rerun the wave's first seed; their results are dropped.
+      const seeds = Array.from({ length: E }, (_, i) => opts.seed + first + (i < live ? i : 0));
+      const resets = await vec.reset(seeds);
+      const players = seeds.map(() => new ChunkPlayer(mode));
+      let obs = resets.map((r) => r.obs);
+      const done = seeds.map((_, i) => i >= live);
+      const eps: EvalEpisode[] = seeds.map((seed, i) => ({ seed, success: false, steps: 0, maxStage: resets[i].info.stage }));
+      const writers = seeds.map((seed, i) => {
+        if (!opts.record || !headerEnv || i >= live || first + i >= recordLimit) return null;
+        headerEnv.reset({ seed });
+        const file = join(opts.record, `${task.id}-${seed}.evep`);
+        eps[i].file = file;
+        return EpisodeWriter.open(file, episodeHeader(headerEnv, task, seed, { writer: 'policy', policy: opts.policy, inference: mode }));
+      });
+      let hold = obs.map((o) => Float32Array.from(o.proprio.subarray(0, 7)));
+      while (done.some((d) => !d)) {
+        const need = players.map((p, i) => !done[i] && p.needsChunk());
+        const idx = need.flatMap((n, i) => (n ? [i] : []));
+        if (idx.length) {
+          const chunks = await policy.act(idx.map((i) => obs[i]));
+          idx.forEach((i, j) => players[i].push(chunks[j]));
+        }
+        const actions = players.map((p, i) => (done[i] ? hold[i] : p.next()));
+        const { results } = await vec.step(actions.map((a) => Array.from(a)));
+        results.forEach((r, i) => {
+          if (done[i]) return;
+          counted++;
+          const e = eps[i];
+          e.steps++;
+          e.maxStage = Math.max(e.maxStage, r.info.stage);
+          writers[i]?.append(stepRecord(r, actions[i]));
+          if (r.terminated || r.truncated) {
+            done[i] = true;
+            e.success = r.info.success;
+            hold[i] = Float32Array.from(r.obs.proprio.subarray(0, 7));
+            writers[i]?.close({ steps: e.steps, success: e.success, finalStateHash: '', maxStage: e.maxStage });
+            writers[i] = null;
+          }
+        });
+        obs = results.map((r) => r.obs);
+        hold = hold.map((h, i) => (done[i] ? h : Float32Array.from(actions[i])));
+      }
+      perEpisode.push(...eps.slice(0, live));
+      const ok = perEpisode.filter((e) => e.success).length;
+      log(`eval: ${perEpisode.length}/${opts.episodes} episodes, ${ok} successful, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    }
+  } finally {
+    headerEnv?.free();
+    await vec.close();
+    await policy.close();
+  }
+  const wall = (performance.now() - t0) / 1000;
+  const n = perEpisode.length;
+  const successes = perEpisode.filter((e) => e.success).length;
+  const ci = wilsonInterval(successes, n);
+  const stages = task.stages.length;
+  return {
+    policy: opts.policy,
+    task: task.id,
+    episodes: n,
+    successes,
+    successRate: ci.rate,
+    ci95: [ci.low, ci.high],
+    meanMaxStage: n ? perEpisode.reduce((a, e) => a + e.maxStage, 0) / n : 0,
+    stages,
+    stageCompletion: Array.from({ length: stages }, (_, k) => (n ? perEpisode.filter((e) => e.success || e.maxStage > k).length / n : 0)),
+    meanSteps: n ? perEpisode.reduce((a, e) => a + e.steps, 0) / n : 0,
+    seeds: [opts.seed, opts.seed + opts.episodes - 1],
+    inference: mode,
+    wallSeconds: wall,
+    envStepsPerSecond: counted / wall,
+    perEpisode,
+  };
+}
+
+/** Human-readable summary of an evaluation. */
+export function formatEval(r: EvalResult): string {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const reach = r.stageCompletion.map((c, k) => `${k}:${Math.round(100 * c)}`).join(' ');
+  return [
+    `${r.task}: ${r.successes}/${r.episodes} successful (${pct(r.successRate)}, 95% Wilson CI ${pct(r.ci95[0])}-${pct(r.ci95[1])}) on seeds ${r.seeds[0]}..${r.seeds[1]}`,
+    `mean furthest stage ${r.meanMaxStage.toFixed(2)} of ${r.stages}; mean length ${r.meanSteps.toFixed(0)} steps; ${r.inference.mode} execution${r.inference.mode === 'chunk' ? ` (${r.inference.execute} steps per chunk)` : ''}`,
+    `share completing each stage (%): ${reach}`,
+    `${r.wallSeconds.toFixed(1)} s wall, ${r.envStepsPerSecond.toFixed(1)} env steps/s with the policy in the loop`,
+  ].join('\n');
+}

@@ -1,0 +1,187 @@
+/**
+ * The training config (`evovla train --config FILE.yaml`): YAML validated with zod. Every field is
+ * documented here and has a default except `task`; unknown keys are refused with their path.
+ *
+ * A run is a list of `phases` executed in order on one model (today: `bc`; the pipeline adds
+ * more kinds, e.g. SAR and PPO, as new members of the `phases` union, each with its own phase
+ * function). After the last phase the run exports `policy.onnx` and, unless `eval.episodes` is 0,
+ * evaluates it on held-out seeds.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { TASKS } from '../../tasks/index.ts';
+import { VlaConfigSchema } from '../vla/config.ts';
+
+/** First eval seed: demos use seeds from `data.demoSeed` (0 by default), eval from here up. */
+export const EVAL_SEED_BASE = 1_000_000;
+
+/** Behaviour cloning on demonstrations (policy/train/bc.ts). */
+export const BcPhaseSchema = z.strictObject({
+  kind: z.literal('bc'),
+  /** Optimizer steps (one batch each). */
+  steps: z.number().int().min(1).max(10_000_000).default(20_000),
+  /** Frames per batch. */
+  batch: z.number().int().min(1).max(4096).default(64),
+  /** AdamW peak learning rate, linear warmup, then cosine decay to lr * minLrRatio. */
+  lr: z.number().gt(0).max(1).default(3e-4),
+  warmupSteps: z.number().int().min(0).default(500),
+  minLrRatio: z.number().min(0).max(1).default(0.1),
+  weightDecay: z.number().min(0).max(1).default(0.01),
+  /** Global gradient-norm clip. */
+  clipNorm: z.number().gt(0).default(1),
+  /** Random image shift in pixels (augmentation; 0 = off). */
+  shift: z.number().int().min(0).max(32).default(4),
+  /** Steps between metrics.jsonl lines. */
+  logEvery: z.number().int().min(1).default(50),
+  /** Steps between validation losses (on the held-out demo episodes) and checkpoints. */
+  checkpointEvery: z.number().int().min(1).default(1000),
+  /** Validation batches per check (fixed frames, no augmentation). */
+  valBatches: z.number().int().min(1).default(8),
+  /**
+   * Optional wall-clock budget in minutes: the phase stops at the first checkpoint after it. Runs
+   * cut by the clock are not reproducible step for step; leave it unset for that.
+   */
+  maxMinutes: z.number().gt(0).optional(),
+});
+export type BcPhaseConfig = z.infer<typeof BcPhaseSchema>;
+
+/** The phases a run may list; new kinds are added to this union. */
+export const PhaseSchema = z.discriminatedUnion('kind', [BcPhaseSchema]);
+export type PhaseConfig = z.infer<typeof PhaseSchema>;
+
+/** Schema of the whole training config. */
+export const TrainConfigSchema = z.strictObject({
+  /** Run name: outputs go to `<runsDir>/<name>/`. Letters, digits, _ . - */
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
+  /** Folder holding run folders. */
+  runsDir: z.string().min(1).default('runs'),
+  /** Task id (tasks/index.ts). */
+  task: z.string().refine((t) => Object.hasOwn(TASKS, t), { message: `unknown task; expected one of ${Object.keys(TASKS).join(', ')}` }),
+  /** Seed of parameter initialisation and batch sampling. */
+  seed: z.number().int().min(0).default(0),
+  /** Intra-op threads for training and evaluation inference. */
+  threads: z.number().int().min(1).max(256).default(2),
+  model: VlaConfigSchema.prefault({}),
+  data: z
+    .strictObject({
+      /** Folder of episode files; generated with the task's expert when it has none. */
+      demoDir: z.string().optional(),
+      /** Demos to use (generated if missing): seeds demoSeed .. demoSeed + episodes - 1. */
+      episodes: z.number().int().min(1).max(100_000).default(100),
+      demoSeed: z.number().int().min(0).max(EVAL_SEED_BASE - 1).default(0),
+      /** Demo episodes held out for the validation loss (the last ones by file name). */
+      valEpisodes: z.number().int().min(0).default(5),
+    })
+    .prefault({}),
+  phases: z.array(PhaseSchema).min(1).default([{ kind: 'bc' } as never]),
+  checkpoints: z
+    .strictObject({
+      /** Periodic checkpoints kept (older ones are deleted); best.safetensors is kept besides. */
+      keep: z.number().int().min(1).default(3),
+    })
+    .prefault({}),
+  /** How the policy is run in closed loop (eval; recorded in policy.onnx metadata for deploy). */
+  inference: z
+    .strictObject({
+      /**
+       * 'chunk': run the model every `execute` steps and play the first `execute` actions of the
+       * chunk. 'ensemble': run it every step and average, for each step, every chunk's prediction
+       * of it with weights exp(-ensembleDecay * age) (ACT's temporal ensembling).
+       */
+      mode: z.enum(['chunk', 'ensemble']).default('chunk'),
+      execute: z.number().int().min(1).default(8),
+      ensembleDecay: z.number().min(0).default(0.1),
+    })
+    .prefault({}),
+  eval: z
+    .strictObject({
+      /** Episodes evaluated after training (0: skip). Seeds EVAL_SEED_BASE + seed .. (never demo seeds). */
+      episodes: z.number().int().min(0).default(100),
+      /** Worker processes for the envs, and envs stepped together. */
+      workers: z.number().int().min(0).default(2),
+      envs: z.number().int().min(1).default(8),
+      /** Offset of the first eval seed above EVAL_SEED_BASE. */
+      seed: z.number().int().min(0).default(0),
+    })
+    .prefault({}),
+});
+export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+
+/** A config error naming every bad key path. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Formats zod issues as "path: message" lines. */
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const path = i.path.map(String).join('.') || '(root)';
+      if (i.code === 'unrecognized_keys') return `${path ? `${path === '(root)' ? '' : `${path}.`}` : ''}${i.keys.join(', ')}: unknown key${i.keys.length > 1 ? 's' : ''}`;
+      return `${path}: ${i.message}`;
+    })
+    .join('\n  ');
+}
+
+/** Validates a parsed config object. */
+export function parseTrainConfig(raw: unknown, source = 'config'): TrainConfig {
+  const r = TrainConfigSchema.safeParse(raw ?? {});
+  if (!r.success) throw new ConfigError(`${source}:\n  ${describeIssues(r.error)}`);
+  return r.data;
+}
+
+/** Parses a `--set key=value` value: YAML scalar syntax (numbers, booleans, strings, [lists]). */
+function parseValue(text: string): unknown {
+  return parseYaml(text);
+}
+
+/**
+ * Applies `key.path=value` overrides (numeric segments index lists: `phases.0.steps=100`) to a raw
+ * config object, creating objects on the way.
+ */
+export function applyOverrides(raw: Record<string, unknown>, sets: readonly string[]): Record<string, unknown> {
+  const out = structuredClone(raw);
+  for (const s of sets) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--set expects key.path=value, got '${s}'`);
+    const path = s.slice(0, eq).split('.');
+    if (path.some((p) => p === '')) throw new ConfigError(`--set: empty segment in key path '${s.slice(0, eq)}'`);
+    let node: Record<string, unknown> | unknown[] = out;
+    for (let i = 0; i < path.length - 1; i++) {
+      const key = path[i];
+      const cur = (node as Record<string, unknown>)[key];
+      if (cur === undefined || cur === null) {
+        const fresh = /^\d+$/.test(path[i + 1]) ? [] : {};
+        (node as Record<string, unknown>)[key] = fresh;
+        node = fresh;
+      } else if (typeof cur === 'object') node = cur as Record<string, unknown>;
+      else throw new ConfigError(`--set ${s.slice(0, eq)}: '${path.slice(0, i + 1).join('.')}' is ${JSON.stringify(cur)}, not a section`);
+    }
+    (node as Record<string, unknown>)[path[path.length - 1]] = parseValue(s.slice(eq + 1));
+  }
+  return out;
+}
+
+/** Reads, overrides and validates a YAML config file. */
+export function loadTrainConfig(file: string, sets: readonly string[] = []): TrainConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config '${file}': ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid YAML: ${(err as Error).message}`);
+  }
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${file}: expected a mapping at the top level`);
+  return parseTrainConfig(applyOverrides(raw as Record<string, unknown>, sets), file);
+}
+
+/** Demo folder of a config: data.demoDir, or demos/<task>_<cameras>_<size>. */
+export function demoDirOf(cfg: TrainConfig): string {
+  return cfg.data.demoDir ?? `demos/${cfg.task}_${cfg.model.cameras.join('-')}_${cfg.model.imageSize}`;
+}

@@ -1,0 +1,232 @@
+/**
+ * A training run: the config's phases in order on one VLA, with the run folder every phase shares.
+ *
+ *   <runsDir>/<name>/config.yaml        resolved config (every default filled in)
+ *                    norm_stats.json    action / proprio statistics of the training demos
+ *                    metrics.jsonl      one JSON line per log interval (phase, step, loss terms, samples/s, lr, grad norm)
+ *                    checkpoints/       p<phase>-step<step>.safetensors (last `checkpoints.keep`) + best.safetensors
+ *                    policy.onnx        the exported policy (contract in docs/policy.md)
+ *                    eval.json          the held-out evaluation (unless eval.episodes is 0)
+ *
+ * Adding a phase kind: add its schema to `PhaseSchema` (config.ts), write its phase function
+ * (like runBcPhase), and add a case to `runPhase` below. Checkpoints carry the phase index, so
+ * `--resume` skips finished phases and continues the interrupted one.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { loadCheckpoint, saveCheckpoint } from '../../nn/checkpoint.ts';
+import { writeFileAtomic } from '../../nn/model.ts';
+import type { Trainer } from '../../nn/trainer.ts';
+import { robotSpecFor } from '../../robot/spec.ts';
+import { Rng } from '../../sim/rng.ts';
+import { getTask } from '../../tasks/index.ts';
+import { createVla, exportVla, parameterCounts, type NormStats } from '../vla/model.ts';
+import { taskTokenizer } from '../vla/tokenizer.ts';
+import { runBcPhase, type PhaseContext } from './bc.ts';
+import { EVAL_SEED_BASE, demoDirOf, parseTrainConfig, type PhaseConfig, type TrainConfig } from './config.ts';
+import { buildFrameCache, type FrameCache } from './dataset.ts';
+import { ensureDemos } from './demos.ts';
+
+/** Options of `trainRun` that are not part of the config. */
+export interface TrainOptions {
+  /** Continue the run in the run folder from its latest checkpoint. */
+  resume?: boolean;
+  /** Lines for the user (plain text). */
+  log?: (line: string) => void;
+  /** Progress display: called every step. */
+  progress?: (phase: string, step: number, total: number, note: string) => void;
+  /** Tests: stop as if killed after the checkpoint at this step (of the first phase). */
+  haltAfterStep?: number;
+}
+
+/** What a run produced. */
+export interface TrainSummary {
+  runDir: string;
+  policy: string | null;
+  parameters: { trunk: number; head: number; total: number };
+  phases: Record<string, unknown>[];
+  eval: unknown;
+  halted: boolean;
+}
+
+const CKPT = /^p(\d+)-step(\d+)\.safetensors$/;
+
+/** Checkpoint files of a run folder, oldest first. */
+export function listCheckpoints(dir: string): { file: string; phase: number; step: number }[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .map((f) => ({ f, m: CKPT.exec(f) }))
+    .filter((x) => x.m)
+    .map((x) => ({ file: join(dir, x.f), phase: Number(x.m![1]), step: Number(x.m![2]) }))
+    .sort((a, b) => a.phase - b.phase || a.step - b.step);
+}
+
+/** Resolved config as stored in the run folder. */
+export function readRunConfig(runDir: string): TrainConfig {
+  const file = join(runDir, 'config.yaml');
+  return parseTrainConfig(parseYaml(readFileSync(file, 'utf8')), file);
+}
+
+/** Runs (or resumes) the training run `cfg`. */
+export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainSummary> {
+  const log = opts.log ?? (() => {});
+  const runDir = join(cfg.runsDir, cfg.name);
+  const ckptDir = join(runDir, 'checkpoints');
+  const existing = listCheckpoints(ckptDir);
+  if (opts.resume) {
+    if (!existsSync(join(runDir, 'config.yaml'))) throw new Error(`--resume: no run in '${runDir}' (config.yaml missing)`);
+    const stored = readRunConfig(runDir);
+    if (JSON.stringify(stored) !== JSON.stringify(cfg)) log(`resuming with the config stored in ${runDir}/config.yaml (the given config differs and is ignored)`);
+    cfg = stored;
+  } else if (existing.length || existsSync(join(runDir, 'metrics.jsonl'))) {
+    throw new Error(`run folder '${runDir}' already holds a run; pass --resume to continue it, or choose another name (--set name=...)`);
+  }
+  mkdirSync(ckptDir, { recursive: true });
+  writeFileAtomic(join(runDir, 'config.yaml'), new TextEncoder().encode(toYaml(cfg)));
+
+  // Data: the demos (generated when missing), decoded once into the frame cache.
+  const task = getTask(cfg.task);
+  const demoDir = demoDirOf(cfg);
+  const files = await ensureDemos(task, demoDir, cfg.data.demoSeed, cfg.data.episodes, cfg.model.cameras, cfg.model.imageSize, log);
+  const cache: FrameCache = buildFrameCache(files, join(demoDir, `.frames-${cfg.model.imageSize}-${cfg.model.cameras.join('-')}-${cfg.data.demoSeed}-${cfg.data.episodes}`), cfg.model.cameras, cfg.model.imageSize, log);
+  try {
+    const nVal = Math.min(cfg.data.valEpisodes, cache.episodes.length - 1);
+    const trainEps = cache.episodes.map((_, k) => k).slice(0, cache.episodes.length - nVal);
+    const valEps = cache.episodes.map((_, k) => k).slice(cache.episodes.length - nVal);
+    const framesOf = (eps: number[]) => {
+      const out: number[] = [];
+      for (const k of eps) for (let i = 0; i < cache.episodes[k].length; i++) out.push(cache.episodes[k].start + i);
+      return Int32Array.from(out);
+    };
+    const trainFrames = framesOf(trainEps);
+    const valFrames = framesOf(valEps);
+    const stats: NormStats = cache.stats(trainEps);
+    writeFileAtomic(join(runDir, 'norm_stats.json'), new TextEncoder().encode(JSON.stringify(stats, null, 2)));
+    log(`data: ${trainEps.length} training episodes (${trainFrames.length} frames), ${valEps.length} held out for validation (${valFrames.length} frames)`);
+
+    const vla = createVla(cfg.model, taskTokenizer({ buckets: cfg.model.tokenizerBuckets, maxLength: cfg.model.maxTokens }), stats, cfg.seed);
+    const parameters = parameterCounts(vla);
+    log(`model: ${parameters.total} parameters (trunk ${parameters.trunk}, head ${parameters.head})`);
+
+    // Resume point: the latest checkpoint (phase, step).
+    const latest = opts.resume ? listCheckpoints(ckptDir).at(-1) : undefined;
+    const metricsFile = join(runDir, 'metrics.jsonl');
+    if (opts.resume) truncateMetrics(metricsFile, latest ? { phase: latest.phase, step: latest.step } : null);
+    let bestVal = opts.resume && existsSync(join(runDir, 'best.json')) ? (JSON.parse(readFileSync(join(runDir, 'best.json'), 'utf8')) as { valLoss: number }).valLoss : Number.POSITIVE_INFINITY;
+
+    const phases: Record<string, unknown>[] = [];
+    let halted = false;
+    for (let p = 0; p < cfg.phases.length; p++) {
+      const phase = cfg.phases[p];
+      if (latest && p < latest.phase) {
+        log(`phase ${p} (${phase.kind}) finished before the interruption; skipped`);
+        continue;
+      }
+      const ctx: PhaseContext = {
+        vla,
+        cache,
+        trainFrames,
+        valFrames,
+        seed: cfg.seed,
+        threads: cfg.threads,
+        phaseIndex: p,
+        haltAfterStep: p === 0 ? opts.haltAfterStep : undefined,
+        logMetrics: (line) => {
+          appendFileSync(metricsFile, `${JSON.stringify({ phase_index: p, ...line })}\n`);
+          if (!opts.progress) log(formatMetrics(line));
+        },
+        progress: (step, total, note) => opts.progress?.(phase.kind, step, total, note),
+        checkpoint: (step, trainer, rngs, valLoss) => {
+          const meta = { phase: String(p), kind: phase.kind, step: String(step), task: cfg.task, run: cfg.name };
+          saveCheckpoint(join(ckptDir, `p${p}-step${String(step).padStart(8, '0')}.safetensors`), { params: vla.params, trainer, rngs, metadata: meta });
+          if (valLoss !== null && valLoss < bestVal) {
+            bestVal = valLoss;
+            saveCheckpoint(join(ckptDir, 'best.safetensors'), { params: vla.params, metadata: { ...meta, val_loss: String(valLoss) } });
+            writeFileAtomic(join(runDir, 'best.json'), new TextEncoder().encode(JSON.stringify({ phase: p, step, valLoss })));
+          }
+          for (const old of listCheckpoints(ckptDir).slice(0, -cfg.checkpoints.keep)) rmSync(old.file, { force: true });
+        },
+        resume: (trainer: Trainer, rngs: Record<string, Rng>) => {
+          if (!latest || latest.phase !== p) return 0;
+          const { step } = loadCheckpoint(latest.file, { params: vla.params, trainer, rngs });
+          log(`resumed phase ${p} (${phase.kind}) at step ${step} from ${latest.file}`);
+          return step ?? 0;
+        },
+      };
+      const result = await runPhase(ctx, phase);
+      phases.push({ kind: phase.kind, ...result });
+      if (result.stoppedEarly && opts.haltAfterStep !== undefined) {
+        halted = true;
+        break;
+      }
+    }
+    if (halted) return { runDir, policy: null, parameters, phases, eval: null, halted };
+
+    const policy = join(runDir, 'policy.onnx');
+    writeFileAtomic(policy, exportVla(vla, robotSpecFor(task.buildScene(task.randomize(new Rng(0))).robot), policyExtraMetadata(cfg, task.instruction)));
+    log(`wrote ${policy}`);
+    let evalResult: unknown = null;
+    if (cfg.eval.episodes > 0) {
+      const { evaluatePolicy, formatEval } = await import('../eval.ts');
+      const r = await evaluatePolicy({
+        policy,
+        task: cfg.task,
+        episodes: cfg.eval.episodes,
+        workers: cfg.eval.workers,
+        envs: cfg.eval.envs,
+        seed: EVAL_SEED_BASE + cfg.eval.seed,
+        threads: cfg.threads,
+        record: join(runDir, 'eval_episodes'),
+        // The first 10 episodes are enough to watch; all 100 would be ~300 MB of images.
+        recordLimit: 10,
+        log,
+      });
+      writeFileAtomic(join(runDir, 'eval.json'), new TextEncoder().encode(JSON.stringify(r, null, 2)));
+      log(formatEval(r));
+      evalResult = r;
+    }
+    return { runDir, policy, parameters, phases, eval: evalResult, halted };
+  } finally {
+    cache.close();
+  }
+}
+
+/** Metadata the run adds to policy.onnx beyond the model's own: task, instruction, inference mode. */
+export function policyExtraMetadata(cfg: TrainConfig, instruction: string): Record<string, string> {
+  return {
+    'evovla.task': cfg.task,
+    'evovla.instruction': instruction,
+    'evovla.inference': JSON.stringify(cfg.inference),
+    'evovla.run': cfg.name,
+  };
+}
+
+async function runPhase(ctx: PhaseContext, phase: PhaseConfig) {
+  switch (phase.kind) {
+    case 'bc':
+      return runBcPhase(ctx, phase);
+  }
+}
+
+/** Drops metrics lines written after the checkpoint a run resumes from. */
+function truncateMetrics(file: string, at: { phase: number; step: number } | null): void {
+  if (!existsSync(file)) return;
+  const keep = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .filter((l) => {
+      if (!at) return false;
+      const m = JSON.parse(l) as { phase_index: number; step: number };
+      return m.phase_index < at.phase || (m.phase_index === at.phase && m.step <= at.step);
+    });
+  writeFileSync(file, keep.map((l) => `${l}\n`).join(''));
+}
+
+/** One plain line for a metrics record. */
+export function formatMetrics(m: Record<string, number | string>): string {
+  return Object.entries(m)
+    .map(([k, v]) => `${k} ${typeof v === 'number' ? (Number.isInteger(v) ? v : v.toPrecision(4)) : v}`)
+    .join('  ');
+}
+

@@ -1,0 +1,49 @@
+/**
+ * The VLA's architecture settings (the `model:` section of a training config), validated with zod.
+ * Every field has a documented default; unknown keys are refused.
+ */
+import { z } from 'zod';
+
+const posInt = (max: number) => z.number().int().min(1).max(max);
+
+/** Schema of the `model:` section. */
+export const VlaConfigSchema = z.strictObject({
+  /** Cameras the policy sees, in input order; each becomes input `image_<name>`. */
+  cameras: z.array(z.string().regex(/^[A-Za-z0-9_-]+$/)).min(1).default(['eye_side', 'eye_arm']),
+  /** Square image side in pixels (images are [B, 3, size, size]). Must be a multiple of stemPatch * groupPatch. */
+  imageSize: posInt(512).default(64),
+  /**
+   * Image encoder, stage 1: non-overlapping stemPatch x stemPatch patches, each projected to
+   * stemChannels (a strided convolution with kernel = stride, written as patchify + Linear) + GELU.
+   */
+  stemPatch: posInt(32).default(4),
+  stemChannels: posInt(512).default(32),
+  /** Stage 2: groups of groupPatch x groupPatch stage-1 cells become one token (kernel = stride again). */
+  groupPatch: posInt(16).default(4),
+  /** Transformer width (token size) and the pooled feature size F. */
+  width: posInt(1024).default(128),
+  /** Transformer blocks and attention heads. */
+  depth: posInt(24).default(4),
+  heads: posInt(32).default(4),
+  /** Hidden size of each block's MLP, as a multiple of the width. */
+  mlpRatio: posInt(8).default(2),
+  /** Action chunk length K: the model predicts the next K actions. */
+  chunk: posInt(100).default(16),
+  /** Hidden size of the action and value head MLPs. */
+  headHidden: posInt(2048).default(256),
+  /** Memory tokens M (0: the model has no memory inputs). Each slot is a feature vector of size F. */
+  memorySlots: z.number().int().min(0).max(256).default(0),
+  /** Initial value of the learnable log standard deviation (normalised action units). */
+  initLogStd: z.number().min(-10).max(2).default(-1),
+  /** Tokenizer: hash buckets for unknown words and the instruction length L. */
+  tokenizerBuckets: posInt(4096).default(64),
+  maxTokens: posInt(256).default(24),
+});
+
+/** Resolved model settings. */
+export type VlaConfig = z.infer<typeof VlaConfigSchema>;
+
+/** Defaults for every field. */
+export function defaultVlaConfig(): VlaConfig {
+  return VlaConfigSchema.parse({});
+}

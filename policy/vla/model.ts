@@ -1,0 +1,303 @@
+/**
+ * The tiny VLA: a vision-language-action policy small enough to train and run on a CPU.
+ *
+ *   image_<camera> [B,3,S,S] --stem (patch 4 -> 32 ch, GELU) --group (4x4 cells -> token)--+
+ *   instruction [B,L] int64 --embedding, masked mean -> 1 token ---------------------------+
+ *   proprio [B,7] --normalise, Linear -> 1 token -------------------------------------------+--> [CLS, ...] transformer --> LN(CLS) = features [B,F]
+ *   memory [B,M,F] + memory_mask [B,M] (optional) --Linear -> M tokens (masked) ------------+
+ *
+ *   features --head.action MLP--> action chunk [B,K,7] (normalised; denormalised with the dataset
+ *   statistics baked into the graph), head.log_std [7], head.value_ext / head.value_int [B].
+ *
+ * The two parts have separate parameter prefixes, `trunk.*` and `head.*`, so PPO can freeze the
+ * trunk, cache features and train the heads alone (`trunkModel` / `headModel` give each part as
+ * its own model). The image encoder is a two-stage strided convolution with kernel = stride
+ * written as patchify + Linear (non-overlapping, so no im2col cost): 64x64 -> 16x16 cells of 32
+ * channels -> 4x4 tokens per camera; 2 cameras give 32 image tokens, 35 tokens in all, which keeps
+ * attention cheap on a CPU.
+ */
+import { Graph, type Tensor } from '../../nn/graph.ts';
+import { Embedding, LayerNorm, Linear, MLP, TransformerBlock, gelu, keyMaskBias, patchify } from '../../nn/layers.ts';
+import { exportInference, type ModelDefinition } from '../../nn/model.ts';
+import * as op from '../../nn/ops.ts';
+import { ParamSet, init } from '../../nn/params.ts';
+import type { Tokenizer } from '../../nn/tokenizer.ts';
+import type { VlaConfig } from './config.ts';
+
+/** Proprioception and action sizes: 6 joints + gripper. */
+export const PROPRIO_DIM = 7;
+export const ACTION_DIM = 7;
+
+/** Per-dimension mean and standard deviation of proprio and actions over the training data. */
+export interface NormStats {
+  proprioMean: number[];
+  proprioStd: number[];
+  actionMean: number[];
+  actionStd: number[];
+}
+
+/** Statistics that change nothing (mean 0, std 1): for an untrained model. */
+export function identityStats(): NormStats {
+  const z = () => new Array<number>(7).fill(0);
+  const o = () => new Array<number>(7).fill(1);
+  return { proprioMean: z(), proprioStd: o(), actionMean: z(), actionStd: o() };
+}
+
+/** Names of the model's inputs and outputs (the policy.onnx contract, docs/policy.md). */
+export const VLA_IO = {
+  proprio: 'proprio',
+  image: (camera: string): string => `image_${camera}`,
+  instruction: 'instruction',
+  memory: 'memory',
+  memoryMask: 'memory_mask',
+  action: 'action',
+  actionNorm: 'action_norm',
+  logStd: 'action_log_std',
+  valueExt: 'value_ext',
+  valueInt: 'value_int',
+  features: 'features',
+} as const;
+
+/** The image, text, proprio (and memory) encoder + transformer: inputs -> pooled features [B,F]. */
+export class VlaTrunk {
+  readonly stem: Linear;
+  readonly group: Linear;
+  readonly pos: Record<string, Tensor | null> = {};
+  readonly posParams: Record<string, ReturnType<ParamSet['add']>>;
+  readonly text: Embedding;
+  readonly textType: ReturnType<ParamSet['add']>;
+  readonly proprio: Linear;
+  readonly cls: ReturnType<ParamSet['add']>;
+  readonly memory: Linear | null;
+  readonly blocks: TransformerBlock[] = [];
+  readonly norm: LayerNorm;
+  /** Tokens per camera. */
+  readonly tokensPerCamera: number;
+
+  constructor(
+    params: ParamSet,
+    readonly config: VlaConfig,
+    readonly vocabSize: number,
+    readonly stats: NormStats,
+  ) {
+    const c = config;
+    const cell = c.stemPatch * c.groupPatch;
+    if (c.imageSize % cell !== 0) throw new Error(`model.imageSize ${c.imageSize} must be a multiple of stemPatch * groupPatch = ${cell}`);
+    if (c.width % c.heads !== 0) throw new Error(`model.width ${c.width} must be divisible by model.heads ${c.heads}`);
+    const grid = c.imageSize / cell;
+    this.tokensPerCamera = grid * grid;
+    this.stem = new Linear(params, 'trunk.stem', 3 * c.stemPatch * c.stemPatch, c.stemChannels);
+    this.group = new Linear(params, 'trunk.group', c.groupPatch * c.groupPatch * c.stemChannels, c.width);
+    this.posParams = Object.fromEntries(c.cameras.map((cam) => [cam, params.add(`trunk.pos.${cam}`, [this.tokensPerCamera, c.width], init.truncatedNormal(0.02), { decay: false })]));
+    this.text = new Embedding(params, 'trunk.text', vocabSize, c.width);
+    this.textType = params.add('trunk.text_type', [c.width], init.truncatedNormal(0.02), { decay: false });
+    this.proprio = new Linear(params, 'trunk.proprio', PROPRIO_DIM, c.width);
+    this.cls = params.add('trunk.cls', [c.width], init.truncatedNormal(0.02), { decay: false });
+    this.memory = c.memorySlots > 0 ? new Linear(params, 'trunk.memory', c.width, c.width) : null;
+    for (let i = 0; i < c.depth; i++) this.blocks.push(new TransformerBlock(params, `trunk.block${i}`, c.width, c.heads, c.mlpRatio, 'gelu'));
+    this.norm = new LayerNorm(params, 'trunk.norm', c.width);
+  }
+
+  /** Image [B,3,S,S] in 0..1 -> tokens [B, tokensPerCamera, width]. */
+  private encodeImage(g: Graph, image: Tensor, camera: string): Tensor {
+    const c = this.config;
+    const n1 = c.imageSize / c.stemPatch;
+    const grid = n1 / c.groupPatch;
+    // Centre the pixels around 0 (a fixed affine map; the stem learns the rest).
+    const x = op.mul(op.sub(image, 0.5), 4);
+    const cells = gelu(this.stem.apply(patchify(x, c.stemPatch))); // [B, n1*n1, C]
+    // Regroup cells into groupPatch x groupPatch blocks: [B, gy, iy, gx, ix, C] -> [B, gy, gx, iy, ix, C].
+    const split = op.reshape(cells, [0, grid, c.groupPatch, grid, c.groupPatch, c.stemChannels]);
+    const grouped = op.reshape(op.transpose(split, [0, 1, 3, 2, 4, 5]), [0, grid * grid, c.groupPatch * c.groupPatch * c.stemChannels]);
+    return op.add(this.group.apply(grouped), g.param(this.posParams[camera]));
+  }
+
+  /** Declares the trunk's inputs on `g` and returns the pooled features [B, F]. */
+  apply(g: Graph): Tensor {
+    const c = this.config;
+    const s = this.stats;
+    const B = 'B';
+    const tokens: Tensor[] = [];
+    const width = c.width;
+    // CLS token, broadcast to the batch through the proprio token's shape.
+    const proprioIn = g.input(VLA_IO.proprio, [B, PROPRIO_DIM]);
+    const proprioNorm = op.div(op.sub(proprioIn, g.constant(s.proprioMean, [PROPRIO_DIM])), g.constant(s.proprioStd, [PROPRIO_DIM]));
+    const proprioTok = op.unsqueeze(this.proprio.apply(proprioNorm), [1]); // [B,1,D]
+    const clsTok = op.add(op.mul(proprioTok, 0), g.param(this.cls));
+    tokens.push(clsTok, proprioTok);
+    // Instruction: masked mean of word embeddings -> one token (ids 0 are padding).
+    const ids = g.input(VLA_IO.instruction, [B, c.maxTokens], 'int64');
+    const mask = op.cast(op.greater(op.cast(ids, 'float32'), 0.5), 'float32'); // [B,L]
+    const emb = this.text.apply(ids); // [B,L,D]
+    const summed = op.reduceSum(op.mul(emb, op.unsqueeze(mask, [2])), [1], true); // [B,1,D]
+    const count = op.maximum(op.reduceSum(mask, [1], true), 1); // [B,1]
+    tokens.push(op.add(op.div(summed, op.unsqueeze(count, [2])), g.param(this.textType)));
+    for (const cam of c.cameras) tokens.push(this.encodeImage(g, g.input(VLA_IO.image(cam), [B, 3, c.imageSize, c.imageSize]), cam));
+    let bias: Tensor | undefined;
+    if (this.memory) {
+      const mem = g.input(VLA_IO.memory, [B, c.memorySlots, width]);
+      const memMask = g.input(VLA_IO.memoryMask, [B, c.memorySlots]);
+      tokens.push(this.memory.apply(mem));
+      const fixed = 3 + c.cameras.length * this.tokensPerCamera;
+      // Key mask: the fixed tokens always, memory slots where filled.
+      bias = keyMaskBias(op.pad(memMask, [0, fixed, 0, 0], 1));
+    }
+    let h = op.concat(tokens, 1);
+    for (const block of this.blocks) h = block.apply(h, bias);
+    const first = op.reshape(op.slice(h, [0], [1], [1]), [0, width]);
+    return this.norm.apply(first);
+  }
+}
+
+/** Outputs of the head. */
+export interface HeadOutputs {
+  /** Normalised action chunk [B,K,7]. */
+  actionNorm: Tensor;
+  /** Denormalised action chunk [B,K,7] (absolute joint targets + gripper). */
+  action: Tensor;
+  /** log std of the action distribution in action units [7]. */
+  logStd: Tensor;
+  valueExt: Tensor;
+  valueInt: Tensor;
+}
+
+/** Action mean, log_std and the two value heads, from features [B,F]. */
+export class VlaHead {
+  readonly action: MLP;
+  readonly logStd: ReturnType<ParamSet['add']>;
+  readonly valueExt: MLP;
+  readonly valueInt: MLP;
+
+  constructor(
+    params: ParamSet,
+    readonly config: VlaConfig,
+    readonly stats: NormStats,
+  ) {
+    const c = config;
+    this.action = new MLP(params, 'head.action', [c.width, c.headHidden, c.headHidden, c.chunk * ACTION_DIM], 'gelu');
+    this.logStd = params.add('head.log_std', [ACTION_DIM], init.constant(c.initLogStd), { decay: false });
+    this.valueExt = new MLP(params, 'head.value_ext', [c.width, c.headHidden, 1], 'gelu');
+    this.valueInt = new MLP(params, 'head.value_int', [c.width, c.headHidden, 1], 'gelu');
+  }
+
+  apply(features: Tensor): HeadOutputs {
+    const g = features.graph;
+    const s = this.stats;
+    const actionNorm = op.reshape(this.action.apply(features), [0, this.config.chunk, ACTION_DIM]);
+    const action = op.add(op.mul(actionNorm, g.constant(s.actionStd, [ACTION_DIM])), g.constant(s.actionMean, [ACTION_DIM]));
+    const logStd = op.add(g.param(this.logStd), g.constant(s.actionStd.map(Math.log), [ACTION_DIM]));
+    return {
+      actionNorm,
+      action,
+      logStd,
+      valueExt: op.squeeze(this.valueExt.apply(features), [1]),
+      valueInt: op.squeeze(this.valueInt.apply(features), [1]),
+    };
+  }
+}
+
+/** A built VLA: parameters, parts and the model definitions traced from them. */
+export interface Vla {
+  config: VlaConfig;
+  params: ParamSet;
+  tokenizer: Tokenizer;
+  stats: NormStats;
+  trunk: VlaTrunk;
+  head: VlaHead;
+  /** The policy.onnx model: contract inputs -> action, action_log_std, value_ext, value_int, features. */
+  inference: ModelDefinition;
+  /** For behaviour cloning: the same inputs -> action_norm (the normalised chunk the loss reads). */
+  training: ModelDefinition;
+  /** Trunk alone: contract inputs -> features. */
+  trunkModel: ModelDefinition;
+  /** Heads alone: `features` [B,F] -> action, action_log_std, value_ext, value_int. */
+  headModel: ModelDefinition;
+}
+
+/** Builds the VLA's parameters (seeded) and model definitions. */
+export function createVla(config: VlaConfig, tokenizer: Tokenizer, stats: NormStats, seed: number): Vla {
+  for (const [k, v] of Object.entries(stats) as [keyof NormStats, number[]][]) {
+    if (v.length !== 7 || !v.every(Number.isFinite)) throw new Error(`norm stats ${k} must be 7 finite numbers, got [${v.join(', ')}]`);
+    if (k.endsWith('Std') && !v.every((x) => x > 0)) throw new Error(`norm stats ${k} must be > 0, got [${v.join(', ')}]`);
+  }
+  if (tokenizer.maxLength !== config.maxTokens) throw new Error(`tokenizer length ${tokenizer.maxLength} differs from model.maxTokens ${config.maxTokens}`);
+  const params = new ParamSet(seed);
+  const trunk = new VlaTrunk(params, config, tokenizer.vocabSize, stats);
+  const head = new VlaHead(params, config, stats);
+  const inference: ModelDefinition = {
+    params,
+    name: 'evovla_vla',
+    forward: (g) => {
+      const features = trunk.apply(g);
+      const h = head.apply(features);
+      return {
+        [VLA_IO.action]: h.action,
+        [VLA_IO.logStd]: h.logStd,
+        [VLA_IO.valueExt]: h.valueExt,
+        [VLA_IO.valueInt]: h.valueInt,
+        [VLA_IO.features]: features,
+      };
+    },
+  };
+  const training: ModelDefinition = { params, name: 'evovla_vla_bc', forward: (g) => ({ [VLA_IO.actionNorm]: head.apply(trunk.apply(g)).actionNorm }) };
+  const trunkModel: ModelDefinition = { params, name: 'evovla_vla_trunk', forward: (g) => ({ [VLA_IO.features]: trunk.apply(g) }) };
+  const headModel: ModelDefinition = {
+    params,
+    name: 'evovla_vla_head',
+    forward: (g) => {
+      const h = head.apply(g.input(VLA_IO.features, ['B', config.width]));
+      return { [VLA_IO.action]: h.action, [VLA_IO.logStd]: h.logStd, [VLA_IO.valueExt]: h.valueExt, [VLA_IO.valueInt]: h.valueInt };
+    },
+  };
+  return { config, params, tokenizer, stats, trunk, head, inference, training, trunkModel, headModel };
+}
+
+/** Parameter counts of the two parts. */
+export function parameterCounts(vla: Vla): { trunk: number; head: number; total: number } {
+  let trunk = 0;
+  let head = 0;
+  for (const p of vla.params.list()) {
+    if (p.name.startsWith('trunk.')) trunk += p.data.length;
+    else if (p.name.startsWith('head.')) head += p.data.length;
+  }
+  return { trunk, head, total: vla.params.count };
+}
+
+/** Metadata keys written into policy.onnx (docs/policy.md). */
+export const VLA_META = {
+  cameras: 'evovla.cameras',
+  tokenizer: 'evovla.tokenizer',
+  chunk: 'evovla.chunk',
+  stats: 'evovla.norm_stats',
+  config: 'evovla.model_config',
+  task: 'evovla.task',
+  instruction: 'evovla.instruction',
+  memorySlots: 'evovla.memory_slots',
+  featureSize: 'evovla.feature_size',
+} as const;
+
+/**
+ * The metadata of an exported VLA: the deploy contract's keys (joint names and limits, cameras,
+ * action mode) plus the tokenizer, chunk length, normalisation statistics and model config.
+ */
+export function vlaMetadata(vla: Vla, robot: { jointNames: string[]; limits: { lower: number; upper: number; velocity: number }[] }, extra: Record<string, string> = {}): Record<string, string> {
+  const c = vla.config;
+  return {
+    'evovla.joint_names': robot.jointNames.join(','),
+    'evovla.joint_limits': JSON.stringify(robot.limits.map((l) => [l.lower, l.upper, l.velocity])),
+    'evovla.action_mode': 'joint',
+    [VLA_META.cameras]: JSON.stringify(c.cameras.map((name) => ({ name, width: c.imageSize, height: c.imageSize }))),
+    [VLA_META.tokenizer]: JSON.stringify(vla.tokenizer.toJSON()),
+    [VLA_META.chunk]: String(c.chunk),
+    [VLA_META.stats]: JSON.stringify(vla.stats),
+    [VLA_META.config]: JSON.stringify(c),
+    [VLA_META.memorySlots]: String(c.memorySlots),
+    [VLA_META.featureSize]: String(c.width),
+    ...extra,
+  };
+}
+
+/** Exports the inference model with its metadata (bytes of a self-contained policy.onnx). */
+export function exportVla(vla: Vla, robot: Parameters<typeof vlaMetadata>[1], extra: Record<string, string> = {}): Uint8Array {
+  return exportInference(vla.inference, vlaMetadata(vla, robot, extra));
+}

@@ -1,0 +1,64 @@
+/**
+ * Synthetic demonstrations for policy tests: episode files with small random camera images and a
+ * smooth joint trajectory, written with the real episode writer (no simulation, no rendering).
+ */
+import { join } from 'node:path';
+import { EpisodeWriter } from '../../sim/record/writer.ts';
+import { EPISODE_FORMAT_VERSION, type EpisodeHeader } from '../../sim/record/types.ts';
+import { Rng } from '../../sim/rng.ts';
+import type { Pose } from '../../sim/types.ts';
+
+const ORIGIN: Pose = { p: [0, 0, 0], q: [0, 0, 0, 1] };
+
+/** Writes `episodes` files `<task>-<seed>.evep` (seeds 0..) of `steps` steps each into `dir`. */
+export function writeSyntheticDemos(dir: string, opts: { task?: string; episodes: number; steps: number; size: number; cameras?: string[] }): string[] {
+  const task = opts.task ?? 'stack';
+  const cameras = opts.cameras ?? ['eye_side', 'eye_arm'];
+  const files: string[] = [];
+  for (let seed = 0; seed < opts.episodes; seed++) {
+    const rng = new Rng(1000 + seed);
+    const header: EpisodeHeader = {
+      format: 'evovla.episode',
+      version: EPISODE_FORMAT_VERSION,
+      task,
+      instruction: 'stack the middle block on the base block, then the top block on the middle block',
+      robot: 'airbot_play',
+      seed,
+      controlHz: 60,
+      physicsHz: 240,
+      actionMode: 'joint',
+      configHash: 'synthetic',
+      stages: ['a', 'b'],
+      cameras,
+      meta: { writer: 'test' },
+    };
+    const file = join(dir, `${task}-${seed}.evep`);
+    const w = EpisodeWriter.open(file, header);
+    const phase = rng.next() * Math.PI;
+    for (let t = 0; t < opts.steps; t++) {
+      const q = Float32Array.from({ length: 7 }, (_, d) => 0.3 * Math.sin(phase + 0.05 * t + d));
+      const images = Object.fromEntries(cameras.map((c) => [c, { width: opts.size, height: opts.size, rgb: Uint8Array.from({ length: opts.size * opts.size * 3 }, () => rng.int(256)) }]));
+      w.append({
+        step: t + 1,
+        time: (t + 1) / 60,
+        action: q,
+        proprio: q,
+        links: {},
+        ee: ORIGIN,
+        objects: {},
+        predicates: {},
+        stage: 0,
+        rewardTerms: {},
+        reward: 0,
+        terminated: false,
+        truncated: t === opts.steps - 1,
+        images,
+      });
+    }
+    files.push(w.close({ steps: opts.steps, success: true, finalStateHash: '', maxStage: 2 }));
+  }
+  return files;
+}
+
+/** A tiny model section: 16x16 images, 4 tokens per camera, width 16. */
+export const TINY_MODEL = { imageSize: 16, stemPatch: 4, stemChannels: 4, groupPatch: 2, width: 16, depth: 1, heads: 2, mlpRatio: 2, chunk: 4, headHidden: 16 };
