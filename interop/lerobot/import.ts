@@ -96,8 +96,9 @@ export function checkFeatures(info: DatasetInfo, robot: string): { actionMode: E
   return { actionMode, cameras };
 }
 
+/** A parquet value as a number (INT64 columns read back as bigint). */
 function num(v: unknown): number {
-  return typeof v === 'bigint' ? Number(v) : Number(v);
+  return Number(v);
 }
 
 /** Import the dataset at `dir` into episode files under `outDir` (created if needed). */
