@@ -28,6 +28,12 @@ export class ImportError extends Error {
 export interface LeRobotImportOptions {
   /** Robot the dataset must map onto (default: the dataset's robot_type if registered, else airbot_play). */
   robot?: string;
+  /**
+   * Task id for datasets that are not our exports (default 'lerobot'): their episodes are written
+   * as `<task>-<episode_index>.evep` with seed = episode index, the names a training config's
+   * demo folder is read by (data.demoDir, demoSeed 0).
+   */
+  task?: string;
   onEpisode?: (index: number, file: string, frames: number) => void;
 }
 
@@ -112,6 +118,8 @@ export async function importLeRobot(dir: string, outDir: string, opts: LeRobotIm
   const robot = opts.robot ?? (info.robot_type && robotIds().includes(info.robot_type) ? info.robot_type : 'airbot_play');
   if (!robotIds().includes(robot)) throw new ImportError(`unknown robot '${robot}' (expected one of: ${robotIds().join(', ')})`);
   const { actionMode, cameras } = checkFeatures(info, robot);
+  const foreignTask = opts.task ?? 'lerobot';
+  if (!/^[A-Za-z0-9_.-]+$/.test(foreignTask)) throw new ImportError(`task id must be letters, digits, _ . -, got '${foreignTask}'`);
 
   const sidecarFile = path.join(dir, EVOVLA_META_PATH);
   const sidecar = fs.existsSync(sidecarFile) ? readJson<EvovlaSidecar>(sidecarFile, 'sidecar') : null;
@@ -165,10 +173,10 @@ export async function importLeRobot(dir: string, outDir: string, opts: LeRobotIm
         : {
             format: 'evovla.episode',
             version: EPISODE_FORMAT_VERSION,
-            task: 'lerobot',
+            task: foreignTask,
             instruction,
             robot,
-            seed: 0,
+            seed: e,
             controlHz: fps,
             physicsHz: fps * 4,
             actionMode,
@@ -177,8 +185,9 @@ export async function importLeRobot(dir: string, outDir: string, opts: LeRobotIm
             cameras: cameras.map((c) => c.name),
             meta: { writer: 'lerobot-import', dataset: path.resolve(dir), episodeIndex: e, robotType: info.robot_type },
           };
-      const name = side ? side.source.replace(/\.evep$/, '') : `lerobot-${String(e).padStart(6, '0')}`;
+      const name = side ? side.source.replace(/\.evep$/, '') : `${foreignTask}-${e}`;
       const file = path.join(outDir, `${name}.evep`);
+      if (fs.existsSync(file)) throw new ImportError(`${file} already exists; import into a new or empty folder`);
       const writer = EpisodeWriter.open(file, header);
       let maxStage = 0;
       try {

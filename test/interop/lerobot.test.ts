@@ -183,15 +183,19 @@ test('a dataset without our sidecar imports with a hold action for the first ste
   fs.cpSync(dataset, foreign, { recursive: true });
   fs.rmSync(path.join(foreign, 'meta/evovla.json'));
   const out = path.join(dir, 'imported-foreign');
-  const summary = await importLeRobot(foreign, out);
+  const summary = await importLeRobot(foreign, out, { task: 'stack' });
   assert.equal(summary.episodes, 3);
+  assert.deepEqual(fs.readdirSync(out).sort(), ['stack-0.evep', 'stack-1.evep', 'stack-2.evep']);
   const a = readEpisode(files[2]);
-  const b = readEpisode(path.join(out, 'lerobot-000002.evep'));
+  const b = readEpisode(path.join(out, 'stack-2.evep'));
   assert.equal(b.damage, null);
+  assert.equal(b.header?.task, 'stack');
+  assert.equal(b.header?.seed, 2);
   assert.equal(b.header?.instruction, 'stack the blocks');
   assert.equal(b.header?.robot, 'airbot_play');
   assert.deepEqual(b.steps[0].action, b.steps[0].proprio);
   for (let k = 1; k < a.steps.length; k++) assert.deepEqual(b.steps[k].action, a.steps[k].action);
+  await assert.rejects(importLeRobot(foreign, out, { task: 'stack' }), /stack-0\.evep already exists; import into a new or empty folder/);
 });
 
 /** A copy of the dataset with info.json edited by `edit`. */
