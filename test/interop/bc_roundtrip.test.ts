@@ -1,6 +1,7 @@
 /**
  * The LeRobot round trip feeds training: demos exported to a LeRobotDataset v3.0 (lossless video)
- * and imported back train behaviour cloning to the same loss curve as the original episode files.
+ * and imported back train behaviour cloning to the same loss curve as the original episode files;
+ * the run folder training wrote reads back in the viewer's run loader.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -12,6 +13,8 @@ import { parseTrainConfig } from '../../policy/train/config.ts';
 import { trainRun } from '../../policy/train/run.ts';
 import { TINY_MODEL, writeSyntheticDemos } from '../policy/helpers.ts';
 import { scratchDir } from '../tmp.ts';
+import { groupOf } from '../../viewer/app/run_data.ts';
+import { RunWatcher } from '../../viewer/runs.ts';
 
 const root = scratchDir('evovla-bc-lerobot-');
 
@@ -53,4 +56,13 @@ test('BC on demos imported from our LeRobot export follows the same loss curve a
   assert.ok(curveA.filter((r) => 'loss' in r).length >= 4, 'the run logged its loss');
   assert.ok(curveA.some((r) => 'val_loss' in r), 'the run logged a validation loss');
   assert.deepEqual(curveB, curveA);
+
+  // The run folder `evovla train` wrote is what the viewer reads: config, every metrics line.
+  const watcher = new RunWatcher(a.runDir);
+  watcher.load();
+  const shown = watcher.summary();
+  assert.match(shown.config, /kind: bc/);
+  assert.equal(shown.metrics.length, fs.readFileSync(join(a.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').length);
+  assert.deepEqual(shown.notes, []);
+  assert.equal(groupOf('val_loss'), groupOf('loss'), 'validation and training loss share a chart');
 });
