@@ -225,6 +225,29 @@ test('import refuses datasets whose features do not map onto the robot, naming t
   }
 });
 
+test('import names the video file that is missing or too short for an episode', async () => {
+  const missing = editedDataset('no-video', () => {});
+  fs.rmSync(path.join(missing, 'videos/observation.images.eye_arm'), { recursive: true });
+  const a = await captureOutput(() => main(['import', '--format', 'lerobot', missing, '--out', path.join(dir, 'out-no-video')]));
+  assert.equal(a.result, 2);
+  assert.match(a.err, /observation\.images\.eye_arm\/chunk-000\/file-000\.mp4/);
+  // Claim a longer last episode than the video holds.
+  const short = path.join(dir, 'short-video');
+  fs.cpSync(dataset, short, { recursive: true });
+  const { writeParquetFile } = await import('../../interop/parquet.ts');
+  const episodesFile = path.join(short, 'meta/episodes/chunk-000/file-000.parquet');
+  const table = await readParquetFile(episodesFile);
+  const cam = 'videos/observation.images.eye_side/from_timestamp';
+  const rows = table.rows.map((r, i) => (i === 2 ? { ...r, [cam]: num(r[cam]) + 5 / 60 } : r));
+  writeParquetFile(
+    episodesFile,
+    table.columns.map((c) => ({ name: c.name, type: (c.convertedType === 'UTF8' ? 'STRING' : c.type) as 'INT64', list: c.list, data: rows.map((r) => r[c.name]) })),
+  );
+  const b = await captureOutput(() => main(['import', '--format', 'lerobot', short, '--out', path.join(dir, 'out-short')]));
+  assert.equal(b.result, 2);
+  assert.match(b.err, /observation\.images\.eye_side\/chunk-000\/file-000\.mp4 has 26 frames; episode 2 needs frames 20\.\.30/);
+});
+
 test('export refuses an existing output and episodes that cannot share one dataset', async () => {
   await assert.rejects(exportLeRobot(files, dataset), /already exists and is not an empty directory/);
   const noCams = writeEpisode(dir, 'nocams', 5, 4, { cameras: false });
