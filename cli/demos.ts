@@ -3,20 +3,25 @@
  * episodes (seeds S, S+1, ...), write one episode file per episode, and print a summary: success
  * rate with a 95% Wilson interval, mean length, and how far episodes got in stages.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { createEnv } from '../sim/env.ts';
+import { isFileSystemError } from '../sim/files.ts';
+import { partialPath } from '../sim/record/writer.ts';
 import type { Task } from '../sim/task.ts';
 import { getTask, TASKS } from '../tasks/index.ts';
-import { runExpertEpisode, wilsonInterval, type EpisodeResult } from '../tasks/rollout.ts';
+import { expertEpisodeSteps, wilsonInterval, type EpisodeResult } from '../tasks/rollout.ts';
 import { intFlag, parseFlags } from './args.ts';
 import { UsageError } from './main.ts';
 
 /** With no flags, `evovla demos` makes the warm-start demos for the first Discoverse-L task. */
 const DEFAULT_TASK = 'stack';
 
-const USAGE = `usage: evovla demos [--task <id>=stack] [--out <dir>=demos/<task>] [--episodes N=10] [--seed S=0] [--json] [--no-progress]
+const USAGE = `usage: evovla demos [--task <id>=stack] [--out <dir>=demos/<task>] [--episodes N=10] [--seed S=0] [--overwrite] [--json] [--no-progress]
   --task       one of: ${Object.keys(TASKS).join(', ')} (default ${DEFAULT_TASK})
   --out        directory for the episode files (<task>-<seed>.evep); default demos/<task>
+  --overwrite  replace episode files of the same task and seeds already in --out (refused without it)
   --episodes   number of episodes (seeds S .. S+N-1)
   --seed       first seed
   --json       print the summary as JSON on stdout
@@ -117,7 +122,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const args = parseFlags(argv, { task: 'string', out: 'string', episodes: 'int', seed: 'int', json: 'bool', 'no-progress': 'bool', view: 'bool', cameras: 'string' }, USAGE);
+  const args = parseFlags(argv, { task: 'string', out: 'string', episodes: 'int', seed: 'int', overwrite: 'bool', json: 'bool', 'no-progress': 'bool', view: 'bool', cameras: 'string' }, USAGE);
   if (args.positional.length) throw new UsageError(`unexpected argument '${args.positional[0]}'\n${USAGE}`);
   const taskId = typeof args.flags.task === 'string' ? args.flags.task : DEFAULT_TASK;
   if (!Object.hasOwn(TASKS, taskId)) throw new UsageError(`flag '--task' must be one of ${Object.keys(TASKS).join(', ')}, got '${taskId}'`);
@@ -126,6 +131,13 @@ export async function run(argv: string[]): Promise<number> {
   if (out === '') throw new UsageError(`flag '--out' needs a directory, got ''\n${USAGE}`);
   const episodes = intFlag(args, 'episodes', 10, 1, USAGE);
   const seed0 = intFlag(args, 'seed', 0, 0, USAGE);
+  if (!args.flags.overwrite) {
+    const existing = existingEpisodeFiles(out, task.id, seed0, episodes);
+    if (existing.length) {
+      const names = existing.slice(0, 3).map((f) => path.basename(f)).join(', ') + (existing.length > 3 ? `, ... (${existing.length} in all)` : '');
+      throw new UsageError(`refusing to overwrite episode files already in ${out}: ${names}; pass --overwrite to replace them, or choose another --out or --seed`);
+    }
+  }
   const bar = !args.flags['no-progress'] && process.stderr.isTTY ? new ProgressBar(episodes) : null;
 
   const render = typeof args.flags.cameras === 'string' ? await import('../sim/render/env_cameras.ts') : null;
@@ -146,27 +158,90 @@ export async function run(argv: string[]): Promise<number> {
   const live = args.flags.view ? await (await import('../viewer/live_env.ts')).startEnvLiveView(env) : null;
   const results: EpisodeResult[] = [];
   const t0 = performance.now();
+  // Ctrl+C (or SIGTERM) stops between two control steps: the episode in progress is kept as a
+  // .partial file and the summary of the finished ones is printed.
+  let interrupted: string | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted = sig === 'SIGINT' ? 'interrupted (Ctrl+C)' : `stopped by ${sig}`;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let partial: { seed: number; file: string; steps: number } | null = null;
+  let failure: unknown = null;
   try {
     bar?.update(0, 'starting');
-    for (let i = 0; i < episodes; i++) {
+    for (let i = 0; i < episodes && !interrupted; i++) {
       const seed = seed0 + i;
       const file = path.join(out, `${task.id}-${seed}.evep`);
-      results.push(runExpertEpisode(env, task, seed, { file }));
+      const steps = expertEpisodeSteps(env, task, seed, { file });
+      let turn = performance.now();
+      let stepsDone = 0;
+      for (;;) {
+        const next = steps.next();
+        if (next.done) {
+          results.push(next.value);
+          break;
+        }
+        stepsDone = next.value;
+        // Give the event loop a turn now and then so a signal (and the live view) gets through.
+        if (performance.now() - turn > YIELD_EVERY_MS) {
+          await nextTurn();
+          turn = performance.now();
+          if (interrupted) {
+            steps.return(undefined as never);
+            partial = { seed, file: partialPath(file), steps: stepsDone };
+            break;
+          }
+        }
+      }
       const ok = results.filter((r) => r.success).length;
-      bar?.update(i + 1, `${ok} ok, ${((i + 1) / ((performance.now() - t0) / 1000)).toFixed(2)} ep/s`);
+      bar?.update(results.length, `${ok} ok, ${(results.length / ((performance.now() - t0) / 1000)).toFixed(2)} ep/s`);
     }
   } catch (err) {
-    await live?.finish(false);
-    throw err;
+    failure = err;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     bar?.finish();
     envCameras?.detach();
     env.free();
   }
   const summary = summarize(task, results, (performance.now() - t0) / 1000);
+  const written = `wrote ${results.length} episode file${results.length === 1 ? '' : 's'} to ${out}`;
+  if (failure !== null) {
+    await live?.finish(false);
+    // What was written before a file-system failure is intact; say so before the error line.
+    if (isFileSystemError(failure) && results.length > 0) {
+      console.log(args.flags.json ? JSON.stringify({ ...summary, stopped: 'file-system error' }, null, 2) : `${formatSummary(summary)}\n${written} before the error (seeds ${seed0}-${seed0 + results.length - 1} are complete)`);
+    } else if (isFileSystemError(failure)) {
+      console.error(`evovla demos: no episode file was written`);
+    }
+    throw failure;
+  }
+  if (interrupted) {
+    const left = partial as { seed: number; file: string; steps: number } | null;
+    const partialLine = left ? `episode seed ${left.seed} was left partial after ${left.steps} steps in ${left.file}` : 'no episode was in progress';
+    if (args.flags.json) console.log(JSON.stringify({ ...summary, stopped: interrupted, partial: left }, null, 2));
+    else console.log(`${formatSummary(summary)}\n${interrupted}: ${written}, ${episodes - results.length} of ${episodes} not finished; ${partialLine}`);
+    await live?.finish(false);
+    return 130;
+  }
   if (args.flags.json) console.log(JSON.stringify(summary, null, 2));
-  else console.log(`${formatSummary(summary)}\nwrote ${results.length} episode files to ${out}`);
+  else console.log(`${formatSummary(summary)}\n${written}`);
   // Keep the page up for a person at a terminal; scripts get their exit right away.
   await live?.finish(process.stdin.isTTY === true);
   return 0;
+}
+
+/** How long a control loop runs between turns of the event loop (bounds Ctrl+C latency). */
+const YIELD_EVERY_MS = 50;
+
+/** Episode files of these seeds already in `out` (final files; a `.partial` is always replaced). */
+export function existingEpisodeFiles(out: string, taskId: string, seed0: number, episodes: number): string[] {
+  const found: string[] = [];
+  for (let i = 0; i < episodes; i++) {
+    const f = path.join(out, `${taskId}-${seed0 + i}.evep`);
+    if (fs.existsSync(f)) found.push(f);
+  }
+  return found;
 }

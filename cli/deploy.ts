@@ -3,9 +3,9 @@
  * runs a policy on a robot at the control rate through the safety layer, prints a status line each
  * second, and logs every command and refusal to an MCAP file (ROS 2 encoding).
  */
-import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { realClock } from '../robot/clock.ts';
+import { makeDirectory } from '../sim/files.ts';
 import { ConfigError, type DeployConfig, loadDeployConfig, parseDeployConfig } from '../robot/config.ts';
 import { DeployLoop, type TickRecord } from '../robot/deploy.ts';
 import { CommandLog } from '../robot/log/command_log.ts';
@@ -29,8 +29,10 @@ const HELP = `usage: evovla deploy --policy FILE.onnx|expert --robot sim|ros2 [o
                               outputs) or 'expert', the task's scripted expert (sim only)
   --robot sim|ros2            the simulator as the robot, or a real arm over ROS 2 (rclnodejs)
   --config FILE               deploy config (YAML): safety, ROS 2 topics, joint names
-  --dry-run                   compute, check and log every command but transmit none
-                              (ros2: read the real robot, command nothing)
+  --dry-run                   compute, check and log every command but transmit none, on every
+                              robot: ros2 reads the real arm and commands nothing; the sim twin
+                              is read but never stepped (its arm stays still), for one episode's
+                              time unless --duration says otherwise
   --duration SECONDS          stop after this long (default: sim until the episode ends, ros2 until Ctrl-C)
   --task ID                   sim task (default: config sim.task)
   --seed N                    sim episode seed (default: config sim.seed)
@@ -145,6 +147,7 @@ export async function run(argv: string[]): Promise<number> {
   let twin: SimTwin | null = null;
   let ros: Ros2Robot | null = null;
   let cameras: { detach(): void } | null = null;
+  let duration = args.duration;
   try {
     // An ONNX policy loads first: its cameras decide what the sim twin must render.
     if (args.policy !== 'expert') policy = await loadOnnxPolicy(args.policy, { requireJointNames: config.safety.specCheck.enabled });
@@ -165,7 +168,10 @@ export async function run(argv: string[]): Promise<number> {
       }
       twin = new SimTwin({ env, clock, seed: args.seed ?? config.sim.seed, robot: config.robot });
       await twin.connect();
-      robot = twin;
+      // A dry run means the same on every robot: compute, check and log, send nothing. The twin
+      // then never steps (the arm stays where it started), so the run lasts one episode's time.
+      robot = args.dryRun ? listenOnly(twin) : twin;
+      if (args.dryRun) duration ??= task.maxSteps / config.controlHz;
     } else {
       const spec = robotSpecFor(config.robot, Object.entries(config.ros2.cameras).map(([name, c]) => ({ name, width: c.width, height: c.height })));
       ros = new Ros2Robot({ spec, ros2: config.ros2, clock, controlHz: config.controlHz });
@@ -186,7 +192,7 @@ export async function run(argv: string[]): Promise<number> {
 
   // The log exists before the robot is touched, so the start checks and start-up hold are in it.
   const logPath = args.log ?? join(config.logDir, `deploy-${new Date().toISOString().replace(/[:.]/g, '-')}.mcap`);
-  mkdirSync(dirname(logPath), { recursive: true });
+  makeDirectory(dirname(logPath));
   const spec = robot.spec();
   const log = await CommandLog.create(logPath, {
     mapping: { rosNames: spec.jointNames.map((n) => config.ros2.jointNames[n] ?? n), gripperName: config.ros2.gripper.jointName, gripperScale: config.ros2.gripper.scale },
@@ -222,7 +228,7 @@ export async function run(argv: string[]): Promise<number> {
     clock,
     controlHz: config.controlHz,
     instruction,
-    durationS: args.duration,
+    durationS: duration,
     shouldStop: () => (twin?.episodeEnded ? `episode ended (${twin.success ? 'success' : 'no success'} after ${twin.steps} steps)` : null),
     onTick: (t) => {
       window.push(t);
@@ -254,6 +260,10 @@ export async function run(argv: string[]): Promise<number> {
   console.log(`evovla deploy: stopped: ${summary.stopReason}`);
   console.log(`  ${summary.ticks} ticks, ${summary.missedDeadlines} missed deadlines, latency p50 ${percentile(lat, 50).toFixed(2)} ms p99 ${percentile(lat, 99).toFixed(2)} ms`);
   console.log(`  logged ${log.counts.commands} commands (${log.counts.clamps} clamped, ${log.counts.refusals} refused, ${log.counts.holds} holds, ${log.counts.halts} halts) to ${logPath}`);
+  if (summary.fault !== null) {
+    console.error(`evovla deploy: stopped on a fault: ${summary.fault}`);
+    return 4;
+  }
   return /e-stop/.test(summary.stopReason) ? 3 : 0;
 }
 

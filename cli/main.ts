@@ -3,6 +3,8 @@
  * `evovla view` does not pay for onnxruntime and `evovla deploy` does not pay for three.js.
  */
 
+import { describeFileSystemError, isFileSystemError } from '../sim/files.ts';
+
 /** A subcommand: parses its own argv, returns the process exit code. */
 export type Command = (argv: string[]) => Promise<number>;
 
@@ -83,6 +85,12 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof UsageError) {
       console.error(`evovla ${name}: ${err.message}`);
       return 2;
+    }
+    // A full disk, a read-only folder, a directory given as a file: the user's environment, not a
+    // bug, so one line naming the operation, the path and the cause instead of a stack trace.
+    if (isFileSystemError(err)) {
+      console.error(`evovla ${name}: ${describeFileSystemError(err)}`);
+      return 1;
     }
     throw err;
   }

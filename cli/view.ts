@@ -5,7 +5,7 @@
  * the run's learning curves and config and replays its eval episodes, following the run while
  * training writes it (layout in viewer/runs.ts).
  */
-import { expandEpisodePaths, loadEpisodeFile, type ViewerEpisode } from '../viewer/episodes.ts';
+import { expandEpisodePaths, openEpisodeFiles, viewerStepCount, type ViewerEpisode } from '../viewer/episodes.ts';
 import { RunWatcher, isRunDir } from '../viewer/runs.ts';
 import { startViewerServer, waitForInterrupt } from '../viewer/server.ts';
 import { parseFlags } from './args.ts';
@@ -37,18 +37,25 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  for (const f of files) {
-    let ep: ViewerEpisode;
-    try {
-      ep = loadEpisodeFile(f);
-    } catch (err) {
-      throw new UsageError(`cannot show ${f}: ${(err as Error).message}`);
-    }
-    if (ep.damage) console.error(`evovla view: ${f}: ${ep.damage} (showing its ${ep.steps.length} intact steps)`);
-    episodes.push(ep);
+  // Every readable file is shown (a damaged one with its intact prefix); the others are listed
+  // with what is wrong with them, so one bad file does not hide a folder of good ones.
+  const opened = openEpisodeFiles(files);
+  const { unreadable } = opened;
+  episodes.push(...opened.episodes);
+  for (const note of run?.summary().notes ?? []) console.error(`evovla view: run ${run!.name}: ${note}`);
+  for (const ep of episodes) {
+    if (ep.partial) console.error(`evovla view: ${ep.name}: partial recording, showing its ${viewerStepCount(ep)} intact steps`);
+    else if (ep.damage) console.error(`evovla view: ${ep.name}: ${ep.damage} (showing its ${viewerStepCount(ep)} intact steps)`);
   }
-  const server = await startViewerServer({ host, port, episodes, run, log: (l) => console.error(l) });
-  console.log(`evovla view: ${run ? `run ${run.name} (${run.summary().metrics.length} metric rows), ` : ''}${episodes.length} episode(s) at ${server.url}`);
+  for (const u of unreadable) console.error(`evovla view: cannot show ${u.file}: ${u.reason}`);
+  // A run is worth showing without episodes (its curves and config); files alone are not.
+  if (!run && episodes.length === 0) {
+    console.error(`evovla view: none of the ${files.length} file(s) can be shown`);
+    return 1;
+  }
+  const server = await startViewerServer({ host, port, episodes, unreadable, run, log: (l) => console.error(l) });
+  const runPart = run ? `run ${run.name} (${run.summary().metrics.length} metric rows), ` : '';
+  console.log(`evovla view: ${runPart}${episodes.length} episode(s)${unreadable.length ? ` (${unreadable.length} file(s) could not be shown)` : ''} at ${server.url}`);
   console.log('press Ctrl+C to stop');
   await waitForInterrupt();
   await server.close();

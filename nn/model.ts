@@ -3,7 +3,8 @@
  * self-contained ONNX model (weights as initializers, loadable by any ONNX Runtime), and
  * nn/train-graph.ts traces the same forward pass into the training step.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
+import { makeDirectory } from '../sim/files.ts';
 import { dirname } from 'node:path';
 import { Graph, type Tensor } from './graph.ts';
 import type { ParamSet } from './params.ts';
@@ -38,7 +39,7 @@ export function exportInference(model: ModelDefinition, metadata?: Readonly<Reco
 
 /** Writes bytes to `path` atomically (temp file in the same folder, then rename). */
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDirectory(dirname(path));
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   writeFileSync(tmp, bytes);
   renameSync(tmp, path);

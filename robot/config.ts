@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { robotIds } from '../sim/robot/index.ts';
 
 const vec3 = z.tuple([z.number(), z.number(), z.number()]);
 const positive = (max: number) => z.number().gt(0).lte(max);
@@ -46,6 +47,14 @@ export const safetySchema = z
       .refine((w) => w.min.every((v, i) => v < w.max[i]), { message: 'workspace.min must be below workspace.max on every axis' }),
     /** Largest end-effector move per control step (m); LeRobot uses 5 cm. */
     eeJump: z.strictObject({ enabled: z.boolean().default(true), maxStep: positive(0.5).default(0.05) }).prefault({}),
+    /**
+     * Stop when the policy's actions are refused (NaN/Inf, wrong shape) on consecutive ticks for
+     * `maxConsecutiveS` seconds (rounded up to whole control periods): the robot halts, a fault is
+     * latched (no further motion until restart) and deploy exits non-zero.
+     */
+    refusals: z
+      .strictObject({ enabled: z.boolean().default(true), maxConsecutiveS: positive(60).default(0.5) })
+      .prefault({}),
     /** Hold when the newest observation or policy output is older than `timeoutS` (MoveIt Servo: 0.1 s). */
     watchdog: z.strictObject({ enabled: z.boolean().default(true), timeoutS: positive(5).default(0.1) }).prefault({}),
     /** Halt (latched) while the e-stop input is engaged. */
@@ -122,8 +131,21 @@ export const ros2Schema = z
 /** The whole deploy config file. */
 export const deployConfigSchema = z
   .strictObject({
-    /** Robot description id (sim/robot). */
-    robot: z.string().default('airbot_play'),
+    /**
+     * Robot description id (sim/robot's registry). A URDF file is refused here: the sim twin, the
+     * tasks' scenes and experts, and the 6-joint safety layer are built for registered descriptions.
+     */
+    robot: z
+      .string()
+      .default('airbot_play')
+      .superRefine((id, ctx) => {
+        if (robotIds().includes(id)) return;
+        const urdf = /\.urdf$/i.test(id);
+        ctx.addIssue({
+          code: 'custom',
+          message: `${urdf ? `'${id}' is a URDF file; deploy accepts only a registered robot id` : `unknown robot '${id}'`} (expected one of: ${robotIds().join(', ')})`,
+        });
+      }),
     controlHz: z.number().min(1).max(1000).default(60),
     /** Where the MCAP command log goes. */
     logDir: z.string().default('runs/deploy'),

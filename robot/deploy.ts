@@ -46,6 +46,8 @@ export interface TickRecord {
 /** How a run ended and what it did. */
 export interface DeploySummary {
   ticks: number;
+  /** The fault latched in the safety layer that ended the run (the robot is halted), or null. */
+  fault: string | null;
   /** Control periods missed: a tick that ends after its period counts once per period it overran. */
   missedDeadlines: number;
   stopReason: string;
@@ -70,6 +72,9 @@ export class DeployLoop {
   private stopRequested: string | null = null;
   private index = 0;
   private readonly errorMessages = new Set<string>();
+  /** Consecutive ticks whose policy action was refused, and the last refusal. */
+  private refusedRun = 0;
+  private lastRefusal = '';
   /** Inferences that threw (each tick held instead). */
   policyErrors = 0;
 
@@ -128,7 +133,19 @@ export class DeployLoop {
       }
     }
     robot.send(action, answered ? obs.stamp : null);
-    const decision = robot.lastDecision() as Decision;
+    let decision = robot.lastDecision() as Decision;
+    // A policy whose every action is refused would hold the arm forever while the run looks alive:
+    // after the configured time of consecutive refusals, halt and latch a fault that ends the run.
+    const limit = robot.layer.config.refusals;
+    if (decision.reason === 'refused') {
+      this.refusedRun++;
+      this.lastRefusal = decision.refusals.map((f) => `${f.check} ${f.field}=${f.value}`).join(', ');
+    } else if (decision.source === 'policy') this.refusedRun = 0;
+    const maxRun = Math.max(1, Math.ceil(limit.maxConsecutiveS * this.o.controlHz - 1e-9));
+    if (limit.enabled && this.refusedRun >= maxRun && robot.layer.fault === null) {
+      robot.latchFault(`policy ${policy.name} refused on ${this.refusedRun} consecutive ticks (${limit.maxConsecutiveS} s; last: ${this.lastRefusal})`);
+      decision = robot.lastDecision() as Decision;
+    }
     const record: TickRecord = { index: this.index++, start, latencyS: clock.now() - start, policyAnswered: answered, decision };
     this.o.onTick?.(record);
     return record;
@@ -158,6 +175,10 @@ export class DeployLoop {
         reason = 'e-stop engaged (latched: restart to continue)';
         break;
       }
+      if (this.o.robot.layer.fault !== null) {
+        reason = `fault: ${this.o.robot.layer.fault} (latched: the robot is halted; restart to continue)`;
+        break;
+      }
       const external = this.o.shouldStop?.();
       if (external) {
         reason = external;
@@ -171,6 +192,6 @@ export class DeployLoop {
         await clock.sleepUntil(next);
       }
     }
-    return { ticks: latencies.length, missedDeadlines: missed, stopReason: reason, latencies };
+    return { ticks: latencies.length, fault: this.o.robot.layer.fault, missedDeadlines: missed, stopReason: reason, latencies };
   }
 }

@@ -106,6 +106,16 @@ export class SafeRobot implements Robot {
     this.inner.halt();
   }
 
+  /**
+   * Latch a fault in the safety layer and halt now: the halt decision goes to the robot and the
+   * sinks (the log names the reason), and every later decision halts too.
+   */
+  latchFault(reason: string): void {
+    this.layer.latchFault(reason);
+    if (!this.started || !this.latest) return;
+    this.apply(this.layer.decide({ now: this.clock.now(), obs: this.latest, inputs: this.inner.safetyInputs(), action: null, basisStamp: null }), this.latest);
+  }
+
   async disconnect(): Promise<void> {
     this.watchdog?.cancel();
     this.watchdog = null;

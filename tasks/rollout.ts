@@ -127,6 +127,25 @@ function stepRecord(res: StepResult, action: Float32Array, commandedStage: numbe
  * the episode file is still written and closed.
  */
 export function runExpertEpisode(env: SimEnv, task: Task, seed: number, opts: { file?: string; meta?: Record<string, unknown> } = {}): EpisodeResult {
+  const run = expertEpisodeSteps(env, task, seed, opts);
+  for (;;) {
+    const next = run.next();
+    if (next.done) return next.value;
+  }
+}
+
+/**
+ * `runExpertEpisode` one control step at a time: yields the number of steps taken after each step
+ * and returns the result. A caller that must stay responsive (Ctrl+C, a live view) drives it and
+ * gives the event loop a turn between steps; stopping it early (`return()`) closes the episode
+ * file without a footer and leaves it as `<file>.partial`, as a crash would.
+ */
+export function* expertEpisodeSteps(
+  env: SimEnv,
+  task: Task,
+  seed: number,
+  opts: { file?: string; meta?: Record<string, unknown> } = {},
+): Generator<number, EpisodeResult, void> {
   const reset = env.reset({ seed });
   if (!env.randomization) throw new Error('env.reset() left no randomization');
   const expert = task.expert(env.randomization, env.expertTools());
@@ -145,48 +164,56 @@ export function runExpertEpisode(env: SimEnv, task: Task, seed: number, opts: { 
   let expertStage = 0;
   let error: string | undefined;
   let last: StepResult | null = null;
+  let finished = false;
   try {
-    for (;;) {
-      const out = expert.act(info.state);
-      expertStage = out.stage;
-      if (expertStage < n && firstCommanded[expertStage] < 0) firstCommanded[expertStage] = steps;
-      const action = Float32Array.from(out.action as ArrayLike<number>);
-      last = env.step(action);
-      steps++;
-      if (last.info.stage < info.stage) stageDrops.push({ step: steps, from: info.stage, to: last.info.stage });
-      info = last.info;
-      markTrue(info, steps);
-      maxStage = Math.max(maxStage, info.stage);
-      writer?.append(stepRecord(last, action, expertStage));
-      if (last.terminated || last.truncated) break;
+    try {
+      for (;;) {
+        const out = expert.act(info.state);
+        expertStage = out.stage;
+        if (expertStage < n && firstCommanded[expertStage] < 0) firstCommanded[expertStage] = steps;
+        const action = Float32Array.from(out.action as ArrayLike<number>);
+        last = env.step(action);
+        steps++;
+        if (last.info.stage < info.stage) stageDrops.push({ step: steps, from: info.stage, to: last.info.stage });
+        info = last.info;
+        markTrue(info, steps);
+        maxStage = Math.max(maxStage, info.stage);
+        writer?.append(stepRecord(last, action, expertStage));
+        if (last.terminated || last.truncated) break;
+        yield steps;
+      }
+    } catch (err) {
+      // Only the expert's own refusal (an unreachable target) ends an episode quietly; anything else
+      // is a bug and propagates after the partial file is closed.
+      if ((err as Error).name !== 'ExpertIkError') {
+        writer?.discard();
+        throw err;
+      }
+      error = (err as Error).message;
     }
-  } catch (err) {
-    // Only the expert's own refusal (an unreachable target) ends an episode quietly; anything else
-    // is a bug and propagates after the partial file is closed.
-    if ((err as Error).name !== 'ExpertIkError') {
-      writer?.discard();
-      throw err;
-    }
-    error = (err as Error).message;
+    const finalStateHash = env.stateHash();
+    const result: EpisodeResult = {
+      seed,
+      steps,
+      success: info.success,
+      failure: info.failure || error !== undefined,
+      truncated: last?.truncated ?? false,
+      maxStage,
+      finalStage: info.stage,
+      expertStage,
+      finalStateHash,
+      firstTrue,
+      firstCommanded,
+      stageDrops,
+    };
+    if (error) result.error = error;
+    if (writer) result.file = writer.close({ steps, success: info.success, finalStateHash, maxStage });
+    finished = true;
+    return result;
+  } finally {
+    // Stopped between steps by the caller: keep what was recorded as a .partial file.
+    if (!finished) writer?.abandon();
   }
-  const finalStateHash = env.stateHash();
-  const result: EpisodeResult = {
-    seed,
-    steps,
-    success: info.success,
-    failure: info.failure || error !== undefined,
-    truncated: last?.truncated ?? false,
-    maxStage,
-    finalStage: info.stage,
-    expertStage,
-    finalStateHash,
-    firstTrue,
-    firstCommanded,
-    stageDrops,
-  };
-  if (error) result.error = error;
-  if (writer) result.file = writer.close({ steps, success: info.success, finalStateHash, maxStage });
-  return result;
 }
 
 /** Outcome of replaying recorded actions. */

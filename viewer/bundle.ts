@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { makeDirectory } from '../sim/files.ts';
 
 const entry = fileURLToPath(new URL('./app/main.ts', import.meta.url));
 const outFile = fileURLToPath(new URL('./public/bundle.js', import.meta.url));
@@ -43,7 +44,7 @@ async function build(): Promise<string> {
   });
   const js = result.outputFiles[0].text;
   try {
-    fs.mkdirSync(new URL('./public/', import.meta.url), { recursive: true });
+    makeDirectory(fileURLToPath(new URL('./public/', import.meta.url)));
     fs.writeFileSync(outFile, js);
   } catch {
     // A read-only install still serves the in-memory copy; the file is only a convenience.

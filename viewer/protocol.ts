@@ -37,6 +37,8 @@ export interface EpisodeSummary {
   footer: EpisodeFooter | null;
   /** One line when the file is damaged (the intact prefix is shown). */
   damage: string | null;
+  /** A `.partial` file: a recording that was not closed (its damage says where it stops). */
+  partial?: boolean;
   /** Notes for the person watching (e.g. how the scene was reconstructed). */
   notes: string[];
 }
@@ -55,12 +57,13 @@ export interface RunSummary {
 }
 
 export type ServerMessage =
-  | { t: 'hello'; mode: 'replay' | 'live'; episodes: EpisodeSummary[] }
+  /** `unreadable`: files given that cannot be shown at all (no readable header), with the reason. */
+  | { t: 'hello'; mode: 'replay' | 'live'; episodes: EpisodeSummary[]; unreadable?: Array<{ name: string; reason: string }> }
   /** The run being shown (sent after 'hello' when the viewer shows a run folder). */
   | { t: 'run'; run: RunSummary }
   /** Metric rows appended to the run's metrics.jsonl since the last message. */
   | { t: 'metrics'; rows: MetricRow[] }
-  /** A live episode began. */
+  /** A live episode began, or a new eval episode appeared in the run being shown. */
   | { t: 'episode'; episode: EpisodeSummary }
   /** Steps `from`.. of an episode (replies to 'load', in chunks). */
   | { t: 'steps'; episode: number; from: number; steps: ViewStep[]; total: number }

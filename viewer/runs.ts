@@ -17,11 +17,13 @@
  *   runs/NAME/eval.json      the evaluation summary (shown as text when present)
  *
  * `RunWatcher` follows a run while it is written: it reads lines appended to metrics.jsonl and
- * episode files that appear (complete ones: the writer renames them into place when closed).
+ * episode files that appear (complete ones: the writer renames them into place when closed; a
+ * `.partial` file still being written is not picked up). Eval episodes are opened by index, as
+ * `evovla view` opens any file (viewer/episodes.ts): their steps are read on demand.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EPISODE_EXTENSION, loadEpisodeFile, type ViewerEpisode } from './episodes.ts';
+import { EPISODE_EXTENSION, openEpisodeFiles, type ViewerEpisode } from './episodes.ts';
 import type { MetricRow, RunSummary } from './protocol.ts';
 
 export const RUN_CONFIG = 'config.yaml';
@@ -123,18 +125,13 @@ export class RunWatcher {
   /** New metric rows (complete lines only) and new eval episodes since the last call. */
   poll(): { rows: MetricRow[]; episodes: ViewerEpisode[] } {
     const rows = this.readMetrics();
-    const episodes: ViewerEpisode[] = [];
-    for (const f of evalEpisodeFiles(this.dir)) {
-      if (this.seen.has(f)) continue;
-      this.seen.add(f);
-      try {
-        const ep = loadEpisodeFile(f);
-        ep.name = path.relative(this.dir, f);
-        episodes.push(ep);
-      } catch (err) {
-        this.notes.push(`cannot show ${path.relative(this.dir, f)}: ${(err as Error).message}`);
-      }
-    }
+    const fresh = evalEpisodeFiles(this.dir).filter((f) => !this.seen.has(f));
+    for (const f of fresh) this.seen.add(f);
+    // Opened by index like any replayed file: steps stay on disk and are read on demand, so a run
+    // with many long camera episodes costs an index per episode, not its decoded steps.
+    const { episodes, unreadable } = openEpisodeFiles(fresh);
+    for (const ep of episodes) ep.name = path.relative(this.dir, ep.index?.file ?? ep.name);
+    for (const u of unreadable) this.notes.push(`cannot show ${path.relative(this.dir, u.file)}: ${u.reason}`);
     return { rows, episodes };
   }
 

@@ -2,7 +2,7 @@
  * The viewer's HTTP + WebSocket server: serves the browser app and streams episodes to it, from
  * files (replay) or from a running process (live).
  *
- * Hardening (docs SAFETY.md, "Servers"): binds 127.0.0.1 unless told otherwise; a random token in
+ * Hardening (docs/viewer.md, "Server hardening"): binds 127.0.0.1 unless told otherwise; a random token in
  * the page URL, checked in the HTTP upgrade (401 and the socket closed otherwise); the Origin of a
  * browser must be this server's own; small maxPayload (clients send only small requests); live
  * frames are dropped for a client whose send buffer is full, never queued without bound; ping/pong
@@ -16,7 +16,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { EpisodeHeader, StepRecord } from '../sim/record/types.ts';
 import type { MirrorDesc } from '../sim/render/scene.ts';
 import { buildViewerBundle } from './bundle.ts';
-import type { ViewerEpisode } from './episodes.ts';
+import { viewerStepCount, viewerSteps, type UnreadableEpisode, type ViewerEpisode } from './episodes.ts';
 import { INDEX_HTML } from './page.ts';
 import type { RunWatcher } from './runs.ts';
 import {
@@ -54,6 +54,13 @@ export interface ViewerServerOptions {
   runPollMs?: number;
   /** Where to report connections and refusals (default: nothing). */
   log?: (line: string) => void;
+  /** Files that could not be opened at all, listed to the page. */
+  unreadable?: UnreadableEpisode[];
+  /**
+   * Decoded steps with images kept for replay (bytes, default 64 MiB): scrubbing back needs no
+   * re-read, and memory stays bounded however many episodes are open.
+   */
+  stepCacheBytes?: number;
 }
 
 export interface ViewerServer {
@@ -66,13 +73,17 @@ export interface ViewerServer {
   /** Live: one step of the current episode (images included are sent as RGB). */
   publishStep(episode: number, step: StepRecord): void;
   /** Counters for tests and logs. */
-  stats(): { clients: number; dropped: number; refused: number };
+  stats(): { clients: number; dropped: number; refused: number; cachedSteps: number; cachedBytes: number };
   close(): Promise<void>;
 }
 
 /** Replies (steps, images) may use more buffer than live frames before a client is cut off. */
 const REPLY_BUFFER_FACTOR = 16;
 const STEPS_PER_MESSAGE = 500;
+/** Steps in the first message for a file: enough to draw the first frame, read at once. */
+const FIRST_CHUNK_STEPS = 32;
+/** Bytes read from a file per message of steps (a long camera episode is read in slices). */
+const FILE_CHUNK_BYTES = 4 * 1024 * 1024;
 const LIVE_EPISODES_KEPT = 8;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
@@ -81,10 +92,52 @@ interface Client {
   alive: boolean;
   dropped: number;
   channel: ImageChannel;
+  /** Number of the client's latest 'load' (an older one still streaming stops). */
+  loadSeq: number;
 }
 
 function summaryOf(id: number, ep: ViewerEpisode): EpisodeSummary {
-  return { id, name: ep.name, header: ep.header, scene: ep.scene, steps: ep.steps.length, footer: ep.footer, damage: ep.damage, notes: ep.notes };
+  const s: EpisodeSummary = { id, name: ep.name, header: ep.header, scene: ep.scene, steps: viewerStepCount(ep), footer: ep.footer, damage: ep.damage, notes: ep.notes };
+  if (ep.partial) s.partial = true;
+  return s;
+}
+
+/** Approximate memory of a decoded step: its typed arrays (images dominate) plus a fixed part. */
+function stepBytes(step: StepRecord): number {
+  let n = 2048;
+  for (const f of Object.values(step.images ?? {})) n += f.rgb.byteLength + (f.depth?.byteLength ?? 0) + (f.segmentation?.byteLength ?? 0);
+  return n;
+}
+
+/** Least-recently-used decoded steps, bounded in bytes (a Map keeps insertion order). */
+class StepCache {
+  private readonly map = new Map<string, { step: StepRecord; bytes: number }>();
+  bytes = 0;
+  constructor(private readonly budget: number) {}
+
+  get(key: string): StepRecord | undefined {
+    const hit = this.map.get(key);
+    if (!hit) return undefined;
+    this.map.delete(key);
+    this.map.set(key, hit);
+    return hit.step;
+  }
+
+  put(key: string, step: StepRecord): void {
+    const bytes = stepBytes(step);
+    if (bytes > this.budget) return;
+    this.map.set(key, { step, bytes });
+    this.bytes += bytes;
+    for (const [k, v] of this.map) {
+      if (this.bytes <= this.budget) break;
+      this.map.delete(k);
+      this.bytes -= v.bytes;
+    }
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
 }
 
 function tokenMatches(given: string | null, token: string): boolean {
@@ -113,6 +166,8 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
   const mode = options.live ? 'live' : 'replay';
   const liveHistory = options.liveHistory ?? 20_000;
   const bundle = await buildViewerBundle();
+  const cache = new StepCache(options.stepCacheBytes ?? 64 * 1024 * 1024);
+  const unreadable = (options.unreadable ?? []).map((u) => ({ name: u.file, reason: u.reason }));
   const clients = new Set<Client>();
   let dropped = 0;
   let refused = 0;
@@ -197,7 +252,7 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
   }
 
   function onConnection(ws: WebSocket): void {
-    const client: Client = { ws, alive: true, dropped: 0, channel: 'rgb' };
+    const client: Client = { ws, alive: true, dropped: 0, channel: 'rgb', loadSeq: 0 };
     clients.add(client);
     log(`viewer: client connected (${clients.size} now)`);
     ws.on('pong', () => {
@@ -225,21 +280,71 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
         send(client, { t: 'error', message: `no episode ${msg.episode} (have ${episodes.length})` }, false);
         return;
       }
-      if (msg.t === 'load') {
-        const total = ep.steps.length;
-        if (total === 0) send(client, { t: 'steps', episode: msg.episode, from: 0, steps: [], total }, false);
-        for (let from = 0; from < total; from += STEPS_PER_MESSAGE) {
-          const steps = ep.steps.slice(from, from + STEPS_PER_MESSAGE).map(toViewStep);
-          if (!send(client, { t: 'steps', episode: msg.episode, from, steps, total }, false)) break;
+      // Files are read here, per request: a file deleted or changed since it was opened is an
+      // error for this request (said to the page), not for the server.
+      try {
+        if (msg.t === 'load') {
+          void streamSteps(client, msg.episode, ep).catch((err: unknown) => readFailed(client, ep, err));
+        } else {
+          const step = imageStep(msg.episode, ep, msg.step);
+          const images = step ? toViewImages(step, client.channel) : undefined;
+          send(client, { t: 'images', episode: msg.episode, step: msg.step, images: images ?? {} }, false);
         }
-      } else {
-        const step = ep.steps[msg.step];
-        const images = step ? toViewImages(step, client.channel) : undefined;
-        send(client, { t: 'images', episode: msg.episode, step: msg.step, images: images ?? {} }, false);
+      } catch (err) {
+        readFailed(client, ep, err);
       }
     });
-    send(client, { t: 'hello', mode, episodes: episodes.map((e, i) => summaryOf(i, e)) }, false);
+    const hello: ServerMessage = { t: 'hello', mode, episodes: episodes.map((e, i) => summaryOf(i, e)) };
+    if (unreadable.length) hello.unreadable = unreadable;
+    send(client, hello, false);
     if (options.run) send(client, { t: 'run', run: options.run.summary() }, false);
+  }
+
+  /** A file that cannot be read now (deleted, changed, I/O error): said to the page and logged. */
+  function readFailed(client: Client, ep: ViewerEpisode, err: unknown): void {
+    const e = err as NodeJS.ErrnoException;
+    if (!(err instanceof Error) || (e.code === undefined && e.name !== 'EpisodeReadError')) throw err;
+    log(`viewer: cannot read ${ep.name}: ${e.message}`);
+    send(client, { t: 'error', message: `cannot read ${ep.name}: ${e.message}` }, false);
+  }
+
+  /**
+   * Send every step of an episode (without images) in chunks. From a file: a small first chunk, so
+   * the page draws the first frame at once, then chunks of at most FILE_CHUNK_BYTES read from disk,
+   * giving the event loop a turn between them so image requests are answered in the meantime.
+   * A newer 'load' from the same client stops an older one.
+   */
+  async function streamSteps(client: Client, id: number, ep: ViewerEpisode): Promise<void> {
+    const seq = ++client.loadSeq;
+    const total = viewerStepCount(ep);
+    if (total === 0) send(client, { t: 'steps', episode: id, from: 0, steps: [], total }, false);
+    for (let from = 0; from < total; ) {
+      let to = Math.min(total, from + STEPS_PER_MESSAGE);
+      if (ep.index) {
+        const { stepOffsets, stepLengths } = ep.index;
+        to = Math.min(to, from + (from === 0 ? FIRST_CHUNK_STEPS : STEPS_PER_MESSAGE));
+        while (to > from + 1 && stepOffsets[to - 1] + stepLengths[to - 1] - stepOffsets[from] > FILE_CHUNK_BYTES) to--;
+      }
+      const steps = viewerSteps(ep, from, to, { images: false }).map(toViewStep);
+      if (!send(client, { t: 'steps', episode: id, from, steps, total }, false)) return;
+      from = to;
+      if (ep.index && from < total) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (client.loadSeq !== seq || client.ws.readyState !== client.ws.OPEN) return;
+      }
+    }
+  }
+
+  /** One step with its images: live steps from memory, file steps through the bounded cache. */
+  function imageStep(id: number, ep: ViewerEpisode, i: number): StepRecord | undefined {
+    if (!ep.index) return ep.steps[i];
+    const key = `${id}:${i}`;
+    let step = cache.get(key);
+    if (!step) {
+      step = viewerSteps(ep, i, i + 1, { images: true })[0];
+      if (step) cache.put(key, step);
+    }
+    return step;
   }
 
   // A run folder is followed while training writes it: new metric lines and new eval episodes.
@@ -320,7 +425,7 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
         send(c, msg, true);
       }
     },
-    stats: () => ({ clients: clients.size, dropped, refused }),
+    stats: () => ({ clients: clients.size, dropped, refused, cachedSteps: cache.size, cachedBytes: cache.bytes }),
     close: () =>
       new Promise<void>((resolve) => {
         clearInterval(heartbeat);

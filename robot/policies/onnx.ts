@@ -154,7 +154,14 @@ export async function loadOnnxPolicy(path: string, opts: OnnxPolicyOptions = {})
   // Trial run on zeros: catches shape errors at load, not on the robot's first tick.
   const zeroImages = Object.fromEntries(cameras.map((c) => [c.name, { width: c.width, height: c.height, rgb: new Uint8Array(c.width * c.height * 3) }]));
   try {
-    pick(await session.run(feeds(new Float32Array(7), zeroImages), ['action']));
+    const first = pick(await session.run(feeds(new Float32Array(7), zeroImages), ['action']));
+    // A policy that answers NaN/Inf before it ever sees the robot would only be refused tick after
+    // tick on it: refuse the file now.
+    const bad = Array.from(first).map((v, i) => [v, i] as const).filter(([v]) => !Number.isFinite(v));
+    if (bad.length) {
+      const names = ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper'];
+      throw new PolicyFileError(`${file}: trial inference on a zero observation gave a non-finite action (${bad.map(([v, i]) => `${names[i]}=${v}`).join(', ')}); refusing this policy`);
+    }
   } catch (err) {
     await session.dispose();
     if (err instanceof PolicyFileError) throw err;

@@ -5,7 +5,7 @@
  */
 import { MLP } from '../../nn/layers.ts';
 import { exportInference, writeFileAtomic } from '../../nn/model.ts';
-import { add, mul, reduceMean, reshape, tanh } from '../../nn/ops.ts';
+import { abs, add, log, mul, neg, reduceMean, reshape, sqrt, tanh } from '../../nn/ops.ts';
 import { ParamSet } from '../../nn/params.ts';
 import { robotSpecFor } from '../spec.ts';
 
@@ -22,6 +22,12 @@ export interface TinyPolicyOptions {
   camera?: { name: string; width: number; height: number };
   /** Extra or replacement metadata entries. */
   metadata?: Record<string, string>;
+  /**
+   * A broken policy for fault tests: 'always' outputs a non-finite action for every input (so the
+   * trial inference at load sees it); 'off-zero' is finite for an all-zero proprio (it passes the
+   * trial) and NaN for any real robot pose.
+   */
+  nonFinite?: 'always' | 'off-zero';
 }
 
 /** Bytes of a self-contained .onnx residual MLP policy for robot `airbot_play`. */
@@ -48,6 +54,9 @@ export function tinyPolicyBytes(opts: TinyPolicyOptions = {}): Uint8Array {
           const image = g.input(`image_${cam.name}`, ['B', 3, cam.height, cam.width]);
           action = add(action, mul(reshape(reduceMean(image, [1, 2, 3], true), [-1, 1]), 0.01));
         }
+        // log(-|p|) is -Inf at 0 and NaN elsewhere; sqrt(-|p|) is 0 at 0 and NaN elsewhere.
+        if (opts.nonFinite === 'always') action = add(action, log(neg(abs(proprio))));
+        if (opts.nonFinite === 'off-zero') action = add(action, sqrt(neg(abs(proprio))));
         return { action };
       },
     },

@@ -5,8 +5,8 @@
  *
  * Modes: 'startup' holds the measured start position for `startup.holdS`; 'running' passes limited
  * policy commands; 'hold' decelerates to a stop (stale observation or policy output, refused
- * command); 'halted' has told the robot to stop (e-stop: latched until restart; deadman: resumes
- * through a fresh start-up hold once the deadman is held again).
+ * command); 'halted' has told the robot to stop (e-stop and latched faults: until restart; deadman:
+ * resumes through a fresh start-up hold once the deadman is held again).
  */
 import type { SafetyConfig } from '../config.ts';
 import type { RobotObservation, RobotSpec, SafetyInputs } from '../types.ts';
@@ -32,7 +32,8 @@ export type HoldReason =
   | 'no_action'
   | 'refused'
   | 'estop'
-  | 'deadman';
+  | 'deadman'
+  | 'fault';
 
 /** End-effector position (m, robot base frame) for arm joint positions. */
 export type ForwardKinematics = (q: readonly number[]) => readonly [number, number, number];
@@ -106,6 +107,7 @@ export class SafetyLayer {
   private prevVel: number[] = new Array(ARM).fill(0);
   private startupUntil = 0;
   private estopLatched = false;
+  private faultLatched: string | null = null;
   private deadmanHalted = false;
   private lastPolicyBasis: number | null = null;
   private lastCommitAt = -Infinity;
@@ -189,12 +191,27 @@ export class SafetyLayer {
     this.lastPolicyBasis = null;
   }
 
+  /**
+   * Latch a fault (e.g. the policy refused for too long): every later decision halts the robot,
+   * until a restart. The first latched reason is kept.
+   */
+  latchFault(reason: string): void {
+    this.faultLatched ??= reason;
+  }
+
+  /** The latched fault's reason, or null. */
+  get fault(): string | null {
+    return this.faultLatched;
+  }
+
   /** Pass one proposed action (or none) through every check. */
   decide(input: DecideInput): Decision {
     const { now, obs, inputs } = input;
     const c = this.config;
     if (!this.prevCmd) throw new Error('SafetyLayer.decide called before begin()');
     const proposed = input.action ? Array.from(input.action, Number) : null;
+
+    if (this.faultLatched !== null) return this.halt(now, obs, 'fault', proposed);
 
     // E-stop: latched; only a restart clears it.
     if (this.estopLatched || (c.estop.enabled && inputs.estop)) {
@@ -311,14 +328,26 @@ export class SafetyLayer {
     if ((c.workspace.enabled || c.eeJump.enabled) && this.fk) {
       const fk = this.fk;
       const eePrev = fk(prev.slice(0, ARM));
-      const at = (t: number) => next.map((p, i) => prev[i] + (p - prev[i]) * t);
-      const eeNext = fk(next);
       const boxOk = (ee: readonly number[]) => !c.workspace.enabled || insideBox(ee, c.workspace.min, c.workspace.max);
       const jumpOk = (ee: readonly number[]) => !c.eeJump.enabled || distance(ee, eePrev) <= c.eeJump.maxStep;
-      if (!boxOk(eeNext) || !jumpOk(eeNext)) {
-        const t = boxOk(eePrev) ? largestGood((x) => { const ee = fk(at(x)); return boxOk(ee) && jumpOk(ee); }) : 0;
+      // Braking distance for the box, as for the joint limits: a command is good only if the arm,
+      // braking from it at its acceleration limits (what a hold does), stops inside the box. The
+      // fallback is the hold's own braking step from the previous command: it meets every joint
+      // limit, and its braking path is the rest of the previous one, which stayed inside. Every
+      // blend of the fallback and the limited command meets the joint limits too (each is a box on
+      // the step), so shortening along that line never trades the box for an acceleration spike.
+      const good = (q: readonly number[]) => {
+        const ee = fk(q);
+        return boxOk(ee) && jumpOk(ee) && (!c.workspace.enabled || this.brakingPathInside(q, prev));
+      };
+      if (!good(next)) {
+        const eeNext = fk(next);
+        const fallback = this.brakeStep(prev, this.prevVel);
+        const at = (t: number) => next.map((p, i) => fallback[i] + (p - fallback[i]) * t);
+        const t = good(fallback) ? largestGood((x) => good(at(x))) : 0;
         if (!boxOk(eeNext)) clamps.push({ check: 'workspace', field: 'ee', value: outsideBy(eeNext, c.workspace.min, c.workspace.max), limit: 0 });
-        if (!jumpOk(eeNext)) clamps.push({ check: 'ee_jump', field: 'ee', value: distance(eeNext, eePrev), limit: c.eeJump.maxStep });
+        else if (!jumpOk(eeNext)) clamps.push({ check: 'ee_jump', field: 'ee', value: distance(eeNext, eePrev), limit: c.eeJump.maxStep });
+        else clamps.push({ check: 'workspace_brake', field: 'ee', value: this.brakingOvershoot(next, prev), limit: 0 });
         next = at(t);
       }
     }
@@ -337,6 +366,45 @@ export class SafetyLayer {
       g = gPrev + Math.sign(g - gPrev) * gStep;
     }
     return [...next, g];
+  }
+
+  /** One braking step from `prev` at velocity `vel`: each joint slows by its acceleration limit. */
+  private brakeStep(prev: readonly number[], vel: readonly number[]): number[] {
+    const next = prev.slice(0, ARM).map((p, i) => {
+      const v = vel[i];
+      const dv = (this.amax[i] > 0 && Number.isFinite(this.amax[i]) ? this.amax[i] : Infinity) * this.dt;
+      return p + Math.sign(v) * Math.max(0, Math.abs(v) - dv) * this.dt;
+    });
+    if (this.config.positionLimits.enabled) clampPositions(next, this.spec.limits, this.config.positionLimits.margin, this.spec.jointNames, []);
+    return next;
+  }
+
+  /** The positions a hold would command after `q` (reached from `prev`), until every joint stops. */
+  private brakingPath(q: readonly number[], prev: readonly number[]): number[][] {
+    const path: number[][] = [];
+    let p = q.slice(0, ARM);
+    let v = p.map((x, i) => (x - prev[i]) / this.dt);
+    // A joint at full speed stops in vmax/amax seconds; the cap only guards a zero acceleration limit.
+    for (let k = 0; k < 10_000 && v.some((x) => x !== 0); k++) {
+      const n = this.brakeStep(p, v);
+      v = n.map((x, i) => (x - p[i]) / this.dt);
+      p = n;
+      path.push(p);
+    }
+    return path;
+  }
+
+  private brakingPathInside(q: readonly number[], prev: readonly number[]): boolean {
+    const w = this.config.workspace;
+    const fk = this.fk as ForwardKinematics;
+    return this.brakingPath(q, prev).every((p) => insideBox(fk(p), w.min, w.max));
+  }
+
+  /** How far (m) the braking path from `q` leaves the box at worst. */
+  private brakingOvershoot(q: readonly number[], prev: readonly number[]): number {
+    const w = this.config.workspace;
+    const fk = this.fk as ForwardKinematics;
+    return this.brakingPath(q, prev).reduce((m, p) => Math.max(m, outsideBy(fk(p), w.min, w.max)), 0);
   }
 
   private commit(sent: number[], now: number): void {
@@ -359,20 +427,14 @@ export class SafetyLayer {
       // than the acceleration limit.
       return { t: now, mode: this.modeNow, source: 'hold', reason, proposed, sent: [...prev], refusals, clamps: [] };
     }
-    const next = prev.slice(0, ARM).map((p, i) => {
-      const v = this.prevVel[i];
-      const dv = (this.amax[i] > 0 && Number.isFinite(this.amax[i]) ? this.amax[i] : Infinity) * this.dt;
-      const vNew = Math.sign(v) * Math.max(0, Math.abs(v) - dv);
-      return p + vNew * this.dt;
-    });
-    if (this.config.positionLimits.enabled) clampPositions(next, this.spec.limits, this.config.positionLimits.margin, this.spec.jointNames, []);
+    const next = this.brakeStep(prev, this.prevVel);
     const sent = [...next, prev[ARM]];
     this.commit(sent, now);
     return { t: now, mode: this.modeNow, source: 'hold', reason, proposed, sent: [...sent], refusals, clamps: [] };
   }
 
   /** The robot is told to stop at its measured position; the next motion starts from there. */
-  private halt(now: number, obs: RobotObservation, reason: 'estop' | 'deadman', proposed: number[] | null): Decision {
+  private halt(now: number, obs: RobotObservation, reason: 'estop' | 'deadman' | 'fault', proposed: number[] | null): Decision {
     this.modeNow = 'halted';
     const measured = [...obs.q.slice(0, ARM), obs.gripper];
     const sent = measured.every(Number.isFinite) ? measured : (this.prevCmd as number[]).slice();

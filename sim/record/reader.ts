@@ -4,6 +4,7 @@
  * so a crashed recording still gives its prefix and a corrupted one says exactly what is wrong.
  */
 import * as fs from 'node:fs';
+import { withPath } from '../files.ts';
 import { crc32 } from './crc32.ts';
 import { ImageDecodeError, decodeImages } from './images.ts';
 import {
@@ -185,7 +186,8 @@ export function decodeEpisode(buf: Uint8Array): EpisodeReadResult {
 
 /** Read an episode file (see `decodeEpisode`). I/O errors such as a missing file still throw. */
 export function readEpisode(file: string): EpisodeReadResult {
-  return decodeEpisode(fs.readFileSync(file));
+  // readFileSync on a directory throws EISDIR without the path: name it.
+  return decodeEpisode(withPath(file, () => fs.readFileSync(file)));
 }
 
 /** Throw an `EpisodeFormatError` unless the file read cleanly; narrows header and footer. */

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { makeDirectory, withPath } from '../files.ts';
 import { crc32 } from './crc32.ts';
 import { encodeImages } from './images.ts';
 import {
@@ -75,7 +76,7 @@ export class EpisodeWriter {
     if (header.version !== EPISODE_FORMAT_VERSION) {
       throw new RangeError(`episode header version must be ${EPISODE_FORMAT_VERSION}, got ${header.version}`);
     }
-    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    makeDirectory(path.dirname(path.resolve(file)));
     const tempPath = partialPath(file);
     const fd = fs.openSync(tempPath, 'w');
     const w = new EpisodeWriter(file, fd, tempPath);
@@ -104,12 +105,24 @@ export class EpisodeWriter {
   close(footer: EpisodeFooter): string {
     this.write(encodeFrame(KIND_FOOTER, footer));
     const fd = this.requireOpen();
-    fs.fsyncSync(fd);
+    withPath(this.tempPath, () => fs.fsyncSync(fd));
     fs.closeSync(fd);
     this.fd = null;
     fs.renameSync(this.tempPath, this.path);
     syncDirectory(path.dirname(path.resolve(this.path)));
     return this.path;
+  }
+
+  /**
+   * Stop writing without a footer and keep the temp file (an interrupted recording): the reader
+   * recovers its intact prefix, as after a crash. Returns the `.partial` path.
+   */
+  abandon(): string {
+    if (this.fd !== null) {
+      fs.closeSync(this.fd);
+      this.fd = null;
+    }
+    return this.tempPath;
   }
 
   /** Stop writing without a footer and delete the temp file (an episode the caller rejects). */
@@ -124,7 +137,10 @@ export class EpisodeWriter {
   private write(buf: Buffer): void {
     const fd = this.requireOpen();
     let off = 0;
-    while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+    // Errors on a descriptor carry no path; name the file so the user learns which one failed.
+    withPath(this.tempPath, () => {
+      while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+    });
     this.bytes += buf.length;
   }
 

@@ -66,6 +66,47 @@ describe('evovla deploy runs', () => {
     assert.match(err, /cannot use --robot ros2: .*(npm install rclnodejs|source \/opt\/ros)/);
   });
 
+  it('--dry-run on the sim transmits nothing: the arm does not move while commands are computed and logged', async () => {
+    const logPath = join(dir, 'dry.mcap');
+    const { result, out } = await captureOutput(() => run(['--policy', 'expert', '--robot', 'sim', '--dry-run', '--duration', '2.5', '--quiet', '--log', logPath]));
+    assert.equal(result, 0);
+    assert.match(out, /dry run: nothing transmitted/);
+    const log = readCommandLog(readFileSync(logPath));
+    const states = log.messages.filter((m) => m.topic === '/joint_states').map((m) => Array.from(m.message.position as number[]));
+    assert.ok(states.length > 10);
+    for (const q of states) assert.deepEqual(q, states[0], 'the sim arm moved during a dry run');
+    // The policy's commands were still computed and logged, and they do ask for motion.
+    const commands = log.messages.filter((m) => m.topic === '/evovla/command').map((m) => Array.from(m.message.points[0].positions as number[]));
+    assert.ok(commands.some((c) => c.some((v, i) => Math.abs(v - states[0][i]) > 1e-4)), 'no command asked for motion (the test would prove nothing)');
+  });
+
+  it('stops, halts and exits 4 when the policy is refused for 0.5 s (NaN after a clean trial inference)', async () => {
+    const policy = join(dir, 'nan-later.onnx');
+    writeTinyPolicy(policy, { nonFinite: 'off-zero' });
+    const { result, out, err } = await captureOutput(() => run(['--policy', policy, '--robot', 'sim', '--duration', '10', '--quiet', '--log', join(dir, 'nan.mcap')]));
+    assert.equal(result, 4, out + err);
+    assert.match(err, /stopped on a fault: policy nan-later\.onnx refused on 30 consecutive ticks \(0\.5 s; last: nonfinite joint1=NaN/);
+    assert.match(out, /stopped: fault: /);
+  });
+
+  it('refuses at load a policy whose first output is non-finite', async () => {
+    const policy = join(dir, 'nan-always.onnx');
+    writeTinyPolicy(policy, { nonFinite: 'always' });
+    const { result, err } = await captureOutput(() => run(['--policy', policy, '--robot', 'sim', '--duration', '1', '--quiet', '--log', join(dir, 'nan2.mcap')]));
+    assert.equal(result, 1);
+    assert.match(err, /nan-always\.onnx: trial inference on a zero observation gave a non-finite action \(joint1=-Infinity, .*\); refusing this policy/);
+  });
+
+  it('refuses a URDF robot in the config as a usage error naming the key', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const cfg = join(dir, 'urdf.yaml');
+    writeFileSync(cfg, 'robot: arms/my_arm.urdf\n');
+    await assert.rejects(
+      run(['--policy', 'expert', '--robot', 'sim', '--config', cfg]),
+      (e: unknown) => e instanceof UsageError && /robot: 'arms\/my_arm\.urdf' is a URDF file; deploy accepts only a registered robot id \(expected one of: airbot_play\)/.test(e.message),
+    );
+  });
+
   it('refuses a config with an unknown key as a usage error naming it', async () => {
     const { writeFileSync } = await import('node:fs');
     const cfg = join(dir, 'bad.yaml');

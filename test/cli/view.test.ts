@@ -10,6 +10,7 @@ import { UsageError } from '../../cli/main.ts';
 import { createEnv } from '../../sim/env.ts';
 import { getTask } from '../../tasks/index.ts';
 import { runExpertEpisode } from '../../tasks/rollout.ts';
+import { captureOutput } from './capture.ts';
 
 describe('evovla view', () => {
   it('rejects bad flags and inputs naming the flag and the expected form', async () => {
@@ -21,7 +22,10 @@ describe('evovla view', () => {
     const junk = path.join(os.tmpdir(), `evovla-junk-${process.pid}.evep`);
     fs.writeFileSync(junk, 'not an episode');
     try {
-      await assert.rejects(run([junk]), (e: Error) => e instanceof UsageError && /cannot show/.test(e.message));
+      const { result, err } = await captureOutput(() => run([junk]));
+      assert.equal(result, 1);
+      assert.match(err, /cannot show .*evovla-junk-\d+\.evep: not an evovla episode file/);
+      assert.match(err, /none of the 1 file\(s\) can be shown/);
     } finally {
       fs.rmSync(junk);
     }
@@ -37,9 +41,13 @@ describe('evovla view', () => {
       } finally {
         env.free();
       }
+      // A zero-length file (what a crash on a full disk leaves) does not hide the good one.
+      fs.writeFileSync(path.join(dir, 'blocks-1.evep'), '');
       const bin = new URL('../../bin/evovla.mjs', import.meta.url).pathname;
       const proc = spawn(process.execPath, [bin, 'view', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
+      let err = '';
+      proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
       const url = await new Promise<string>((resolve, reject) => {
         proc.stdout!.on('data', (d: Buffer) => {
           out += d.toString();
@@ -48,13 +56,18 @@ describe('evovla view', () => {
         });
         proc.on('exit', (code) => reject(new Error(`view exited (${code}): ${out}`)));
       });
-      assert.match(out, /1 episode\(s\)/);
-      const res = await fetch(url);
-      assert.equal(res.status, 200);
-      assert.match(await res.text(), /evovla viewer/);
-      proc.kill('SIGTERM');
-      const code = await new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
-      assert.equal(code, 0);
+      const exited = new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
+      try {
+        assert.match(out, /1 episode\(s\) \(1 file\(s\) could not be shown\)/);
+        const res = await fetch(url);
+        assert.equal(res.status, 200);
+        assert.match(await res.text(), /evovla viewer/);
+      } finally {
+        proc.kill('SIGTERM');
+      }
+      assert.equal(await exited, 0);
+      // Read after exit: stderr and stdout are separate pipes, so their order is not guaranteed.
+      assert.match(err, /cannot show .*blocks-1\.evep: file is 0 bytes, shorter than the 12-byte preamble/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

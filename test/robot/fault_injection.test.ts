@@ -1,5 +1,5 @@
 /**
- * Fault injection against the sim twin on a fake clock (docs/SAFETY.md items 1-8): stale data holds
+ * Fault injection against the sim twin on a fake clock (the safety items of docs/deploy.md): stale data holds
  * within the deadline, NaN/Inf in every field is refused and logged, limit and jump violations are
  * clamped with the action actually sent reported, e-stop and an expired deadman halt, and a robot
  * with other joint names is never started.
@@ -296,5 +296,56 @@ describe('a failing policy', () => {
     assert.equal(rig.loop.policyErrors, 5);
     assert.equal(warnings.filter((w) => w.includes('model exploded')).length, 1, 'warned once, not per tick');
     await rig.readLog();
+  });
+});
+
+describe('a policy refused on every tick', () => {
+  it('after 0.5 s of consecutive refusals halts, latches a fault naming why, and stays halted', async () => {
+    const rig = await makeRig(FAST_START);
+    rig.policy.next = moveJoint1(0.02);
+    await rig.ticks(10);
+    assert.equal(rig.decisions.at(-1)?.source, 'policy');
+    rig.policy.next = () => [NaN, NaN, NaN, NaN, NaN, NaN, NaN];
+    const before = rig.decisions.length;
+    await rig.ticks(29);
+    // 29 refusals (< 0.5 s at 60 Hz): still holding, no fault yet.
+    assert.equal(rig.safe.layer.fault, null);
+    assert.ok(rig.decisions.slice(before).every((d) => d.reason === 'refused'));
+    await rig.ticks(1);
+    const fault = rig.safe.layer.fault;
+    assert.match(fault ?? '', /refused on 30 consecutive ticks \(0\.5 s; last: nonfinite joint1=NaN/);
+    const last = rig.decisions.at(-1)!;
+    assert.equal(last.source, 'halt');
+    assert.equal(last.reason, 'fault');
+    // Latched: a policy that recovers moves nothing until restart.
+    rig.policy.next = moveJoint1(0.02);
+    await rig.ticks(10);
+    assert.ok(rig.decisions.slice(-10).every((d) => d.source === 'halt' && d.reason === 'fault'));
+    await rig.readLog();
+  });
+
+  it('a good action in between restarts the count', async () => {
+    const rig = await makeRig(FAST_START);
+    await rig.ticks(10);
+    let k = 0;
+    rig.policy.next = (obs) => (++k % 20 === 0 ? Array.from(obs.proprio) : [NaN, 0, 0, 0, 0, 0, 0]);
+    await rig.ticks(100);
+    assert.equal(rig.safe.layer.fault, null);
+    await rig.readLog();
+  });
+
+  it('the limit is configurable and can be turned off', async () => {
+    const rig = await makeRig({ safety: { startup: { holdS: 0.05 }, refusals: { maxConsecutiveS: 0.1 } } });
+    await rig.ticks(10);
+    rig.policy.next = () => [Infinity, 0, 0, 0, 0, 0, 0];
+    await rig.ticks(6);
+    assert.match(rig.safe.layer.fault ?? '', /6 consecutive ticks/);
+    await rig.readLog();
+    const off = await makeRig({ safety: { startup: { holdS: 0.05 }, refusals: { enabled: false } } });
+    await off.ticks(10);
+    off.policy.next = () => [Infinity, 0, 0, 0, 0, 0, 0];
+    await off.ticks(60);
+    assert.equal(off.safe.layer.fault, null);
+    await off.readLog();
   });
 });

@@ -15,7 +15,7 @@ import { getTask } from '../../tasks/index.ts';
 import { runExpertEpisode } from '../../tasks/rollout.ts';
 import { STAGE_COLORS, DONE_COLOR } from '../../viewer/app/charts.ts';
 import { idColor } from '../../viewer/app/images.ts';
-import { loadEpisodeFile } from '../../viewer/episodes.ts';
+import { loadEpisodeFile, viewerStepCount, viewerSteps } from '../../viewer/episodes.ts';
 import { startViewerServer, type ViewerServer } from '../../viewer/server.ts';
 import { decodePng } from '../../robot/ros2/png.ts';
 
@@ -68,7 +68,7 @@ describe('viewer in chromium', { timeout: 120_000 }, () => {
     }
     const ep = loadEpisodeFile(file);
     assert.ok(ep.scene, `scene should be drawn: ${ep.notes.join('; ')}`);
-    stagesReached = [...new Set(ep.steps.map((s) => s.stage))];
+    stagesReached = [...new Set(viewerSteps(ep, 0, viewerStepCount(ep), { images: false }).map((s) => s.stage))];
     server = await startViewerServer({ episodes: [ep] });
     browser = await chromium.launch({
       executablePath: CHROMIUM,

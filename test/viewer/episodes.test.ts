@@ -10,7 +10,7 @@ import { EpisodeWriter } from '../../sim/record/writer.ts';
 import { Rng } from '../../sim/rng.ts';
 import { getTask, TASKS } from '../../tasks/index.ts';
 import { episodeHeader, runExpertEpisode } from '../../tasks/rollout.ts';
-import { expandEpisodePaths, loadEpisodeFile, sceneForEpisode } from '../../viewer/episodes.ts';
+import { expandEpisodePaths, loadEpisodeFile, sceneForEpisode, viewerStepCount, viewerSteps } from '../../viewer/episodes.ts';
 
 describe('viewer episodes', () => {
   it('a recorded episode carries its scene in the header, and the viewer draws it without the task registry', async () => {
@@ -46,7 +46,7 @@ describe('viewer episodes', () => {
       assert.ok(ep.scene.links.some((l) => l.link === 'link6'));
       // Without the stored scene the registry has nothing for this id: markers only.
       const { scene: _scene, ...metaWithout } = ep.header.meta;
-      assert.equal(sceneForEpisode({ ...ep.header, meta: metaWithout }, ep.steps[0]).scene, null);
+      assert.equal(sceneForEpisode({ ...ep.header, meta: metaWithout }, viewerSteps(ep, 0, 1, { images: false })[0]).scene, null);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -68,14 +68,15 @@ describe('viewer episodes', () => {
       const loaded = loadEpisodeFile(file);
       // Files from before the header stored the scene: take it out.
       const { scene: _stored, ...meta } = loaded.header.meta;
-      const ep = { ...loaded, ...sceneForEpisode({ ...loaded.header, meta }, loaded.steps[0]) };
+      const first = viewerSteps(loaded, 0, 1, { images: false })[0];
+      const ep = { ...loaded, ...sceneForEpisode({ ...loaded.header, meta }, first) };
       assert.ok(ep.scene, ep.note);
-      assert.deepEqual(ep.scene.objects.map((o) => o.name).sort(), Object.keys(ep.steps[0].objects).sort());
+      assert.deepEqual(ep.scene.objects.map((o) => o.name).sort(), Object.keys(first.objects).sort());
       assert.ok(ep.scene.links.some((l) => l.link === 'link6'));
       assert.match(ep.note, /rebuilt from task 'stack' and seed 4/);
       // The rebuilt objects start where the episode's first step has them (same randomisation).
       for (const o of ep.scene.objects) {
-        const rec = ep.steps[0].objects[o.name];
+        const rec = first.objects[o.name];
         assert.ok(Math.hypot(o.pose.p[0] - rec.p[0], o.pose.p[1] - rec.p[1]) < 0.01, `${o.name} rebuilt at ${o.pose.p}, recorded at ${rec.p}`);
       }
     } finally {

@@ -1,13 +1,14 @@
 /**
  * Run folders as the viewer reads them (viewer/runs.ts): metrics lines parsed with bad lines
  * reported by number, a growing metrics.jsonl followed line by line, eval episodes found also one
- * folder deep.
+ * folder deep and opened by index (steps read on demand), an unreadable one named in the notes.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { groupOf, xValues } from '../../viewer/app/run_data.ts';
+import { viewerStepCount, viewerSteps } from '../../viewer/episodes.ts';
 import { RunWatcher, evalEpisodeFiles, isRunDir, parseMetricLines } from '../../viewer/runs.ts';
 import { writeEpisode } from '../interop/helpers.ts';
 import { scratchDir } from '../tmp.ts';
@@ -37,6 +38,11 @@ test('a run folder is followed: appended complete lines and new eval episodes, n
   const run = new RunWatcher(dir);
   const eps = run.load();
   assert.deepEqual(eps.map((e) => e.name), [path.join('eval', 'stack-0.evep')]);
+  // Opened by index, as any replayed file: no decoded steps held, read on demand.
+  assert.ok(eps[0].index, 'eval episodes are indexed');
+  assert.equal(eps[0].steps.length, 0, 'no steps held in memory');
+  assert.equal(viewerStepCount(eps[0]), 4);
+  assert.deepEqual(viewerSteps(eps[0], 2, 4, { images: false }).map((s) => s.step), [3, 4]);
   assert.equal(run.summary().evalSummary, '');
   assert.equal(run.summary().config, 'task: stack\nlr: 0.001\n');
   assert.deepEqual(run.summary().metrics.map((r) => r.step), [0, 1], 'the unfinished third line waits');
@@ -44,12 +50,23 @@ test('a run folder is followed: appended complete lines and new eval episodes, n
   writeEpisode(path.join(dir, 'eval', 'iter-000010'), 'stack-1', 1, 3, { cameras: false });
   writeEpisode(path.join(dir, 'eval_episodes'), 'stack-2', 2, 3, { cameras: false });
   fs.writeFileSync(path.join(dir, 'eval.json'), '{"successRate": 0.5}');
+  // A zero-length file (a crash on a full disk) is named in the run's notes, not shown, not fatal.
+  fs.writeFileSync(path.join(dir, 'eval_episodes', 'stack-3.evep'), '');
   const next = run.poll();
   assert.deepEqual(next.rows.map((r) => [r._line, r.step, r['loss/bc']]), [[3, 2, 0.6], [4, 3, 0.5]]);
   assert.deepEqual(next.episodes.map((e) => e.name), [path.join('eval', 'iter-000010', 'stack-1.evep'), path.join('eval_episodes', 'stack-2.evep')]);
   assert.deepEqual(run.poll(), { rows: [], episodes: [] });
+  assert.ok(
+    run.summary().notes.some((n) => n === `cannot show ${path.join('eval_episodes', 'stack-3.evep')}: file is 0 bytes, shorter than the 12-byte preamble (empty or truncated recording)`),
+    run.summary().notes.join('\n'),
+  );
   assert.equal(run.summary().evalSummary, '{"successRate": 0.5}');
-  assert.deepEqual(evalEpisodeFiles(dir).map((f) => path.relative(dir, f)), [path.join('eval', 'iter-000010', 'stack-1.evep'), path.join('eval', 'stack-0.evep'), path.join('eval_episodes', 'stack-2.evep')]);
+  assert.deepEqual(evalEpisodeFiles(dir).map((f) => path.relative(dir, f)), [
+    path.join('eval', 'iter-000010', 'stack-1.evep'),
+    path.join('eval', 'stack-0.evep'),
+    path.join('eval_episodes', 'stack-2.evep'),
+    path.join('eval_episodes', 'stack-3.evep'),
+  ]);
   assert.throws(() => new RunWatcher(path.join(dir, 'eval')), /is not a run folder \(expected config\.yaml or metrics\.jsonl/);
 });
 

@@ -6,6 +6,7 @@
 import { viewerPackr, type ClientMessage, type ImageChannel, type EpisodeSummary, type ServerMessage, type ViewImage, type ViewStep } from '../protocol.ts';
 import { drawPlot, drawTimeline, stageColor, termColor, termNames } from './charts.ts';
 import { imageToRgba } from './images.ts';
+import { advancePlayback } from './playback.ts';
 import { RunView } from './run_view.ts';
 import { SceneView } from './scene_view.ts';
 
@@ -89,7 +90,7 @@ function addEpisode(summary: EpisodeSummary): void {
   episodes[summary.id] = { summary, steps: [], loaded: false };
   const opt = document.createElement('option');
   opt.value = String(summary.id);
-  opt.textContent = `${summary.name}${summary.damage ? ' (damaged)' : ''}`;
+  opt.textContent = `${summary.name}${summary.partial ? ' (partial)' : summary.damage ? ' (damaged)' : ''}`;
   ui.episode.append(opt);
 }
 
@@ -101,11 +102,13 @@ function onMessage(msg: ServerMessage): void {
       for (const s of msg.episodes) addEpisode(s);
       if (msg.episodes.length) select(mode === 'live' ? msg.episodes.length - 1 : 0);
       else setState('empty', mode === 'live' ? 'waiting for the run to start an episode' : 'no episodes');
+      if (msg.unreadable?.length) showUnreadable(msg.unreadable);
       break;
     }
     case 'episode': {
       addEpisode(msg.episode);
-      if (mode === 'live' && (ui.follow.checked || current < 0)) select(msg.episode.id);
+      // A run's first eval episode (replay) is selected like a live run's first episode.
+      if (current < 0 || (mode === 'live' && ui.follow.checked)) select(msg.episode.id);
       break;
     }
     case 'steps': {
@@ -120,7 +123,7 @@ function onMessage(msg: ServerMessage): void {
           terms = termNames(ep.steps);
           legend();
           if (mode === 'live' && ui.follow.checked) cursor = Math.max(0, ep.steps.length - 1);
-          setState('ready', `${ep.summary.name}: ${ep.steps.length} steps${ep.summary.damage ? ` - damaged: ${ep.summary.damage}` : ''}`);
+          setState('ready', `${ep.summary.name}: ${ep.steps.length} steps${ep.summary.damage ? ` - ${ep.summary.partial ? 'partial recording' : 'damaged'}: ${ep.summary.damage}` : ''}`);
         }
       }
       break;
@@ -170,6 +173,21 @@ function onMessage(msg: ServerMessage): void {
       ui.status.textContent = `server: ${msg.message}`;
       break;
   }
+}
+
+/** Files the server could not open, listed under the episode selector with their damage. */
+function showUnreadable(list: Array<{ name: string; reason: string }>): void {
+  const box = document.createElement('details');
+  box.id = 'unreadable';
+  const title = document.createElement('summary');
+  title.textContent = `${list.length} file(s) could not be shown`;
+  box.append(title);
+  for (const u of list) {
+    const line = document.createElement('div');
+    line.textContent = `${u.name}: ${u.reason}`;
+    box.append(line);
+  }
+  ui.episode.insertAdjacentElement('afterend', box);
 }
 
 function select(id: number): void {
@@ -284,18 +302,17 @@ window.addEventListener('keydown', (e) => {
 let shownCursor = -1;
 
 function frame(now: number): void {
-  const dt = Math.min(0.1, (now - lastFrame) / 1000);
+  const elapsed = (now - lastFrame) / 1000;
   lastFrame = now;
   const ep = episodes[current];
   if (ep && ep.steps.length) {
     const last = ep.steps.length - 1;
     if (playing) {
-      playClock += dt * ep.summary.header.controlHz * Number(ui.speed.value);
-      if (playClock >= last) {
-        playClock = last;
-        playing = false;
-      }
-      cursor = Math.floor(playClock);
+      // Wall-clock playback: a slow frame skips steps, so 4x is 4x at any frame rate.
+      const next = advancePlayback({ clock: playClock, playing }, elapsed, ep.summary.header.controlHz, Number(ui.speed.value), last);
+      playClock = next.clock;
+      playing = next.playing;
+      cursor = next.cursor;
     }
     cursor = Math.max(0, Math.min(last, cursor));
     ui.play.textContent = playing ? 'pause' : 'play';
