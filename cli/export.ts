@@ -9,6 +9,7 @@ import { ExportError, exportLeRobot } from '../interop/lerobot/export.ts';
 import { exportMcap } from '../interop/mcap.ts';
 import { VIDEO_CODECS, VideoToolError, type VideoCodec } from '../interop/video.ts';
 import { EpisodeFormatError } from '../sim/record/reader.ts';
+import { makeDirectory } from '../sim/files.ts';
 import { expandEpisodePaths } from '../viewer/episodes.ts';
 import { parseFlags, requireString } from './args.ts';
 import { UsageError } from './main.ts';
@@ -49,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     const toDir = files.length > 1 || !out.endsWith('.mcap');
-    if (toDir) fs.mkdirSync(out, { recursive: true });
+    if (toDir) makeDirectory(out);
     const results = [];
     for (const f of files) {
       const target = toDir ? path.join(out, `${path.basename(f).replace(/\.evep$/, '')}.mcap`) : out;

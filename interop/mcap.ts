@@ -27,6 +27,7 @@ import { ExportError } from './errors.ts';
 import { gripperPositionMessage, jointStateMessage, trajectoryMessage, type JointMapping } from '../robot/ros2/convert.ts';
 import { codec, ros2TypeName, schemaText, toRosTime, type ImageMsg, type RosType, type TFMessageMsg, type TransformStampedMsg } from '../robot/ros2/messages.ts';
 import { readEpisode, requireIntact } from '../sim/record/reader.ts';
+import { makeDirectory } from '../sim/files.ts';
 import { getRobot } from '../sim/robot/index.ts';
 import type { Pose } from '../sim/types.ts';
 
@@ -149,7 +150,7 @@ export async function exportMcap(episodeFile: string, outFile: string): Promise<
     for (const [term, value] of Object.entries(rec.rewardTerms)) await publish(`/evovla/reward/${term}`, 'std_msgs/Float64', t, { data: value });
   }
   await writer.end();
-  fs.mkdirSync(path.dirname(path.resolve(outFile)), { recursive: true });
+  makeDirectory(path.dirname(path.resolve(outFile)));
   const tmp = `${outFile}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, buffer.get());
   fs.renameSync(tmp, outFile);

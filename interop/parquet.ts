@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parquetMetadata, parquetReadObjects, parquetSchema, type SchemaElement } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
+import { makeDirectory } from '../sim/files.ts';
 
 /** Physical column types used here (parquet primitive types; STRING is UTF-8 BYTE_ARRAY). */
 export type ParquetScalar = 'INT64' | 'INT32' | 'FLOAT' | 'DOUBLE' | 'BOOLEAN' | 'STRING';
@@ -55,7 +56,7 @@ export function writeParquetFile(file: string, columns: ParquetColumn[], kvMetad
     kvMetadata: Object.entries(kvMetadata).map(([key, value]) => ({ key, value })),
     createdBy: 'evovla (hyparquet-writer)',
   });
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  makeDirectory(path.dirname(file));
   const tmp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, new Uint8Array(buf));
   fs.renameSync(tmp, file);

@@ -15,6 +15,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { makeDirectory } from '../../sim/files.ts';
 import { readEpisode, requireIntact } from '../../sim/record/reader.ts';
 import type { EpisodeFooter, EpisodeHeader, StepRecord } from '../../sim/record/types.ts';
 import { getRobot } from '../../sim/robot/index.ts';
@@ -173,7 +174,7 @@ export async function exportLeRobot(files: string[], outDir: string, opts: LeRob
   }
   const tmp = path.join(path.dirname(path.resolve(outDir)), `.${path.basename(outDir)}.partial-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
+  makeDirectory(tmp);
   const encoders = new Map<string, VideoEncoder>();
   try {
     const summary = await writeDataset(files, tmp, codec, encoders, opts);
@@ -224,7 +225,7 @@ async function writeDataset(
       firstHeader = header;
       for (const cam of s.cameras) {
         const rel = formatPath(VIDEO_PATH, { video_key: IMAGE_PREFIX + cam.name, chunk_index: 0, file_index: 0 });
-        fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+        makeDirectory(path.dirname(path.join(dir, rel)));
         encoders.set(cam.name, openVideoEncoder(path.join(dir, rel), cam.width, cam.height, s.fps, codec));
         imageStats.set(cam.name, new ImageStats());
       }
@@ -382,7 +383,7 @@ function pandasIndexMetadata(indexColumn: string, valueColumn: string): unknown 
 }
 
 function writeJson(file: string, value: unknown): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  makeDirectory(path.dirname(file));
   const tmp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
   fs.renameSync(tmp, file);

@@ -11,6 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { makeDirectory } from '../../sim/files.ts';
 import { EpisodeWriter } from '../../sim/record/writer.ts';
 import { EPISODE_FORMAT_VERSION, type EpisodeFooter, type EpisodeHeader, type StepRecord } from '../../sim/record/types.ts';
 import type { CameraFrame } from '../../sim/types.ts';
@@ -135,7 +136,7 @@ export async function importLeRobot(dir: string, outDir: string, opts: LeRobotIm
   for (const f of episodeFiles) episodes.push(...(await readParquetFile(f)).rows);
   episodes.sort((a, b) => num(a.episode_index) - num(b.episode_index));
 
-  fs.mkdirSync(outDir, { recursive: true });
+  makeDirectory(outDir);
   const dataCache = new Map<string, Map<number, Record<string, unknown>>>();
   const decoders = new Map<string, VideoDecoder>();
   const written: string[] = [];
