@@ -58,6 +58,14 @@ const commands: Record<string, CommandEntry> = {
     summary: 'check this machine: Node, ONNX Runtime execution providers (CPU, CUDA), nats-server, NATS reachability',
     load: async () => (await import('./doctor.ts')).run,
   },
+  export: {
+    summary: 'write episode files as a LeRobotDataset v3.0 folder or as MCAP files for Foxglove',
+    load: async () => (await import('./export.ts')).run,
+  },
+  import: {
+    summary: 'turn a LeRobotDataset v3.0 whose features match the robot into episode files',
+    load: async () => (await import('./import.ts')).run,
+  },
 };
 
 /** Thrown by subcommands for bad user input: printed without a stack trace, exit code 2. */

@@ -13,12 +13,13 @@
  * evovla.cameras; optional instruction with evovla.tokenizer; optional memory + memory_mask, fed
  * empty) and an `action` output [B,7] or [B,K,7] is accepted.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSession, type HostTensor, type Session } from '../nn/runtime.ts';
 import { Tokenizer } from '../nn/tokenizer.ts';
 import { readOnnxInfo, type OnnxModelInfo } from '../robot/policies/onnx_meta.ts';
 import { createEnv, type SimEnv } from '../sim/env.ts';
+import { makeDirectory } from '../sim/files.ts';
 import { EpisodeWriter } from '../sim/record/writer.ts';
 import type { StepRecord } from '../sim/record/types.ts';
 import type { StepResult } from '../sim/types.ts';
@@ -287,7 +288,7 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
   const slots: Slot[] = [];
   // A local env (no rendering) only to write episode headers: same config, same seeds.
   const headerEnv: SimEnv | null = opts.record ? await createEnv(task, envConfig) : null;
-  if (opts.record) mkdirSync(opts.record, { recursive: true });
+  if (opts.record) makeDirectory(opts.record);
   const recordLimit = opts.recordLimit ?? Number.POSITIVE_INFINITY;
   const perEpisode: EvalEpisode[] = [];
   const t0 = performance.now();

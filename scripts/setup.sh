@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 #   chromium     the browser the viewer test drives (playwright-core, never a downloaded browser)
 #   libxi-dev libglu1-mesa-dev libglew-dev pkg-config   headers to build `gl` (headless WebGL)
 #   nats-server  the distributed-rollout tests (each starts its own on a free loopback port)
-apt_packages=(xvfb xauth chromium libxi-dev libglu1-mesa-dev libglew-dev pkg-config nats-server)
+#   ffmpeg       encodes and decodes the MP4 videos of the LeRobot export/import (evovla export|import)
+apt_packages=(xvfb xauth chromium libxi-dev libglu1-mesa-dev libglew-dev pkg-config nats-server ffmpeg)
 
 skip_apt=0
 dry_run=0

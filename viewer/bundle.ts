@@ -1,5 +1,5 @@
 /**
- * Builds the browser app (viewer/app/main.ts, three.js, msgpackr) into one script with esbuild,
+ * Builds the browser app (viewer/app/main.ts, three.js, msgpackr, uPlot) into one script with esbuild,
  * from the installed npm packages: nothing is fetched at run time. Built once per process (about
  * a second) and kept in memory; a copy is written to viewer/public/bundle.js (git-ignored) for
  * people who want to look at it.
@@ -38,6 +38,8 @@ async function build(): Promise<string> {
     minify: true,
     write: false,
     legalComments: 'none',
+    // Stylesheets of bundled packages (uPlot's) come in as text the page inserts.
+    loader: { '.css': 'text' },
     logLevel: 'silent',
   });
   const js = result.outputFiles[0].text;

@@ -28,12 +28,21 @@ export const INDEX_HTML = `<!doctype html>
   #plot { width: 100%; height: 150px; display: block; background: #111317; }
   #legend { display: flex; flex-wrap: wrap; gap: 10px; color: var(--dim); font-size: 12px; }
   #legend span::before { content: ''; display: inline-block; width: 10px; height: 10px; margin-right: 4px; background: var(--c); vertical-align: -1px; }
-  #stagename { color: var(--dim); }
+  #stagename, #sarname { color: var(--dim); }
+  #run { overflow: auto; padding: 8px 12px; min-height: 0; }
+  body[data-view="run"] main, body[data-view="run"] footer { display: none; }
+  body:not([data-view="run"]) #run { display: none; }
+  #runCharts { display: flex; flex-wrap: wrap; gap: 8px; }
+  #runCharts figure { margin: 0; background: var(--panel); padding: 4px; }
+  #runCharts figcaption { color: var(--dim); font-weight: 600; }
+  #run pre { background: var(--panel); padding: 8px; white-space: pre-wrap; color: var(--fg); }
+  #runNotes { color: #f3a712; white-space: pre-wrap; }
 </style>
 </head>
 <body data-state="connecting">
 <header>
   <span class="title">evovla</span>
+  <button id="runToggle" type="button" hidden>episodes</button>
   <label>episode <select id="episode"></select></label>
   <button id="play" type="button">play</button>
   <label>speed <select id="speed">
@@ -47,8 +56,18 @@ export const INDEX_HTML = `<!doctype html>
   <label id="followWrap" hidden><input id="follow" type="checkbox" checked> follow live</label>
   <span id="stepLabel">step -</span>
   <span id="stagename"></span>
+  <span id="sarname"></span>
   <span id="status">connecting...</span>
 </header>
+<section id="run" hidden>
+  <h2 id="runTitle"></h2>
+  <div id="runNotes"></div>
+  <div id="runCharts"></div>
+  <h3>evaluation</h3>
+  <pre id="runEval"></pre>
+  <h3>config</h3>
+  <pre id="runConfig"></pre>
+</section>
 <main>
   <div id="view3d"><canvas id="scene"></canvas><div id="instruction"></div></div>
   <aside id="cams"></aside>

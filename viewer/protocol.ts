@@ -43,10 +43,27 @@ export interface EpisodeSummary {
   notes: string[];
 }
 
+/** One line of a run's metrics.jsonl: its numeric fields, and `_line` (1-based line number). */
+export type MetricRow = Record<string, number>;
+
+/** A training run: its resolved config (YAML text), metrics so far, eval summary, notes for the reader. */
+export interface RunSummary {
+  name: string;
+  config: string;
+  metrics: MetricRow[];
+  notes: string[];
+  /** eval.json's text, '' when the run has none (yet). */
+  evalSummary: string;
+}
+
 export type ServerMessage =
   /** `unreadable`: files given that cannot be shown at all (no readable header), with the reason. */
   | { t: 'hello'; mode: 'replay' | 'live'; episodes: EpisodeSummary[]; unreadable?: Array<{ name: string; reason: string }> }
-  /** A live episode began. */
+  /** The run being shown (sent after 'hello' when the viewer shows a run folder). */
+  | { t: 'run'; run: RunSummary }
+  /** Metric rows appended to the run's metrics.jsonl since the last message. */
+  | { t: 'metrics'; rows: MetricRow[] }
+  /** A live episode began, or a new eval episode appeared in the run being shown. */
   | { t: 'episode'; episode: EpisodeSummary }
   /** Steps `from`.. of an episode (replies to 'load', in chunks). */
   | { t: 'steps'; episode: number; from: number; steps: ViewStep[]; total: number }

@@ -18,6 +18,7 @@ import type { MirrorDesc } from '../sim/render/scene.ts';
 import { buildViewerBundle } from './bundle.ts';
 import { viewerStepCount, viewerSteps, type UnreadableEpisode, type ViewerEpisode } from './episodes.ts';
 import { INDEX_HTML } from './page.ts';
+import type { RunWatcher } from './runs.ts';
 import {
   parseClientMessage,
   toViewImages,
@@ -47,6 +48,10 @@ export interface ViewerServerOptions {
   maxPayload?: number;
   /** Live mode: steps kept per episode for clients that connect late (default 20000). */
   liveHistory?: number;
+  /** A training run to show (curves, config; its eval episodes are added to `episodes`). */
+  run?: RunWatcher;
+  /** How often a run folder is checked for new metrics and eval episodes, ms (default 1000). */
+  runPollMs?: number;
   /** Where to report connections and refusals (default: nothing). */
   log?: (line: string) => void;
   /** Files that could not be opened at all, listed to the page. */
@@ -292,6 +297,7 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
     const hello: ServerMessage = { t: 'hello', mode, episodes: episodes.map((e, i) => summaryOf(i, e)) };
     if (unreadable.length) hello.unreadable = unreadable;
     send(client, hello, false);
+    if (options.run) send(client, { t: 'run', run: options.run.summary() }, false);
   }
 
   /** A file that cannot be read now (deleted, changed, I/O error): said to the page and logged. */
@@ -340,6 +346,27 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
     }
     return step;
   }
+
+  // A run folder is followed while training writes it: new metric lines and new eval episodes.
+  const runPoll = options.run
+    ? setInterval(() => {
+        const run = options.run as RunWatcher;
+        let update: ReturnType<RunWatcher['poll']>;
+        try {
+          update = run.poll();
+        } catch (err) {
+          log(`viewer: cannot read run ${run.dir}: ${(err as Error).message}`);
+          return;
+        }
+        if (update.rows.length) for (const c of clients) send(c, { t: 'metrics', rows: update.rows }, false);
+        for (const ep of update.episodes) {
+          episodes.push(ep);
+          const summary = summaryOf(episodes.length - 1, ep);
+          for (const c of clients) send(c, { t: 'episode', episode: summary }, false);
+        }
+      }, options.runPollMs ?? 1000)
+    : null;
+  runPoll?.unref();
 
   const heartbeat = setInterval(() => {
     for (const c of clients) {
@@ -402,6 +429,7 @@ export async function startViewerServer(options: ViewerServerOptions = {}): Prom
     close: () =>
       new Promise<void>((resolve) => {
         clearInterval(heartbeat);
+        if (runPoll) clearInterval(runPoll);
         for (const c of clients) c.ws.terminate();
         clients.clear();
         wss.close();

@@ -14,8 +14,9 @@
  * action past its end, as ACT pads). The reset observation before a_0 is not recorded, so a_0 is
  * never a target.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeDirectory } from '../../sim/files.ts';
 import { iterateEpisode } from '../../sim/record/reader.ts';
 import type { EpisodeHeader, StepRecord } from '../../sim/record/types.ts';
 import type { Rng } from '../../sim/rng.ts';
@@ -183,7 +184,7 @@ export function buildFrameCache(files: readonly string[], cacheDir: string, came
   }
   const tmp = `${cacheDir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
+  makeDirectory(tmp);
   const fd = openSync(join(tmp, 'images.u8'), 'w');
   const plane = size * size;
   const frameBytes = cameras.length * 3 * plane;
@@ -229,7 +230,7 @@ export function buildFrameCache(files: readonly string[], cacheDir: string, came
   const index: CacheIndex = { version: CACHE_VERSION, cameras, size, sources, episodes, frames };
   writeFileSync(join(tmp, 'index.json'), JSON.stringify(index));
   rmSync(cacheDir, { recursive: true, force: true });
-  mkdirSync(join(cacheDir, '..'), { recursive: true });
+  makeDirectory(join(cacheDir, '..'));
   renameSync(tmp, cacheDir);
   log(`frame cache: ${episodes.length} episodes, ${frames} frames (${((frames * frameBytes) / 2 ** 20).toFixed(0)} MiB of images) in ${cacheDir}`);
   return FrameCache.open(cacheDir);

@@ -12,13 +12,14 @@
  * (like runBcPhase), and add a case to `runPhase` below. Checkpoints carry the phase index, so
  * `--resume` skips finished phases and continues the interrupted one.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { loadCheckpoint, saveCheckpoint } from '../../nn/checkpoint.ts';
 import { writeFileAtomic } from '../../nn/model.ts';
 import type { Trainer } from '../../nn/trainer.ts';
 import { robotSpecFor } from '../../robot/spec.ts';
+import { makeDirectory } from '../../sim/files.ts';
 import { Rng } from '../../sim/rng.ts';
 import { getTask } from '../../tasks/index.ts';
 import { createVla, exportVla, parameterCounts, type NormStats } from '../vla/model.ts';
@@ -86,7 +87,7 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
   } else if (existing.length || existsSync(join(runDir, 'metrics.jsonl'))) {
     throw new Error(`run folder '${runDir}' already holds a run; pass --resume to continue it, or choose another name (--set name=...)`);
   }
-  mkdirSync(ckptDir, { recursive: true });
+  makeDirectory(ckptDir);
   writeFileAtomic(join(runDir, 'config.yaml'), new TextEncoder().encode(toYaml(cfg)));
 
   // Data: the demos (generated when missing), decoded once into the frame cache.

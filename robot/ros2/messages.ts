@@ -19,6 +19,13 @@ export const MSG_TEXT: Record<string, string> = {
   'std_msgs/Header': 'builtin_interfaces/Time stamp\nstring frame_id',
   'std_msgs/Bool': 'bool data',
   'std_msgs/String': 'string data',
+  'std_msgs/Float64': 'float64 data',
+  'std_msgs/Int32': 'int32 data',
+  'geometry_msgs/Vector3': 'float64 x\nfloat64 y\nfloat64 z',
+  'geometry_msgs/Quaternion': 'float64 x 0\nfloat64 y 0\nfloat64 z 0\nfloat64 w 1',
+  'geometry_msgs/Transform': 'geometry_msgs/Vector3 translation\ngeometry_msgs/Quaternion rotation',
+  'geometry_msgs/TransformStamped': 'std_msgs/Header header\nstring child_frame_id\ngeometry_msgs/Transform transform',
+  'tf2_msgs/TFMessage': 'geometry_msgs/TransformStamped[] transforms',
   'std_msgs/MultiArrayDimension': 'string label\nuint32 size\nuint32 stride',
   'std_msgs/MultiArrayLayout': 'std_msgs/MultiArrayDimension[] dim\nuint32 data_offset',
   'std_msgs/Float64MultiArray': 'std_msgs/MultiArrayLayout layout\nfloat64[] data',
@@ -41,6 +48,9 @@ export const MSG_TEXT: Record<string, string> = {
 export type RosType =
   | 'std_msgs/Bool'
   | 'std_msgs/String'
+  | 'std_msgs/Float64'
+  | 'std_msgs/Int32'
+  | 'tf2_msgs/TFMessage'
   | 'std_msgs/Float64MultiArray'
   | 'sensor_msgs/JointState'
   | 'sensor_msgs/Image'
@@ -184,6 +194,15 @@ export interface DiagnosticArrayMsg {
 export interface GripperCommandMsg {
   position: number;
   max_effort: number;
+}
+
+export interface TransformStampedMsg {
+  header: Header;
+  child_frame_id: string;
+  transform: { translation: { x: number; y: number; z: number }; rotation: { x: number; y: number; z: number; w: number } };
+}
+export interface TFMessageMsg {
+  transforms: TransformStampedMsg[];
 }
 
 /** DiagnosticStatus levels. */

@@ -50,6 +50,8 @@ export interface StepRecord {
   stage: number;
   /** Stage the expert/policy reports it is executing, when known. */
   commandedStage?: number;
+  /** Stage the Stage-Aligned Reward model believed the episode was in (evaluation with SAR), when known. */
+  sarStage?: number;
   rewardTerms: RewardTerms;
   reward: number;
   terminated: boolean;

@@ -29,8 +29,9 @@ function context(canvas: HTMLCanvasElement): { ctx: CanvasRenderingContext2D; w:
 }
 
 /**
- * Ground-truth stage per step as coloured bands (top two thirds) and, when recorded, the stage the
- * expert or policy said it was executing (bottom third), with a cursor at `cursor`.
+ * Ground-truth stage per step as coloured bands (top two thirds, or top half when SAR's stage is
+ * recorded), SAR's stage below it when recorded, and the stage the expert or policy said it was
+ * executing at the bottom, with a cursor at `cursor`.
  */
 export function drawTimeline(canvas: HTMLCanvasElement, steps: readonly ViewStep[], stageCount: number, total: number, cursor: number): void {
   const { ctx, w, h } = context(canvas);
@@ -38,24 +39,25 @@ export function drawTimeline(canvas: HTMLCanvasElement, steps: readonly ViewStep
   ctx.fillRect(0, 0, w, h);
   const n = Math.max(total, steps.length, 1);
   const x = (i: number): number => Math.round((i / n) * w);
-  const gt = Math.round(h * 0.66);
-  for (let i = 0; i < steps.length; ) {
-    let j = i + 1;
-    while (j < steps.length && steps[j].stage === steps[i].stage) j++;
-    ctx.fillStyle = stageColor(steps[i].stage, stageCount);
-    ctx.fillRect(x(i), 0, Math.max(1, x(j) - x(i)), gt);
-    i = j;
-  }
-  for (let i = 0; i < steps.length; ) {
-    const cs = steps[i].commandedStage;
-    let j = i + 1;
-    while (j < steps.length && steps[j].commandedStage === cs) j++;
-    if (cs !== undefined) {
-      ctx.fillStyle = stageColor(cs, stageCount);
-      ctx.fillRect(x(i), gt + 2, Math.max(1, x(j) - x(i)), h - gt - 2);
+  // Bands: ground truth on top; below it SAR's stage (when recorded) and the commanded stage.
+  const hasSar = steps.some((s) => s.sarStage !== undefined);
+  const gt = Math.round(h * (hasSar ? 0.5 : 0.66));
+  const sarBottom = hasSar ? Math.round(h * 0.75) : gt;
+  const band = (value: (s: ViewStep) => number | undefined, top: number, bottom: number): void => {
+    for (let i = 0; i < steps.length; ) {
+      const v = value(steps[i]);
+      let j = i + 1;
+      while (j < steps.length && value(steps[j]) === v) j++;
+      if (v !== undefined) {
+        ctx.fillStyle = stageColor(v, stageCount);
+        ctx.fillRect(x(i), top, Math.max(1, x(j) - x(i)), bottom - top);
+      }
+      i = j;
     }
-    i = j;
-  }
+  };
+  band((s) => s.stage, 0, gt);
+  if (hasSar) band((s) => s.sarStage, gt + 2, sarBottom);
+  band((s) => s.commandedStage, sarBottom + 2, h);
   ctx.fillStyle = '#ffffff';
   ctx.fillRect(Math.min(w - 2, x(cursor)), 0, 2, h);
 }

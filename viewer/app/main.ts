@@ -7,6 +7,7 @@ import { viewerPackr, type ClientMessage, type ImageChannel, type EpisodeSummary
 import { drawPlot, drawTimeline, stageColor, termColor, termNames } from './charts.ts';
 import { imageToRgba } from './images.ts';
 import { advancePlayback } from './playback.ts';
+import { RunView } from './run_view.ts';
 import { SceneView } from './scene_view.ts';
 
 function el<T extends HTMLElement>(id: string): T {
@@ -25,6 +26,9 @@ const ui = {
   followWrap: el<HTMLElement>('followWrap'),
   stepLabel: el<HTMLElement>('stepLabel'),
   stageName: el<HTMLElement>('stagename'),
+  sarName: el<HTMLElement>('sarname'),
+  runToggle: el<HTMLButtonElement>('runToggle'),
+  run: el<HTMLElement>('run'),
   status: el<HTMLElement>('status'),
   instruction: el<HTMLElement>('instruction'),
   cams: el<HTMLElement>('cams'),
@@ -103,7 +107,8 @@ function onMessage(msg: ServerMessage): void {
     }
     case 'episode': {
       addEpisode(msg.episode);
-      if (mode === 'live' && (ui.follow.checked || current < 0)) select(msg.episode.id);
+      // A run's first eval episode (replay) is selected like a live run's first episode.
+      if (current < 0 || (mode === 'live' && ui.follow.checked)) select(msg.episode.id);
       break;
     }
     case 'steps': {
@@ -153,6 +158,17 @@ function onMessage(msg: ServerMessage): void {
       else if (document.body.dataset.state !== 'ready') setState('ready', 'live');
       break;
     }
+    case 'run': {
+      runView ??= new RunView(ui.run);
+      ui.run.hidden = false;
+      ui.runToggle.hidden = false;
+      setView('run');
+      runView.show(msg.run);
+      break;
+    }
+    case 'metrics':
+      runView?.append(msg.rows);
+      break;
     case 'error':
       ui.status.textContent = `server: ${msg.message}`;
       break;
@@ -244,6 +260,16 @@ function legend(): void {
   ui.legend.append(r);
 }
 
+let runView: RunView | null = null;
+
+/** The run's curves and config, or the episode player (a run's eval episodes play there). */
+function setView(v: 'run' | 'episodes'): void {
+  document.body.dataset.view = v;
+  ui.runToggle.textContent = v === 'run' ? 'eval episodes' : 'run curves';
+  chartsDirty = true;
+}
+
+ui.runToggle.onclick = () => setView(document.body.dataset.view === 'run' ? 'episodes' : 'run');
 ui.episode.onchange = () => select(Number(ui.episode.value));
 ui.play.onclick = () => {
   playing = !playing;
@@ -299,6 +325,11 @@ function frame(now: number): void {
       ui.stepLabel.textContent = `step ${cursor + 1}/${ep.steps.length}  t=${step.time.toFixed(2)} s`;
       ui.stageName.textContent = step.stage >= n ? 'all stages done' : `stage ${step.stage}: ${ep.summary.header.stages[step.stage]}`;
       ui.stageName.style.color = stageColor(step.stage, n);
+      // SAR's belief beside the ground truth, when the episode recorded it (evaluation with SAR).
+      if (step.sarStage !== undefined) {
+        ui.sarName.textContent = `SAR: ${step.sarStage >= n ? 'all stages done' : `stage ${step.sarStage}: ${ep.summary.header.stages[step.sarStage]}`}`;
+        ui.sarName.style.color = stageColor(step.sarStage, n);
+      } else ui.sarName.textContent = '';
     }
     ui.scrub.max = String(last);
     if (document.activeElement !== ui.scrub) ui.scrub.value = String(cursor);
