@@ -7,6 +7,7 @@
  *   credit (false gate completions per episode) without and with near-miss states,
  *   score_ms_per_frame (batch 1), the probe's per-stage credit (eval.ts), load1, and the same
  *   figures of the ablation under `without`.
+ * `--lookahead 1`: judge with the gate's one-stage lookahead (rewards/sar/score.ts).
  * `--eval-only`: load DIR/<task>/{with,without}/sar.onnx instead of training (re-judge saved models).
  * Usage: npm run bench:sar -- [--tasks stack,jujube_cup,block_bridge] [--config FILE] [--steps N]
  *        [--train-seeds 0,1,2] [--eval-seeds 100,101] [--probe-seeds 200] [--out DIR]
@@ -38,6 +39,7 @@ const tasks = (args.get('tasks') ?? 'stack,jujube_cup,block_bridge').split(',');
 const outRoot = args.get('out') ?? 'runs/bench_sar';
 const base = structuredClone(args.has('config') ? loadSarConfig(args.get('config')!) : parseSarConfig({})) as SarConfig;
 if (args.has('steps')) base.train.steps = Number(args.get('steps'));
+if (args.has('lookahead')) base.gate.lookahead = Number(args.get('lookahead')) as 0 | 1;
 base.train.seeds = list('train-seeds') ?? base.train.seeds;
 base.eval.seeds = list('eval-seeds') ?? base.eval.seeds;
 base.eval.probeSeeds = list('probe-seeds') ?? base.eval.probeSeeds;
@@ -85,6 +87,7 @@ for (const id of tasks) {
         demo_gate_hallucination: w.demoGate.hallucination.rate,
         u_share_0_4_to_0_6: Number(w.u.shareMid.toFixed(3)),
         without: { auroc_min: wo.aurocMin, near_miss_false_completion: wo.nearMiss.rate, demo_gate_stages_claimed: wo.demoGate.claimedMean },
+        gate: cfg.gate,
         stages: task.stages.length,
         train_seeds: cfg.train.seeds,
         eval_seeds: cfg.eval.seeds,

@@ -36,7 +36,13 @@ function config(args: ParsedArgs, overrides: (c: SarConfig) => void): Readonly<S
     throw err;
   }
   overrides(base);
-  return parseSarConfig(base, typeof args.flags.config === 'string' ? args.flags.config : 'sar config');
+  try {
+    return parseSarConfig(base, typeof args.flags.config === 'string' ? args.flags.config : 'sar config');
+  } catch (err) {
+    // A flag that overrode a key (e.g. --steps 0) is reported with that key.
+    if (err instanceof ConfigError) throw new UsageError(`${err.message}\n${USAGE}`);
+    throw err;
+  }
 }
 
 function seedList(v: unknown, flag: string): number[] | undefined {
@@ -100,8 +106,8 @@ async function evaluate(argv: string[]): Promise<number> {
   const cfg = config(args, (c) => {
     c.eval.seeds = seedList(args.flags.seeds, 'seeds') ?? c.eval.seeds;
     c.eval.probeSeeds = seedList(args.flags['probe-seeds'], 'probe-seeds') ?? c.eval.probeSeeds;
-    // The gate and tau the model was trained with.
-    c.gate = { ...scorer.meta.gate };
+    // Without a config file, the gate the model was trained with.
+    if (typeof args.flags.config !== 'string') c.gate = { lookahead: 0, ...scorer.meta.gate };
   });
   if (cfg.model.imageSize !== scorer.meta.imageSize) throw new UsageError(`config model.imageSize ${cfg.model.imageSize} differs from the model's ${scorer.meta.imageSize}`);
   const env = await createEnv(task);

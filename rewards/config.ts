@@ -1,5 +1,5 @@
 /**
- * Reward configuration: the scales of the named reward terms and rho, and the parsing helper the
+ * Reward configuration: the scales of the named reward terms and rho, and the parsing function the
  * reward modules share (zod at the boundary, errors that name the key path, then frozen).
  */
 import { z } from 'zod';

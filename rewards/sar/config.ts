@@ -40,6 +40,8 @@ export const sarConfigSchema = z.strictObject({
     .strictObject({
       window: z.number().int().min(1).default(6),
       threshold: z.number().gt(0).lt(1).default(0.8),
+      /** 1: also claim stage k when stage k+1's window passes (see rewards/sar/score.ts). */
+      lookahead: z.union([z.literal(0), z.literal(1)]).default(0),
     })
     .prefault({}),
   /** Training. */

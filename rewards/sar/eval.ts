@@ -15,7 +15,8 @@
  *   number of stage completions the gate grants it that the ground truth denies, per episode.
  * - Scoring speed: milliseconds per frame at batch 1 (image encoder + similarities).
  *
- * Several scorers are judged on the same rendered frames (one render, many models), e.g. SAR
+ * The gate runs with `cfg.gate` (window, threshold, lookahead), which may differ from the settings
+ * a model was trained with. Several scorers are judged on the same rendered frames (one render, many models), e.g. SAR
  * trained with and without near-miss states.
  */
 import { performance } from 'node:perf_hooks';
@@ -26,7 +27,7 @@ import { wilsonInterval } from '../../tasks/rollout.ts';
 import { aggregateHallucination, episodeHallucination, isTrueCompletion, type GateCompletion, type HallucinationSummary } from '../hallucination.ts';
 import type { SarConfig } from './config.ts';
 import { demoFrames, nearMissSegments, probeFrames, recordDemo, type FrameRenderer, type LabelledFrame } from './data.ts';
-import { StageGate, stageKind } from './score.ts';
+import { StageGate, stageKind, type GateOptions } from './score.ts';
 import type { SarScorer } from './scorer.ts';
 
 /** Area under the ROC curve (Mann-Whitney, ties count half); null without both classes. */
@@ -103,16 +104,14 @@ async function embedAll(scorer: SarScorer, frames: readonly LabelledFrame[]): Pr
 }
 
 /** Runs a gate from `start` over consecutive frames; returns its completions judged by the ground truth. */
-function runGate(scorer: SarScorer, emb: Float32Array, frames: readonly LabelledFrame[], names: string[], start: number, stopAfterFirst: boolean): GateCompletion[] {
-  const gate = new StageGate(names.length, scorer.meta.gate, start);
+function runGate(scorer: SarScorer, gateOptions: GateOptions, emb: Float32Array, frames: readonly LabelledFrame[], names: string[], start: number, stopAfterFirst: boolean): GateCompletion[] {
+  const gate = new StageGate(names.length, gateOptions, start);
   const out: GateCompletion[] = [];
   for (let i = 0; i < frames.length && gate.stage < names.length; i++) {
     const u = scorer.scores(emb, i, gate.stage).u;
-    const claimed = gate.push(u);
-    if (claimed >= 0) {
-      out.push({ step: frames[i].step, stage: claimed, groundTruth: isTrueCompletion(claimed, names, frames[i].predicates, frames[i].gtStage) });
-      if (stopAfterFirst) break;
-    }
+    const claimed = gate.push(u, gate.watchesNext ? scorer.scores(emb, i, gate.stage + 1).u : undefined);
+    for (const k of claimed) out.push({ step: frames[i].step, stage: k, groundTruth: isTrueCompletion(k, names, frames[i].predicates, frames[i].gtStage) });
+    if (claimed.length > 0 && stopAfterFirst) break;
   }
   return out;
 }
@@ -154,7 +153,7 @@ export async function evaluateSar(
           addKind(acc, k, scorer.scores(emb, i, k).u, f.done[k] ? 1 : 0);
         }
       });
-      const completions = runGate(scorer, emb, frames, names, 0, false);
+      const completions = runGate(scorer, cfg.gate, emb, frames, names, 0, false);
       acc.demoEpisodes.push(episodeHallucination(completions));
       acc.demoClaimed.push(completions.length);
     }
@@ -167,7 +166,7 @@ export async function evaluateSar(
         const acc = accs[label];
         const emb = await embedAll(scorer, seg.frames);
         seg.frames.forEach((f, i) => addKind(acc, k, scorer.scores(emb, i, k).u, f.done[k] ? 1 : 0));
-        const c = runGate(scorer, emb, seg.frames, names, k, true);
+        const c = runGate(scorer, cfg.gate, emb, seg.frames, names, k, true);
         acc.nmReplays++;
         if (neverDone) acc.nmNeverDone++;
         if (c.length > 0 && !c[0].groundTruth) {
@@ -183,12 +182,12 @@ export async function evaluateSar(
     const frames = probeFrames(env, task, demo, renderer, new Rng(seed).fork('probe'));
     for (const [label, scorer] of Object.entries(scorers)) {
       const emb = await embedAll(scorer, frames);
-      const completions = runGate(scorer, emb, frames, names, 0, false);
+      const completions = runGate(scorer, cfg.gate, emb, frames, names, 0, false);
       accs[label].probeCredits.push(completions.filter((c) => !c.groundTruth).length);
       accs[label].probeClaimed.push(completions.length);
       let perStage = 0;
       for (let k = 0; k < names.length; k++) {
-        const c = runGate(scorer, emb, frames, names, k, true);
+        const c = runGate(scorer, cfg.gate, emb, frames, names, k, true);
         if (c.length > 0 && !c[0].groundTruth) perStage++;
       }
       accs[label].probePerStage.push(perStage);

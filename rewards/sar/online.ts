@@ -20,9 +20,9 @@ export interface SarStep {
   stage: number;
   /** The gate's stage after this step. */
   gateStage: number;
-  /** Index of the stage claimed at this step, or -1. */
-  claimed: number;
-  /** Whether that claim contradicts the ground truth. */
+  /** Stages claimed at this step (usually none; two when the gate's lookahead fires). */
+  claimed: number[];
+  /** Whether any of those claims contradicts the ground truth. */
   hallucinated: boolean;
 }
 
@@ -53,16 +53,16 @@ export class SarRewarder {
     const emb = await this.scorer.embed(frames);
     return infos.map((info, i) => {
       const gate = this.gates[i];
-      if (gate.stage >= this.stageNames.length) return { u: 0, stage: 0, gateStage: gate.stage, claimed: -1, hallucinated: false };
+      if (gate.stage >= this.stageNames.length) return { u: 0, stage: 0, gateStage: gate.stage, claimed: [], hallucinated: false };
       const k = gate.stage;
       const u = this.scorer.scores(emb, i, k).u;
       const stage = this.baselines[i].reward(k, u);
-      const claimed = gate.push(u);
+      const claimed = gate.push(u, gate.watchesNext ? this.scorer.scores(emb, i, k + 1).u : undefined);
       let hallucinated = false;
-      if (claimed >= 0) {
-        const groundTruth = isTrueCompletion(claimed, this.stageNames, info.predicates, info.stage);
-        hallucinated = !groundTruth;
-        this.claims[i].push({ step: info.state.step, stage: claimed, groundTruth });
+      for (const c of claimed) {
+        const groundTruth = isTrueCompletion(c, this.stageNames, info.predicates, info.stage);
+        hallucinated ||= !groundTruth;
+        this.claims[i].push({ step: info.state.step, stage: c, groundTruth });
       }
       return { u, stage, gateStage: gate.stage, claimed, hallucinated };
     });

@@ -69,6 +69,12 @@ export interface GateOptions {
   window: number;
   /** Threshold on the mean u_k over the window. */
   threshold: number;
+  /**
+   * 1: the gate also watches stage k+1 and, when k+1's window passes theta first, claims k and
+   * k+1 together (a stage whose evidence is brief, e.g. the fingers around the block just before
+   * they close, cannot stall the gate). 0 (default): stage k only, as EvoVLA describes it.
+   */
+  lookahead?: 0 | 1;
 }
 
 /**
@@ -79,6 +85,7 @@ export interface GateOptions {
 export class StageGate {
   private current: number;
   private readonly recent: number[] = [];
+  private readonly recentNext: number[] = [];
 
   constructor(
     readonly stages: number,
@@ -95,26 +102,37 @@ export class StageGate {
     return this.current;
   }
 
+  /** Whether the gate looks at stage k+1 too (then feed its score as `uNext`). */
+  get watchesNext(): boolean {
+    return (this.options.lookahead ?? 0) === 1 && this.current + 1 < this.stages;
+  }
+
   /**
-   * Feeds the current stage's score; returns the index of the stage claimed complete at this step,
-   * or -1.
+   * Feeds the current stage's score (and, with lookahead, the next stage's); returns the stages
+   * claimed complete at this step, in order (usually none).
    */
-  push(u: number): number {
-    if (this.current >= this.stages) return -1;
-    this.recent.push(u);
-    if (this.recent.length > this.options.window) this.recent.shift();
-    if (this.recent.length < this.options.window) return -1;
-    const mean = this.recent.reduce((a, b) => a + b, 0) / this.recent.length;
-    if (mean < this.options.threshold) return -1;
-    const claimed = this.current;
-    this.current++;
+  push(u: number, uNext?: number): number[] {
+    if (this.current >= this.stages) return [];
+    const passes = (w: number[], x: number) => {
+      w.push(x);
+      if (w.length > this.options.window) w.shift();
+      return w.length === this.options.window && w.reduce((a, b) => a + b, 0) / w.length >= this.options.threshold;
+    };
+    const watchNext = this.watchesNext && uNext !== undefined;
+    const own = passes(this.recent, u);
+    const next = watchNext && passes(this.recentNext, uNext);
+    if (!own && !next) return [];
+    const claimed = next ? [this.current, this.current + 1] : [this.current];
+    this.current += claimed.length;
     this.recent.length = 0;
+    this.recentNext.length = 0;
     return claimed;
   }
 
   reset(start = 0): void {
     this.current = start;
     this.recent.length = 0;
+    this.recentNext.length = 0;
   }
 }
 

@@ -48,7 +48,7 @@ export interface SarMetadata {
   imageSize: number;
   embedDim: number;
   tau: number;
-  gate: { window: number; threshold: number };
+  gate: { window: number; threshold: number; lookahead?: 0 | 1 };
   alpha: number;
   tokenizer: TokenizerSpec;
   layout: TextLayout;

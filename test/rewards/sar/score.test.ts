@@ -31,20 +31,30 @@ test('baseline: r_stage = u - ubar with ubar smoothed by alpha, starting at the 
 
 test('gate: claims a stage when the mean of the last m scores reaches theta, then waits on the next', () => {
   const g = new StageGate(3, { window: 3, threshold: 0.8 });
-  assert.equal(g.push(0.9), -1);
-  assert.equal(g.push(0.9), -1); // only 2 of 3 scores
-  assert.equal(g.push(0.5), -1); // mean 0.77
-  assert.equal(g.push(0.95), -1); // the last 3: (0.9 + 0.5 + 0.95) / 3 = 0.78
-  assert.equal(g.push(1), 0); // (0.5 + 0.95 + 1) / 3 = 0.82
+  assert.deepEqual(g.push(0.9), []);
+  assert.deepEqual(g.push(0.9), []); // only 2 of 3 scores
+  assert.deepEqual(g.push(0.5), []); // mean 0.77
+  assert.deepEqual(g.push(0.95), []); // the last 3: (0.9 + 0.5 + 0.95) / 3 = 0.78
+  assert.deepEqual(g.push(1), [0]); // (0.5 + 0.95 + 1) / 3 = 0.82
   assert.equal(g.stage, 1);
-  for (let i = 0; i < 2; i++) assert.equal(g.push(1), -1);
-  assert.equal(g.push(1), 1);
-  assert.equal(g.push(1), -1);
-  assert.equal(g.push(1), -1);
-  assert.equal(g.push(1), 2);
-  assert.equal(g.push(1), -1);
+  for (let i = 0; i < 2; i++) assert.deepEqual(g.push(1), []);
+  assert.deepEqual(g.push(1), [1]);
+  assert.deepEqual(g.push(1), []);
+  assert.deepEqual(g.push(1), []);
+  assert.deepEqual(g.push(1), [2]);
+  assert.deepEqual(g.push(1), []);
   assert.equal(g.stage, 3);
   assert.throws(() => new StageGate(3, { window: 0, threshold: 0.5 }), /window/);
+  // Lookahead: stage 0's evidence was brief, stage 1's window passes: both are claimed.
+  const la = new StageGate(3, { window: 2, threshold: 0.8, lookahead: 1 });
+  assert.equal(la.watchesNext, true);
+  assert.deepEqual(la.push(0.9, 0.1), []);
+  assert.deepEqual(la.push(0.1, 0.9), []);
+  assert.deepEqual(la.push(0.1, 0.9), [0, 1]);
+  assert.equal(la.stage, 2);
+  assert.equal(la.watchesNext, false); // no stage after the last
+  assert.deepEqual(la.push(0.9), []);
+  assert.deepEqual(la.push(0.9), [2]);
   assert.throws(() => new StageGate(3, { window: 2, threshold: 1 }), /threshold/);
 });
 
