@@ -94,6 +94,8 @@ export interface AblationRow {
   envSteps: number;
   success: { rate: number; low: number; high: number; episodes: number };
   hallucination: { rate: number; low: number; high: number; claims: number };
+  /** Mean furthest ground-truth stage of the evaluation episodes (null when not recorded). */
+  furthestStage: number | null;
   /** Baseline's steps to reach the baseline's final training success over this arm's (null: undefined). */
   sampleEfficiency: number | null;
   wallSeconds: number;
@@ -135,6 +137,7 @@ export function summariseAblation(records: readonly AblationRecord[]): AblationR
         envSteps: Math.max(...rs.map((r) => r.envSteps)),
         success: { ...wilsonInterval(successes, episodes), episodes },
         hallucination: { ...(claims ? wilsonInterval(falseClaims, claims) : { rate: NaN, low: NaN, high: NaN }), claims },
+        furthestStage: rs.every((r) => typeof r.settings?.furthestStage === 'number') ? rs.reduce((a, r) => a + (r.settings!.furthestStage as number), 0) / rs.length : null,
         sampleEfficiency: baseSteps !== null && armSteps !== null && armSteps > 0 ? baseSteps / armSteps : null,
         wallSeconds: rs.reduce((s, r) => s + r.wallSeconds, 0) / rs.length,
       });
@@ -148,14 +151,14 @@ const pct = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(1) : 
 /** The summary as a markdown table. */
 export function ablationMarkdown(rows: readonly AblationRow[]): string {
   const out = [
-    '| task | configuration | seeds | env steps | success % [95% CI] (episodes) | hallucination % [95% CI] (claims) | sample efficiency | wall s/run |',
-    '|---|---|---|---|---|---|---|---|',
+    '| task | configuration | seeds | env steps | success % [95% CI] (episodes) | mean furthest stage | hallucination % [95% CI] (claims) | sample efficiency | wall s/run |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const s = r.success;
     const h = r.hallucination;
     out.push(
-      `| ${r.task} | ${r.label} | ${r.seeds} | ${r.envSteps} | ${pct(s.rate)} [${pct(s.low)}, ${pct(s.high)}] (${s.episodes}) | ` +
+      `| ${r.task} | ${r.label} | ${r.seeds} | ${r.envSteps} | ${pct(s.rate)} [${pct(s.low)}, ${pct(s.high)}] (${s.episodes}) | ${r.furthestStage === null ? 'n/a' : r.furthestStage.toFixed(2)} | ` +
         `${h.claims ? `${pct(h.rate)} [${pct(h.low)}, ${pct(h.high)}]` : 'n/a'} (${h.claims}) | ${r.sampleEfficiency === null ? 'n/a' : `${r.sampleEfficiency.toFixed(2)}x`} | ${r.wallSeconds.toFixed(0)} |`,
     );
   }

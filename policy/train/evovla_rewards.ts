@@ -100,8 +100,8 @@ export function evovlaRewards(o: EvoVlaRewardOptions): EvoVlaRewards {
         items.forEach((it, i) => {
           scores[it.env] = u[i];
           stage[i] = baselines[it.env].reward(at[i], u[i]);
-          const claimed = gates[it.env].push(u[i]);
-          if (claimed >= 0) {
+          // Without lookahead the gate claims at most one stage per step.
+          for (const claimed of gates[it.env].push(u[i])) {
             claims++;
             if (!isTrueCompletion(claimed, names, it.result.info.predicates, it.result.info.stage)) falseClaims++;
           }

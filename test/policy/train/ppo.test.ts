@@ -18,6 +18,7 @@ import {
   gaussianLogDensity,
   parsePpoConfig,
   ppoLoss,
+  ppoUpdate,
   rolloutContext,
   startEpisodes,
   trainPpo,
@@ -303,3 +304,20 @@ for (const stream of ['ext', 'int'] as const) {
     assert.ok(lines[23].lr < 3e-3 / 10);
   });
 }
+
+test('targetKl stops the update after the first epoch whose mean approx KL passes it', async () => {
+  for (const targetKl of [null, 1e-12]) {
+    const ac = mlpActorCritic({ featureSize: 1, actionSize: 1, hidden: [8], seed: 4 });
+    const config = parsePpoConfig({ rolloutSteps: 64, minibatchSize: 16, epochs: 4, lr: 1e-2, warmupSteps: 0, targetKl, seed: 2 });
+    const runner = await ModelRunner.create(ac.model, { threads: 1 });
+    const ctx = rolloutContext({ config, env: new BanditEnv(4, 'dist'), actorCritic: ac, encoder: scalarEncoder, rewards: envRewardModel({ dist: 1 }), actionMap: { center: [0], scale: [1] } }, runner);
+    const ro = await collectRollout(ctx, await startEpisodes(ctx));
+    await runner.dispose();
+    const trainer = await Trainer.create({ model: ac.model, loss: ppoLoss(config, 1), optimizer: { lr: config.lr }, session: { threads: 1 } });
+    const stats = await ppoUpdate(config, trainer, ac, ro, new Rng(0));
+    await trainer.dispose();
+    // 64 transitions in minibatches of 16: 4 gradient steps per epoch.
+    assert.equal(stats.gradient_steps, targetKl === null ? 16 : 4);
+    assert.equal(stats.early_stop, targetKl !== null);
+  }
+});
