@@ -5,8 +5,8 @@
  *   batched_samples_per_s       inference samples/s at batch 64, two threads
  *   bc_samples_per_s            behaviour-cloning training samples/s (batch 32, two threads, the
  *                               generated training graph: forward + L1 + backward + AdamW)
- *   eval_env_steps_per_s        closed-loop env steps/s on Stack with cameras rendered in 2 worker
- *                               processes, 8 envs, the policy batched in this process
+ *   eval_env_steps_per_s        closed-loop env steps/s on Stack with the cameras (RGB) rendered in 2
+ *                               worker processes (one env each), the policy batched in this process
  *   load_avg_1m                 the host's 1-minute load average at the end (the figures vary with it)
  * Usage: npm run bench:policy [-- --policy FILE.onnx] (default: a freshly initialised model)
  */
@@ -87,8 +87,8 @@ for (let i = 0; i < steps; i++) await trainer.trainStep(batch);
 const bc = (steps * B) / ((performance.now() - t0) / 1000);
 await trainer.dispose();
 
-// Closed loop: Stack, cameras rendered in 2 worker processes, 8 envs, 120 steps each.
-const ev = await evaluatePolicy({ policy: policyFile, task: 'stack', episodes: 8, workers: 2, envs: 8, seed: EVAL_SEED_BASE, maxSteps: 120 });
+// Closed loop: Stack, cameras rendered in 2 worker processes, 4 episodes of 120 steps.
+const ev = await evaluatePolicy({ policy: policyFile, task: 'stack', episodes: 4, workers: 2, seed: EVAL_SEED_BASE, maxSteps: 120 });
 
 console.log(
   JSON.stringify({
