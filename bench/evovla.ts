@@ -19,7 +19,8 @@
  * (episodes run to the task's time limit, 720 steps on Stack). --scale k multiplies
  * the demos, BC steps and PPO steps by k (the paper's protocol is about scale 120 for PPO).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { makeDirectory } from '../sim/files.ts';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -170,7 +171,7 @@ function writeReport(): void {
   if (dropped) log(`${resultsFile}: dropped ${dropped} cut last line`);
   if (!records.length) return;
   const rows = summariseAblation(records);
-  mkdirSync(plotDir, { recursive: true });
+  makeDirectory(plotDir);
   for (const t of [...new Set(records.map((r) => r.task))]) {
     const ppoRuns = records.filter((r) => r.task === t && r.arm !== START_ARM);
     const series = [...new Set(ppoRuns.map((r) => r.arm))].map((arm) => ({

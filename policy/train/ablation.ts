@@ -4,7 +4,8 @@
  * and the summary (success and hallucination with 95% intervals, sample efficiency) that becomes
  * the table in docs/evovla.md. Running the arms is bench/evovla.ts's job.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { makeDirectory } from '../../sim/files.ts';
 import { dirname } from 'node:path';
 import { wilsonInterval } from '../../tasks/rollout.ts';
 
@@ -75,7 +76,7 @@ export function readAblationLog(path: string): { records: AblationRecord[]; drop
 
 /** Appends one record as a JSON line (creating the folder). */
 export function appendAblationRecord(path: string, r: AblationRecord): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDirectory(dirname(path));
   appendFileSync(path, JSON.stringify(r) + '\n');
 }
 

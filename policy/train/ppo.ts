@@ -18,7 +18,8 @@
  * (stage-aligned reward, curiosity, progress). Each has its own GAE; the policy follows
  * A = (1 - rho) A_ext + rho A_int (EVOVLA.md).
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
+import { makeDirectory } from '../../sim/files.ts';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { Rng } from '../../sim/rng.ts';
@@ -756,7 +757,7 @@ export async function trainPpo(o: TrainPpoOptions): Promise<TrainPpoResult> {
   });
   const ctx = rolloutContext(o, runner);
   const shuffleRng = new Rng(cfg.seed).fork('minibatches');
-  if (o.metricsPath) mkdirSync(dirname(o.metricsPath), { recursive: true });
+  if (o.metricsPath) makeDirectory(dirname(o.metricsPath));
   const iterations: IterationMetrics[] = [];
   try {
     let cur = await startEpisodes(ctx);
