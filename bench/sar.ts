@@ -24,7 +24,7 @@ import { saveSar, trainSar } from '../rewards/sar/train.ts';
 import { createEnv } from '../sim/env.ts';
 import { Rng } from '../sim/rng.ts';
 import { getTask } from '../tasks/index.ts';
-import { createSarRenderer } from '../cli/sar_render.ts';
+import { createSarRenderer } from '../policy/train/sar_phase.ts';
 
 const args = new Map<string, string>();
 const argv = process.argv.slice(2);

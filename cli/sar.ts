@@ -17,7 +17,7 @@ import { Rng } from '../sim/rng.ts';
 import { getTask } from '../tasks/index.ts';
 import { parseFlags, requireString, type ParsedArgs } from './args.ts';
 import { UsageError } from './main.ts';
-import { createSarRenderer } from './sar_render.ts';
+import { createSarRenderer } from '../policy/train/sar_phase.ts';
 
 const USAGE = `usage: evovla sar train --task stack|jujube_cup|block_bridge [--config FILE] [--out DIR] [--steps N] [--no-near-miss-states]
        evovla sar eval --model DIR/sar.onnx [--config FILE] [--seeds A,B,...] [--probe-seeds A,B,...]

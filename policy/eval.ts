@@ -21,11 +21,10 @@ import { readOnnxInfo, type OnnxModelInfo } from '../robot/policies/onnx_meta.ts
 import { createEnv, type SimEnv } from '../sim/env.ts';
 import { makeDirectory } from '../sim/files.ts';
 import { EpisodeWriter } from '../sim/record/writer.ts';
-import type { StepRecord } from '../sim/record/types.ts';
 import type { StepResult } from '../sim/types.ts';
 import { VecEnv } from '../sim/vec_env.ts';
 import { getTask } from '../tasks/index.ts';
-import { episodeHeader, wilsonInterval } from '../tasks/rollout.ts';
+import { episodeHeader, stepRecord, wilsonInterval } from '../tasks/rollout.ts';
 
 /** How the chunk is played: see the `inference` section of the training config. */
 export interface InferenceMode {
@@ -239,27 +238,6 @@ export interface EvalResult {
   /** Env steps per second of wall time (counted steps only), policy in the loop. */
   envStepsPerSecond: number;
   perEpisode: EvalEpisode[];
-}
-
-function stepRecord(res: StepResult, action: Float32Array): StepRecord {
-  const s = res.info.state;
-  const rec: StepRecord = {
-    step: s.step,
-    time: s.time,
-    action,
-    proprio: res.obs.proprio,
-    links: s.links,
-    ee: s.ee,
-    objects: s.objects,
-    predicates: res.info.predicates,
-    stage: res.info.stage,
-    rewardTerms: res.info.rewardTerms,
-    reward: res.reward,
-    terminated: res.terminated,
-    truncated: res.truncated,
-  };
-  if (res.obs.images) rec.images = res.obs.images;
-  return rec;
 }
 
 /** One env slot: its own VecEnv (one env), so it starts its next episode as soon as one ends. */

@@ -98,7 +98,11 @@ export function episodeHeader(env: SimEnv, task: Task, seed: number, meta: Recor
   };
 }
 
-function stepRecord(res: StepResult, action: Float32Array, commandedStage: number): StepRecord {
+/**
+ * The episode-file record of one env step: the action sent, the observation and the step's ground
+ * truth; `commandedStage` is the stage a scripted expert says it executes (omitted for policies).
+ */
+export function stepRecord(res: StepResult, action: Float32Array, commandedStage?: number): StepRecord {
   const info: StepInfo = res.info;
   const s = info.state;
   const rec: StepRecord = {
@@ -111,12 +115,12 @@ function stepRecord(res: StepResult, action: Float32Array, commandedStage: numbe
     objects: s.objects,
     predicates: info.predicates,
     stage: info.stage,
-    commandedStage,
     rewardTerms: info.rewardTerms,
     reward: res.reward,
     terminated: res.terminated,
     truncated: res.truncated,
   };
+  if (commandedStage !== undefined) rec.commandedStage = commandedStage;
   if (res.obs.images) rec.images = res.obs.images;
   return rec;
 }

@@ -33,8 +33,13 @@ export interface SarPhaseResult {
   stoppedEarly: boolean;
 }
 
-/** Both SAR cameras at the scorer's size, RGB only (the placements the policy's cameras use). */
-async function sarRenderer(task: Task, size: number): Promise<FrameRenderer & { dispose(): void }> {
+/**
+ * The SAR scorer's cameras: sim/render's built-in `eye_side` and `eye_arm` placements rendered
+ * RGB-only at the scorer's image size, as a `FrameRenderer` for rewards/sar (which imports no
+ * renderer itself). Same placements as the policy's cameras, so a SAR model scores what a policy
+ * sees. `dispose()` frees its GL context.
+ */
+export async function createSarRenderer(task: Task, size: number): Promise<FrameRenderer & { dispose(): void }> {
   const probe = task.buildScene(task.randomize(new Rng(0)));
   const baseLink = getRobot(probe.robot).baseLink;
   const cameras = ['eye_side', 'eye_arm'].map((name) => ({ ...defaultCameraConfig(name, baseLink, size, size)!, depth: false, segmentation: false }));
@@ -65,7 +70,7 @@ export async function runSarPhase(cfg: SarPhaseConfig, deps: { task: Task; runDi
     return { result: { model: path, frames: { demo: 0, nearMiss: 0 }, finalLoss: null, seconds: 0, stoppedEarly: false }, scorer: await SarScorer.load(path) };
   }
   const env = await createEnv(deps.task);
-  const renderer = await sarRenderer(deps.task, sar.model.imageSize);
+  const renderer = await createSarRenderer(deps.task, sar.model.imageSize);
   try {
     let seeds = 0;
     const frames = trainingFrames(env, deps.task, renderer, sar, new Rng(sar.train.seed).fork('near-miss'), (line) => {
