@@ -111,21 +111,34 @@ export async function ensureResources(nc: NatsConnection, run: string, limits: S
 
 /**
  * Opens the resources a worker needs, waiting (with a line on `log` every few tries) until the
- * learner has created them.
+ * learner has created all of them. The learner creates the stream, then the KV bucket, then the
+ * object store, so a worker that finds the stream may still be ahead of the other two: it waits
+ * for each rather than failing.
  */
 export async function openResources(nc: NatsConnection, run: string, log: Log, signal?: AbortSignal): Promise<ScaleResources> {
   const names = scaleNames(run);
   const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
   for (let attempt = 0; ; attempt++) {
-    const info = await jsm.streams.info(names.stream).catch(() => null);
-    if (info) break;
-    if (attempt % 10 === 0) log(`waiting for the learner to create stream ${names.stream} on run '${run}'`);
+    let missing: string;
+    try {
+      const info = await jsm.streams.info(names.stream).catch(() => null);
+      if (info) {
+        missing = `KV bucket ${names.kvBucket}`;
+        const kv = await new Kvm(js).open(names.kvBucket);
+        // open() only binds; status() asks the server, so a bucket not created yet fails here.
+        await kv.status();
+        missing = `object store ${names.objectBucket}`;
+        const weights = await new Objm(js).open(names.objectBucket);
+        return { nc, js, jsm, names, kv, weights };
+      }
+      missing = `stream ${names.stream}`;
+    } catch (err) {
+      missing = `${missing!} (${natsReason(err)})`;
+    }
+    if (attempt % 10 === 0) log(`waiting for the learner to create ${missing} on run '${run}'`);
     await sleep(300, signal);
   }
-  const js = jetstream(nc);
-  const kv = await new Kvm(js).open(names.kvBucket);
-  const weights = await new Objm(js).open(names.objectBucket);
-  return { nc, js, jsm, names, kv, weights };
 }
 
 /** The current policy version and its object name, or null before the first publish. */

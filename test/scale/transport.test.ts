@@ -4,10 +4,12 @@
  * a missing or stopped nats-server. Workers here are in-process (runWorker); the multi-process
  * SIGKILL test is workers.test.ts.
  */
+import { jetstreamManager } from '@nats-io/jetstream';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Learner, stalenessWeight, type LearnerOptions } from '../../scale/learner.ts';
 import { SEGMENT_FORMAT, decodeSegment, encodeSegment, scaleNames, segmentMessageId, workerKey, type Segment } from '../../scale/protocol.ts';
+import { connectWithRetry, ensureResources, openResources } from '../../scale/nats.ts';
 import { freePort, type LocalNatsServer } from '../../scale/server.ts';
 import { runWorker, type WorkerOptions } from '../../scale/worker.ts';
 import { scratchDir } from '../tmp.ts';
@@ -128,6 +130,23 @@ test('a full stream holds workers back until the learner catches up; nothing is 
   assert.deepEqual(learner.stats.byWorker.get(0)!.toSorted(), [0, 1, 2, 3, 4, 5]);
 });
 
+test('a worker that finds the stream before the KV bucket and object store waits for them', async () => {
+  const nc = await connectWithRetry(server.url, { name: 'early', log: () => undefined });
+  cleanups.push(() => nc.close());
+  // The learner's first step: the stream exists, the bucket and store do not yet.
+  const names = scaleNames('early');
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: names.stream, subjects: [`${names.subjectPrefix}.>`] });
+  const logs: string[] = [];
+  const opening = openResources(nc, 'early', (l) => logs.push(l));
+  await waitFor(() => logs.some((l) => l.includes(`waiting for the learner to create KV bucket ${names.kvBucket}`)), 20_000, 'the wait for the KV bucket', () => logs.join('\n'));
+  await ensureResources(nc, 'early');
+  const res = await opening;
+  await res.kv.put(workerKey(0), '3');
+  assert.equal((await res.kv.get(workerKey(0)))!.string(), '3');
+  assert.equal(await res.weights.getBlob('absent'), null);
+});
+
 test('workers wait for a nats-server that is not up yet, and retry through a restart', async () => {
   const port = await freePort();
   const store = scratchDir('evovla-nats-restart-');
@@ -141,7 +160,11 @@ test('workers wait for a nats-server that is not up yet, and retry through a res
   let local = await startTestServer(port, store);
   cleanups.push(() => local.stop());
   const bc = await bcLearner(4);
-  const learner = await Learner.start({ url, run: 'restart', initialWeights: bc.initial, segmentsPerUpdate: 1, staleness: { maxVersions: 5, mode: 'drop' }, update: bc.update, log: () => undefined });
+  // The learner consumes nothing until drain(): every segment is rolled out with v1, and each
+  // one-segment update adds a version, so segment k is k versions old when it is used. How many
+  // segments the worker gets out around the restart depends on the machine's load, so no
+  // staleness limit may drop any of them here (staleness has its own test above).
+  const learner = await Learner.start({ url, run: 'restart', initialWeights: bc.initial, segmentsPerUpdate: 1, staleness: { maxVersions: 1_000_000, mode: 'drop' }, update: bc.update, log: () => undefined });
   cleanups.push(() => learner.close());
   await waitFor(() => published >= 1, 60_000, 'a first segment', () => opts.logs.join('\n'));
 
@@ -157,7 +180,8 @@ test('workers wait for a nats-server that is not up yet, and retry through a res
   assert.ok(opts.logs.some((l) => l.startsWith('reconnected to NATS')), opts.logs.join('\n'));
   await drain(learner);
   const next = Number((await learner.res.kv.get(workerKey(0)))!.string());
-  assert.deepEqual(learner.stats.byWorker.get(0)!.toSorted((a, b) => a - b), Array.from({ length: next }, (_, i) => i));
+  assert.equal(learner.stats.dropped, 0, 'no segment set aside as stale');
+  assert.deepEqual(learner.stats.byWorker.get(0)!.toSorted((a, b) => a - b), Array.from({ length: next }, (_, i) => i), `every segment the worker stored (0..${next - 1}) used once`);
   await learner.close();
   await local.stop();
 });
