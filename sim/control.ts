@@ -529,6 +529,7 @@ export class Controller {
       this.actuator[dof + 1] = gen[dof + 1];
     }
     this.applyGeneralized(gen);
+    this.pw.updateStops(this.q);
   }
 
   /**

@@ -56,6 +56,26 @@ export interface PhysJoint {
   initial: number;
 }
 
+/** Handles of a built world's bodies and joint stops (kept by a snapshot restore). */
+export interface WorldHandles {
+  links: number[];
+  objects: number[];
+  /** Absent in snapshots of worlds without joint stops. */
+  stops?: JointStop[];
+}
+
+/** A revolute joint's stop: an impulse joint carrying the joint's range (relative to the build-time value). */
+export interface JointStop {
+  joint: string;
+  handle: number;
+  lower: number;
+  upper: number;
+}
+
+interface RawStopSet {
+  jointSetLimits(handle: number, axis: number, min: number, max: number): void;
+}
+
 /** Per-link data in physics frames. */
 export interface PhysLink {
   name: string;
@@ -145,6 +165,8 @@ export class PhysicsWorld {
   readonly robotColliderHandles: number[] = [];
   private linkHandles: number[] = [];
   private objectHandles: number[] = [];
+  /** The revolute joint stops by joint name: impulse-joint handle, range relative to the build-time value. */
+  private stops = new Map<string, JointStop>();
 
   private constructor(R: Rapier, robot: RobotDescription, layout: WorldLayout, world: World) {
     this.R = R;
@@ -243,11 +265,12 @@ export class PhysicsWorld {
   }
 
   /** Rebuild a world from a snapshot of a world built from the same layout. */
-  static fromSnapshot(R: Rapier, robot: RobotDescription, layout: WorldLayout, data: Uint8Array, handles: { links: number[]; objects: number[] }): PhysicsWorld {
+  static fromSnapshot(R: Rapier, robot: RobotDescription, layout: WorldLayout, data: Uint8Array, handles: WorldHandles): PhysicsWorld {
     const world = R.World.restoreSnapshot(data);
     const pw = new PhysicsWorld(R, robot, layout, world);
     pw.linkHandles = handles.links.slice();
     pw.objectHandles = handles.objects.slice();
+    for (const st of handles.stops ?? []) pw.stops.set(st.joint, { ...st });
     pw.linkBodies = handles.links.map((h) => world.getRigidBody(h));
     pw.objectBodies = handles.objects.map((h) => world.getRigidBody(h));
     pw.registerColliders();
@@ -279,8 +302,29 @@ export class PhysicsWorld {
     );
   }
 
-  handles(): { links: number[]; objects: number[] } {
-    return { links: this.linkHandles.slice(), objects: this.objectHandles.slice() };
+  handles(): WorldHandles {
+    return { links: this.linkHandles.slice(), objects: this.objectHandles.slice(), stops: [...this.stops.values()].map((x) => ({ ...x })) };
+  }
+
+  /**
+   * Set the revolute joint stops for the next step from the arm's joint values `q` (rad, in
+   * `arm` order). Rapier measures a joint limit's angle from the build-time pose, wrapped to
+   * -pi..pi (it compares sin(angle / 2)), and the wrist ranges reach up to 3 rad beyond pi from
+   * there (joint4's lower end is 4.6 rad below the home pose). So each step the stop's limits are
+   * placed in that wrapped measure at the joint's current distance from each end; an end beyond
+   * the wrap point is left open (-pi or pi) until the joint is within a wrap of it.
+   */
+  updateStops(q: ArrayLike<number>): void {
+    const raw = this.world.impulseJoints.raw as unknown as RawStopSet;
+    const axis = this.R.JointAxis.AngX as number;
+    for (let i = 0; i < this.arm.length; i++) {
+      const j = this.arm[i];
+      const st = this.stops.get(j.name);
+      if (!st) continue;
+      const rel = q[i] - j.initial;
+      const w = rel - 2 * Math.PI * Math.round(rel / (2 * Math.PI));
+      raw.jointSetLimits(st.handle, axis, Math.max(-Math.PI, w - (rel - st.lower)), Math.min(Math.PI, w + (st.upper - rel)));
+    }
   }
 
   private populate(): void {
@@ -345,13 +389,13 @@ export class PhysicsWorld {
       const a1 = { x: anchor[0], y: anchor[1], z: anchor[2] };
       const a2 = { x: 0, y: 0, z: 0 };
       let data: RAPIER_NS.JointData;
+      const ax = pj ? { x: pj.axis[0], y: pj.axis[1], z: pj.axis[2] } : { x: 1, y: 0, z: 0 };
       if (j.type === 'fixed' || !pj) {
         data = R.JointData.fixed(a1, { x: 0, y: 0, z: 0, w: 1 }, a2, { x: 0, y: 0, z: 0, w: 1 });
       } else {
-        const ax = { x: pj.axis[0], y: pj.axis[1], z: pj.axis[2] };
         if (j.type === 'revolute') {
           // rapier.js 0.21 passes no limits for revolute joints (JointData.intoRaw drops them, and
-          // multibody joints have no setLimits): the arm's range is held by the controller.
+          // multibody joints have no setLimits): the range is an impulse-joint stop (below).
           data = R.JointData.revolute(a1, a2, ax);
         } else {
           // Prismatic joints (the fingers) get the solver's limits, in Rapier's coordinate (zero at
@@ -363,6 +407,19 @@ export class PhysicsWorld {
         }
       }
       world.createMultibodyJoint(data, parent, child, true);
+      if (pj && j.limit && j.type === 'revolute') {
+        // The joint's mechanical stop in the solver: a free generic impulse joint whose only
+        // constraint is the joint's range about its axis, in Rapier's coordinate. rapier.js 0.21
+        // cannot put limits on a revolute multibody joint, but an impulse joint between two links
+        // of a multibody can carry them. Without it, a contact (the hand struck or dragged along
+        // the table) drove a wrist 0.06 rad past its range: the 8 N m wrist actuator decelerates
+        // its link and armature at ~20 rad/s^2, so a wrist kicked to 1.8 rad/s 0.02 rad from its
+        // end cannot stop in time by its own torque.
+        // Its limits are set every step by updateStops.
+        const stop = world.createImpulseJoint(R.JointData.generic(a1, a2, ax, 0 as RAPIER_NS.JointAxesMask), parent, child, true);
+        stop.setContactsEnabled(false);
+        this.stops.set(j.name, { joint: j.name, handle: stop.handle, lower: j.limit.lower - pj.initial, upper: j.limit.upper - pj.initial });
+      }
       void jointByChild;
     }
     for (const o of scene.objects) this.addObject(o);
