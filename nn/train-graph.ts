@@ -101,20 +101,30 @@ export function buildUpdateGraph(params: readonly Parameter[], layout: TrainingL
   const pieces = trainable.length === 1 ? [flat] : op.split(flat, layout.trainable.map((s) => s.size), 0);
   const grads = pieces.map((piece, i) => (trainable[i].shape.length === 1 ? piece : op.reshape(piece, trainable[i].shape)));
   for (const p of trainable) g.param(p);
+  addOptimizerStep(g, trainable, grads, layout.optimizer, layout.flatSize);
+  return g;
+}
+
+/**
+ * The AdamW step of a training graph: the optimizer state as inputs (moments over the `flatSize`
+ * trainable values, step, lr), and the updated parameters, moments, `grad_norm`, `grad_sq` and the
+ * applied `lr` as outputs under their training names. Shared by the one-step graph and the update
+ * half of gradient accumulation, so both keep the same interface.
+ */
+function addOptimizerStep(g: Graph, trainable: readonly Parameter[], grads: Tensor[], cfg: ResolvedAdamW, flatSize: number): void {
   const state = {
-    m: g.input(TRAIN_IO.m, [layout.flatSize]),
-    v: g.input(TRAIN_IO.v, [layout.flatSize]),
+    m: g.input(TRAIN_IO.m, [flatSize]),
+    v: g.input(TRAIN_IO.v, [flatSize]),
     step: g.input(TRAIN_IO.step, []),
     lr: g.input(TRAIN_IO.lr, []),
   };
-  const upd = adamw(g, trainable, grads, layout.optimizer, state);
+  const upd = adamw(g, trainable, grads, cfg, state);
   upd.params.forEach((t, i) => g.output(TRAIN_IO.next(trainable[i].name), t));
   g.output(TRAIN_IO.nextM, upd.m);
   g.output(TRAIN_IO.nextV, upd.v);
   g.output(TRAIN_IO.gradNorm, upd.gradNorm);
   g.output(TRAIN_IO.gradSquares, upd.gradSquares);
   g.output(TRAIN_IO.appliedLr, upd.lr);
-  return g;
 }
 
 function buildGraph(model: ModelDefinition, loss: LossFn, options: TrainingGraphOptions, kind: 'step' | 'gradient'): { graph: Graph; layout: TrainingLayout } {
@@ -141,21 +151,9 @@ function buildGraph(model: ModelDefinition, loss: LossFn, options: TrainingGraph
     return slot;
   });
   if (kind === 'step') {
-    const state = {
-      m: g.input(TRAIN_IO.m, [offset]),
-      v: g.input(TRAIN_IO.v, [offset]),
-      step: g.input(TRAIN_IO.step, []),
-      lr: g.input(TRAIN_IO.lr, []),
-    };
-    const upd = adamw(g, trainable, grads, cfg, state);
     // Forward outputs are registered by traceForward under their own names; training exports only
-    // the names below, re-registered under their training names.
-    upd.params.forEach((t, i) => g.output(TRAIN_IO.next(trainable[i].name), t));
-    g.output(TRAIN_IO.nextM, upd.m);
-    g.output(TRAIN_IO.nextV, upd.v);
-    g.output(TRAIN_IO.gradNorm, upd.gradNorm);
-    g.output(TRAIN_IO.gradSquares, upd.gradSquares);
-    g.output(TRAIN_IO.appliedLr, upd.lr);
+    // the optimizer's names, registered under their training names.
+    addOptimizerStep(g, trainable, grads, cfg, offset);
   } else {
     const flatten = (t: Tensor): Tensor => (t.rank === 1 ? t : op.reshape(t, [-1]));
     g.output(TRAIN_IO.grad, grads.length === 1 ? flatten(grads[0]) : op.concat(grads.map(flatten), 0));
