@@ -23,7 +23,7 @@ import {
   PREAMBLE_BYTES,
   episodePackr,
 } from './format.ts';
-import type { EpisodeDamage, EpisodeDamageCode } from './reader.ts';
+import { damage, hex32, hexPrefix, type EpisodeDamage } from './reader.ts';
 import { READABLE_EPISODE_VERSIONS, type EpisodeFooter, type EpisodeHeader, type StepRecord } from './types.ts';
 
 /** Where an episode's records are, plus its header, footer and damage. */
@@ -214,16 +214,4 @@ function readInto(fd: number, buf: Uint8Array, length: number, position: number)
     if (n === 0) throw new EpisodeReadError(`file ended at byte ${position + got} while reading ${length} bytes at ${position} (it shrank after it was opened)`);
     got += n;
   }
-}
-
-function damage(code: EpisodeDamageCode, offset: number, recordIndex: number, message: string): EpisodeDamage {
-  return { code, offset, recordIndex, message };
-}
-
-function hex32(x: number): string {
-  return `0x${x.toString(16).padStart(8, '0')}`;
-}
-
-function hexPrefix(buf: Uint8Array, n: number): string {
-  return Array.from(buf.subarray(0, n), (b) => b.toString(16).padStart(2, '0')).join(' ') || '(empty)';
 }

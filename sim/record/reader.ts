@@ -198,14 +198,17 @@ export function requireIntact(
   if (result.damage) throw new EpisodeFormatError(result.damage, file);
 }
 
-function damage(code: EpisodeDamageCode, offset: number, recordIndex: number, message: string): EpisodeDamage {
+/** A damage report (shared by the whole-file reader and the indexed reader in indexed.ts). */
+export function damage(code: EpisodeDamageCode, offset: number, recordIndex: number, message: string): EpisodeDamage {
   return { code, offset, recordIndex, message };
 }
 
-function hex32(x: number): string {
+/** `x` as 0x-prefixed 8-digit hex, for CRC values in damage messages. */
+export function hex32(x: number): string {
   return `0x${x.toString(16).padStart(8, '0')}`;
 }
 
-function hexPrefix(buf: Uint8Array, n: number): string {
+/** The first `n` bytes of `buf` in hex, for damage messages about a bad magic. */
+export function hexPrefix(buf: Uint8Array, n: number): string {
   return Array.from(buf.subarray(0, n), (b) => b.toString(16).padStart(2, '0')).join(' ') || '(empty)';
 }
