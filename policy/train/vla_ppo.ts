@@ -19,7 +19,7 @@ import { relativePose, stageObject } from '../../rewards/poe/pose.ts';
 import type { Task } from '../../sim/task.ts';
 import { MemoryBank } from '../memory/bank.ts';
 import { MemoryFusion } from '../memory/fusion.ts';
-import { ACTION_DIM, VLA_IO, type Vla } from '../vla/model.ts';
+import { ACTION_DIM, VLA_IO, vlaInferenceModel, type Vla } from '../vla/model.ts';
 import { AC_OUTPUTS, type ActionMap, type ActorCritic, type EncodeItem, type ObservationEncoder } from './ppo.ts';
 
 /** Bounds of the policy's log-std in normalised action units (a policy can neither collapse nor explode). */
@@ -74,21 +74,7 @@ export function vlaPpoModel(vla: Vla, memorySlots: number): VlaPpoModel {
       },
     },
   };
-  const inference: ModelDefinition = {
-    params: vla.params,
-    name: 'evovla_vla',
-    forward: (g) => {
-      const features = vla.trunk.apply(g);
-      const h = vla.head.apply(fuse(g, features));
-      return {
-        [VLA_IO.action]: h.action,
-        [VLA_IO.logStd]: h.logStd,
-        [VLA_IO.valueExt]: h.valueExt,
-        [VLA_IO.valueInt]: h.valueInt,
-        [VLA_IO.features]: features,
-      };
-    },
-  };
+  const inference = vlaInferenceModel(vla.params, vla.trunk, vla.head, fuse);
   return { actorCritic, fusion, memorySlots, inference, actionMap: { center: vla.stats.actionMean, scale: vla.stats.actionStd, limit: 4 } };
 }
 

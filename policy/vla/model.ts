@@ -214,6 +214,29 @@ export interface Vla {
   headModel: ModelDefinition;
 }
 
+/**
+ * The policy.onnx model: contract inputs -> action, action_log_std, value_ext, value_int, features.
+ * `fuse` maps the trunk's features to what the heads read (PPO's memory fusion; the identity by
+ * default); the `features` output stays the trunk's, as SAR and the memory bank expect.
+ */
+export function vlaInferenceModel(params: ParamSet, trunk: VlaTrunk, head: VlaHead, fuse: (g: Graph, features: Tensor) => Tensor = (_g, features) => features): ModelDefinition {
+  return {
+    params,
+    name: 'evovla_vla',
+    forward: (g) => {
+      const features = trunk.apply(g);
+      const h = head.apply(fuse(g, features));
+      return {
+        [VLA_IO.action]: h.action,
+        [VLA_IO.logStd]: h.logStd,
+        [VLA_IO.valueExt]: h.valueExt,
+        [VLA_IO.valueInt]: h.valueInt,
+        [VLA_IO.features]: features,
+      };
+    },
+  };
+}
+
 /** Builds the VLA's parameters (seeded) and model definitions. */
 export function createVla(config: VlaConfig, tokenizer: Tokenizer, stats: NormStats, seed: number): Vla {
   for (const [k, v] of Object.entries(stats) as [keyof NormStats, number[]][]) {
@@ -224,21 +247,7 @@ export function createVla(config: VlaConfig, tokenizer: Tokenizer, stats: NormSt
   const params = new ParamSet(seed);
   const trunk = new VlaTrunk(params, config, tokenizer.vocabSize, stats);
   const head = new VlaHead(params, config, stats);
-  const inference: ModelDefinition = {
-    params,
-    name: 'evovla_vla',
-    forward: (g) => {
-      const features = trunk.apply(g);
-      const h = head.apply(features);
-      return {
-        [VLA_IO.action]: h.action,
-        [VLA_IO.logStd]: h.logStd,
-        [VLA_IO.valueExt]: h.valueExt,
-        [VLA_IO.valueInt]: h.valueInt,
-        [VLA_IO.features]: features,
-      };
-    },
-  };
+  const inference = vlaInferenceModel(params, trunk, head);
   const training: ModelDefinition = { params, name: 'evovla_vla_bc', forward: (g) => ({ [VLA_IO.actionNorm]: head.apply(trunk.apply(g)).actionNorm }) };
   const trunkModel: ModelDefinition = { params, name: 'evovla_vla_trunk', forward: (g) => ({ [VLA_IO.features]: trunk.apply(g) }) };
   const headModel: ModelDefinition = {
