@@ -31,22 +31,29 @@ export async function run(argv: string[]): Promise<number> {
   if (!Object.hasOwn(TASKS, task)) throw new UsageError(`flag '--task' must be one of ${Object.keys(TASKS).join(', ')}, got '${task}'`);
   const mode = args.flags.mode;
   if (mode !== undefined && mode !== 'chunk' && mode !== 'ensemble') throw new UsageError(`flag '--mode' must be chunk or ensemble, got '${String(mode)}'`);
-  const { evaluatePolicy, formatEval } = await import('../policy/eval.ts');
+  const { evaluatePolicy, formatEval, PolicyFileError } = await import('../policy/eval.ts');
   const inference: Record<string, unknown> = {};
   if (mode) inference.mode = mode;
   if (args.flags.execute !== undefined) inference.execute = intFlag(args, 'execute', 8, 1, USAGE);
-  const r = await evaluatePolicy({
-    policy,
-    task,
-    episodes: intFlag(args, 'episodes', 100, 1, USAGE),
-    workers: intFlag(args, 'workers', 2, 0, USAGE),
-    envs: intFlag(args, 'envs', 8, 1, USAGE),
-    seed: EVAL_SEED_BASE + intFlag(args, 'seed', 0, 0, USAGE),
-    threads: intFlag(args, 'threads', 1, 1, USAGE),
-    ...(typeof args.flags.record === 'string' ? { record: args.flags.record } : {}),
-    inference,
-    log: (l) => console.error(l),
-  });
+  let r: Awaited<ReturnType<typeof evaluatePolicy>>;
+  try {
+    r = await evaluatePolicy({
+      policy,
+      task,
+      episodes: intFlag(args, 'episodes', 100, 1, USAGE),
+      workers: intFlag(args, 'workers', 2, 0, USAGE),
+      envs: intFlag(args, 'envs', 8, 1, USAGE),
+      seed: EVAL_SEED_BASE + intFlag(args, 'seed', 0, 0, USAGE),
+      threads: intFlag(args, 'threads', 1, 1, USAGE),
+      ...(typeof args.flags.record === 'string' ? { record: args.flags.record } : {}),
+      inference,
+      log: (l) => console.error(l),
+    });
+  } catch (err) {
+    // A bad --policy file is bad input: one line naming it, not a stack trace.
+    if (err instanceof PolicyFileError) throw new UsageError(`flag '--policy': ${err.message}`);
+    throw err;
+  }
   if (args.flags.json) console.log(JSON.stringify(r, null, 2));
   else console.log(formatEval(r) + (typeof args.flags.record === 'string' ? `\nepisode files in ${args.flags.record} (evovla view ${args.flags.record})` : ''));
   return 0;

@@ -33,6 +33,11 @@ export interface InferenceMode {
   ensembleDecay: number;
 }
 
+/** A policy file that cannot be read or does not follow the policy contract (docs/policy.md). */
+export class PolicyFileError extends Error {
+  override name = 'PolicyFileError';
+}
+
 /** A policy file opened for batched closed-loop use. */
 export class BatchedPolicy {
   private constructor(
@@ -48,25 +53,30 @@ export class BatchedPolicy {
     readonly inference: InferenceMode | null,
   ) {}
 
-  /** Opens and checks a policy file; errors name what is missing or malformed. */
+  /** Opens and checks a policy file; a `PolicyFileError` names what is missing or malformed. */
   static async open(file: string, threads = 1): Promise<BatchedPolicy> {
     let bytes: Uint8Array;
     try {
       bytes = readFileSync(file);
     } catch (err) {
-      throw new Error(`cannot read policy '${file}': ${(err as Error).message}`);
+      throw new PolicyFileError(`cannot read policy '${file}': ${(err as Error).message}`);
     }
-    const info = readOnnxInfo(bytes);
+    let info: OnnxModelInfo;
+    try {
+      info = readOnnxInfo(bytes);
+    } catch (err) {
+      throw new PolicyFileError(`${file}: ${(err as Error).message}`);
+    }
     const meta = info.metadata;
     const inputs = new Map(info.inputs.map((v) => [v.name, v]));
-    if (!inputs.has('proprio')) throw new Error(`${file}: no input 'proprio' (inputs: ${[...inputs.keys()].join(', ')}); expected proprio float32 [B, 7]`);
+    if (!inputs.has('proprio')) throw new PolicyFileError(`${file}: no input 'proprio' (inputs: ${[...inputs.keys()].join(', ')}); expected proprio float32 [B, 7]`);
     const cameras = meta['evovla.cameras'] ? (JSON.parse(meta['evovla.cameras']) as { name: string; width: number; height: number }[]) : [];
-    for (const c of cameras) if (!inputs.has(`image_${c.name}`)) throw new Error(`${file}: evovla.cameras lists '${c.name}' but there is no input image_${c.name}`);
+    for (const c of cameras) if (!inputs.has(`image_${c.name}`)) throw new PolicyFileError(`${file}: evovla.cameras lists '${c.name}' but there is no input image_${c.name}`);
     let tokenizer: Tokenizer | null = null;
     let instructionLength = 0;
     const instr = inputs.get('instruction');
     if (instr) {
-      if (!meta['evovla.tokenizer']) throw new Error(`${file}: input 'instruction' needs metadata evovla.tokenizer (the vocabulary; nn/tokenizer.ts toJSON)`);
+      if (!meta['evovla.tokenizer']) throw new PolicyFileError(`${file}: input 'instruction' needs metadata evovla.tokenizer (the vocabulary; nn/tokenizer.ts toJSON)`);
       tokenizer = Tokenizer.fromJSON(meta['evovla.tokenizer']);
       const L = instr.shape[1];
       instructionLength = typeof L === 'number' ? L : tokenizer.maxLength;
@@ -75,14 +85,14 @@ export class BatchedPolicy {
     const mem = inputs.get('memory');
     if (mem) {
       const [, m, f] = mem.shape;
-      if (typeof m !== 'number' || typeof f !== 'number') throw new Error(`${file}: input memory must have static [B, M, F], got [${mem.shape.join(', ')}]`);
+      if (typeof m !== 'number' || typeof f !== 'number') throw new PolicyFileError(`${file}: input memory must have static [B, M, F], got [${mem.shape.join(', ')}]`);
       memory = { slots: m, size: f };
     }
     const known = new Set(['proprio', 'instruction', 'memory', 'memory_mask', ...cameras.map((c) => `image_${c.name}`)]);
     const unknown = [...inputs.keys()].filter((n) => !known.has(n));
-    if (unknown.length) throw new Error(`${file}: inputs ${unknown.join(', ')} are not part of the policy contract (docs/policy.md)`);
+    if (unknown.length) throw new PolicyFileError(`${file}: inputs ${unknown.join(', ')} are not part of the policy contract (docs/policy.md)`);
     const action = info.outputs.find((o) => o.name === 'action');
-    if (!action) throw new Error(`${file}: no output 'action'`);
+    if (!action) throw new PolicyFileError(`${file}: no output 'action'`);
     const chunk = action.shape.length === 3 && typeof action.shape[1] === 'number' ? action.shape[1] : 1;
     const inference = meta['evovla.inference'] ? (JSON.parse(meta['evovla.inference']) as InferenceMode) : null;
     const session = await createSession(bytes, { threads });

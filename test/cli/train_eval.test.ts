@@ -43,3 +43,17 @@ test('evovla eval: bad task, mode and missing policy are usage errors', async ()
   assert.equal(p.result, 2);
   assert.match(p.err, /--policy/);
 });
+
+test('evovla eval: a missing or malformed policy file is a one-line usage error naming it', async () => {
+  const missing = join(dir, 'missing.onnx');
+  const m = await run(['eval', '--policy', missing, '--task', 'stack', '--episodes', '1', '--workers', '0']);
+  assert.equal(m.result, 2);
+  assert.match(m.err, new RegExp(`--policy': cannot read policy '${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}'`));
+  assert.doesNotMatch(m.err, /\n\s+at /, 'no stack trace');
+  const garbage = join(dir, 'garbage.onnx');
+  writeFileSync(garbage, 'not an onnx model\n');
+  const g = await run(['eval', '--policy', garbage, '--task', 'stack', '--episodes', '1', '--workers', '0']);
+  assert.equal(g.result, 2);
+  assert.match(g.err, /--policy': \S*garbage\.onnx: not a readable ONNX model/);
+  assert.doesNotMatch(g.err, /\n\s+at /, 'no stack trace');
+});
