@@ -93,14 +93,20 @@ export async function run(argv: string[]): Promise<number> {
     throw err;
   }
   const tty = !args.flags['no-progress'] && process.stderr.isTTY === true;
-  const { trainRun } = await import('../policy/train/run.ts');
+  const { trainRun, RunFolderError } = await import('../policy/train/run.ts');
   const log = (line: string) => {
     if (tty) process.stderr.write('\r\x1b[K');
     console.log(line);
   };
   if (builtIn) log(`evovla train: the built-in pipeline on ${cfg.task} (demos -> ${cfg.phases.map((p) => p.kind).join(' -> ')} -> eval) into ${join(cfg.runsDir, cfg.name)}`);
   const t0 = performance.now();
-  const summary = await trainRun(cfg, { resume: args.flags.resume === true, log, ...(tty ? { progress: progressBar(process.stderr) } : {}) });
+  let summary: Awaited<ReturnType<typeof trainRun>>;
+  try {
+    summary = await trainRun(cfg, { resume: args.flags.resume === true, log, ...(tty ? { progress: progressBar(process.stderr) } : {}) });
+  } catch (err) {
+    if (err instanceof RunFolderError) throw new UsageError(err.message);
+    throw err;
+  }
   const { pipelineSummary } = await import('../policy/train/pipeline.ts');
   console.log(`done in ${((performance.now() - t0) / 60000).toFixed(1)} min; run folder: ${summary.runDir}`);
   for (const line of pipelineSummary(summary, cfg.task)) console.log(line);

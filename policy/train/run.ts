@@ -73,6 +73,11 @@ export function readRunConfig(runDir: string): TrainConfig {
   return parseTrainConfig(parseYaml(readFileSync(file, 'utf8')), file);
 }
 
+/** The run folder does not fit the request: a new run over an existing one, or --resume with none. */
+export class RunFolderError extends Error {
+  override name = 'RunFolderError';
+}
+
 /** Runs (or resumes) the training run `cfg`. */
 export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainSummary> {
   const log = opts.log ?? (() => {});
@@ -80,12 +85,12 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
   const ckptDir = join(runDir, 'checkpoints');
   const existing = listCheckpoints(ckptDir);
   if (opts.resume) {
-    if (!existsSync(join(runDir, 'config.yaml'))) throw new Error(`--resume: no run in '${runDir}' (config.yaml missing)`);
+    if (!existsSync(join(runDir, 'config.yaml'))) throw new RunFolderError(`--resume: no run in '${runDir}' (config.yaml missing)`);
     const stored = readRunConfig(runDir);
     if (JSON.stringify(stored) !== JSON.stringify(cfg)) log(`resuming with the config stored in ${runDir}/config.yaml (the given config differs and is ignored)`);
     cfg = stored;
   } else if (existing.length || existsSync(join(runDir, 'metrics.jsonl'))) {
-    throw new Error(`run folder '${runDir}' already holds a run; pass --resume to continue it, or choose another name (--set name=...)`);
+    throw new RunFolderError(`run folder '${runDir}' already holds a run; pass --resume to continue it, or choose another name (--set name=...)`);
   }
   makeDirectory(ckptDir);
   writeFileAtomic(join(runDir, 'config.yaml'), new TextEncoder().encode(toYaml(cfg)));

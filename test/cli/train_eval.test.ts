@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../cli/main.ts';
@@ -56,4 +56,18 @@ test('evovla eval: a missing or malformed policy file is a one-line usage error 
   assert.equal(g.result, 2);
   assert.match(g.err, /--policy': \S*garbage\.onnx: not a readable ONNX model/);
   assert.doesNotMatch(g.err, /\n\s+at /, 'no stack trace');
+});
+
+test('evovla train: --resume without a run, or a new run over an existing one, is a usage error', async () => {
+  const runs = join(dir, 'runs');
+  const base = ['train', '--config', 'configs/bc_stack.yaml', '--no-progress', '--set', `runsDir=${runs}`];
+  const r = await run([...base, '--set', 'name=absent', '--resume']);
+  assert.equal(r.result, 2);
+  assert.match(r.err, /--resume: no run in '.*absent' \(config\.yaml missing\)/);
+  assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+  mkdirSync(join(runs, 'taken'), { recursive: true });
+  writeFileSync(join(runs, 'taken', 'metrics.jsonl'), '{"step":1}\n');
+  const t = await run([...base, '--set', 'name=taken']);
+  assert.equal(t.result, 2);
+  assert.match(t.err, /run folder '.*taken' already holds a run; pass --resume/);
 });
