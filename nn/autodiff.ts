@@ -29,6 +29,7 @@ export function gradientsOrNull(loss: Tensor, wrt: readonly Tensor[]): (Tensor |
   for (const t of wrt) if (t.graph !== g) throw new Error(`gradients: ${t.name} belongs to another graph`);
   // Snapshot: the VJPs append nodes while we walk.
   const forward: Node[] = [...g.nodes];
+  const forwardNodes = new Set(forward);
 
   // Forward sweep: which tensors depend on a wrt tensor.
   const dependsOnWrt = new Set<Tensor>(wrt);
@@ -42,13 +43,32 @@ export function gradientsOrNull(loss: Tensor, wrt: readonly Tensor[]): (Tensor |
 
   const contributions = new Map<Tensor, Tensor[]>();
   contributions.set(loss, [g.constant(1)]);
+  // How often each gradient tensor was handed out as a contribution (see `flattenSums`).
+  const handedOut = new Map<Tensor, number>();
   const gradOf = (t: Tensor): Tensor | null => {
     const parts = contributions.get(t);
     if (!parts || parts.length === 0) return null;
     // Graph-level accumulation: one Sum node per tensor used more than once.
-    const total = parts.length === 1 ? parts[0] : sum(parts);
+    const total = parts.length === 1 ? parts[0] : sum(flattenSums(parts));
     contributions.set(t, [total]);
     return total;
+  };
+
+  /**
+   * A contribution that is itself a Sum made by a gradient rule (e.g. LayerNorm's three-term dx),
+   * handed out once and read by no node, is replaced by its terms: the accumulation then adds
+   * everything in one Sum node, one pass over the activations instead of two. The inner Sum is
+   * left unused and dropped at export.
+   */
+  const flattenSums = (parts: readonly Tensor[]): Tensor[] => {
+    const out: Tensor[] = [];
+    for (const p of parts) {
+      const node = g.producer.get(p);
+      const inner = node && node.op === 'Sum' && !forwardNodes.has(node) && handedOut.get(p) === 1 && !g.nodes.some((n) => n.inputs.includes(p));
+      if (inner) out.push(...(node.inputs as Tensor[]));
+      else out.push(p);
+    }
+    return out;
   };
 
   for (let i = forward.length - 1; i >= 0; i--) {
@@ -73,6 +93,7 @@ export function gradientsOrNull(loss: Tensor, wrt: readonly Tensor[]): (Tensor |
       if (d.rank !== t.rank) {
         throw new Error(`gradients: ${custom ? 'a custom gradient' : node.op} gave a gradient ${shapeString(d.shape)} for input ${t} (rank differs)`);
       }
+      handedOut.set(d, (handedOut.get(d) ?? 0) + 1);
       const list = contributions.get(t);
       if (list) list.push(d);
       else contributions.set(t, [d]);

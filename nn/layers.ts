@@ -27,6 +27,22 @@ export function gelu(x: Tensor): Tensor {
   });
 }
 
+/**
+ * Twice the exact GELU, x (1 + erf(x / sqrt 2)): one pass fewer than `gelu` forward (no halving);
+ * `MLP` folds the 1/2 into the next layer's (small) weight instead. The gradient, written by hand
+ * as `gelu`'s, is 1 + erf(u) + 2 x phi(x).
+ */
+function geluTwice(x: Tensor): Tensor {
+  const u = op.mul(x, Math.SQRT1_2);
+  const cdf2 = op.add(op.erf(u), 1);
+  const y = op.mul(x, cdf2);
+  return op.withCustomGradient(y, [x], (dy) => {
+    // 2 x phi(x) = x exp(ln(2 / sqrt(2 pi)) - u^2).
+    const xPdf2 = op.mul(op.exp(op.sub(Math.log(2) - 0.5 * Math.log(2 * Math.PI), op.mul(u, u))), x);
+    return [op.mul(dy, op.add(cdf2, xPdf2))];
+  });
+}
+
 /** GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 export function geluTanh(x: Tensor): Tensor {
   const inner = op.mul(op.add(x, op.mul(op.mul(op.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
@@ -71,12 +87,26 @@ export class Linear {
   }
 
   apply(x: Tensor): Tensor {
+    const g = x.graph;
+    return this.product(x, g.param(this.weight), this.bias ? g.param(this.bias) : undefined);
+  }
+
+  /**
+   * `apply(norm.apply(x))` with the norm's gain and bias folded into this layer's weight and bias
+   * (W' = diag(gain) W, b' = bias W + b: products of small tensors), so the activations are only
+   * normalised: the norm's gradient then skips the gain multiply and its two reductions over the
+   * activations. Same parameters, same result up to float rounding.
+   */
+  applyNormalized(x: Tensor, norm: LayerNorm): Tensor {
+    const folded = foldNorm(norm, x.graph.param(this.weight), this.bias ? x.graph.param(this.bias) : null);
+    return this.product(norm.normalize(x), folded.weight, folded.bias);
+  }
+
+  /** x W + b for given weight and bias tensors (the layer's own, or derived from them). */
+  product(x: Tensor, w: Tensor, b?: Tensor): Tensor {
     if (x.shape[x.rank - 1] !== this.inFeatures) {
       throw new Error(`${this.name}: input ${x.name} has shape ${shapeString(x.shape)}, expected last dimension ${this.inFeatures}`);
     }
-    const g = x.graph;
-    const w = g.param(this.weight);
-    const b = this.bias ? g.param(this.bias) : undefined;
     // One GEMM with the bias fused in (no separate Add pass), on rows folded to 2-D. Folding needs
     // every axis but the first to be static, to unfold the result.
     const inner = x.shape.slice(1, -1);
@@ -117,6 +147,23 @@ export class LayerNorm {
     const g = x.graph;
     return op.layerNorm(x, g.param(this.scale), g.param(this.bias), this.epsilon);
   }
+
+  /** The normalisation alone, (x - mean) / std, without gain and bias (see `foldNorm`). */
+  normalize(x: Tensor): Tensor {
+    return op.layerNorm(x, null, null, this.epsilon);
+  }
+}
+
+/**
+ * Folds a LayerNorm's gain and bias into the product that follows it: (xhat g + c) W + b =
+ * xhat (diag(g) W) + (c W + b). Returns the folded weight [in, out] and bias [out].
+ */
+export function foldNorm(norm: LayerNorm, weight: Tensor, bias: Tensor | null): { weight: Tensor; bias: Tensor } {
+  const g = weight.graph;
+  const [inF, outF] = weight.shape as [number, number];
+  if (weight.rank !== 2 || inF !== norm.dim) throw new Error(`foldNorm: weight ${weight} must be [${norm.dim}, out] for ${norm.name}`);
+  const shift = op.reshape(op.gemm(op.reshape(g.param(norm.bias), [1, inF]), weight), [outF]);
+  return { weight: op.mul(op.unsqueeze(g.param(norm.scale), [1]), weight), bias: bias ? op.add(shift, bias) : shift };
 }
 
 /** A stack of Linear layers with an activation between them (none after the last by default). */
@@ -135,11 +182,22 @@ export class MLP {
     for (let i = 0; i + 1 < sizes.length; i++) this.layers.push(new Linear(params, `${name}.${i}`, sizes[i], sizes[i + 1]));
   }
 
-  apply(x: Tensor): Tensor {
+  /**
+   * Applies the stack; with `norm`, to `norm.apply(x)` with the norm's gain and bias folded into
+   * the first layer (see `Linear.applyNormalized`). A hidden exact GELU is computed doubled and
+   * the next layer's weight halved (one pass fewer over the widest activations).
+   */
+  apply(x: Tensor, norm?: LayerNorm): Tensor {
     let h = x;
+    let halveNext = false;
     this.layers.forEach((layer, i) => {
-      h = layer.apply(h);
-      h = activate(h, i + 1 < this.layers.length ? this.activation : this.finalActivation);
+      const g = h.graph;
+      if (i === 0 && norm) h = layer.applyNormalized(h, norm);
+      else if (halveNext) h = layer.product(h, op.mul(g.param(layer.weight), 0.5), layer.bias ? g.param(layer.bias) : undefined);
+      else h = layer.apply(h);
+      const a = i + 1 < this.layers.length ? this.activation : this.finalActivation;
+      halveNext = a === 'gelu' && i + 1 < this.layers.length;
+      h = halveNext ? geluTwice(h) : activate(h, a);
     });
     return h;
   }
@@ -191,26 +249,53 @@ export class MultiHeadAttention {
     this.out = new Linear(params, `${name}.out`, dim, dim, { weightInit: w, biasInit: init.zeros() });
   }
 
-  apply(x: Tensor, bias?: Tensor): Tensor {
+  /**
+   * Self-attention of `x` [B, T, D]; with `norm`, of `norm.apply(x)`, its gain and bias folded into
+   * the projection (see `Linear.applyNormalized`).
+   *
+   * Layout: q, k and v come from one [D, 3D] product (the three weights joined in the graph, so
+   * parameter names and checkpoints stay per projection), whose [B*T, 3D] result one Transpose
+   * turns into [3, B, H, T, hd]; a Split then hands each head-major block to the batched products.
+   * k is never transposed in memory: the score product and its gradient use transposed-operand
+   * products that ONNX Runtime fuses. The 1/sqrt(hd) scale is folded into the q weight and bias.
+   */
+  apply(x: Tensor, bias?: Tensor, norm?: LayerNorm): Tensor {
     const t = x.shape[1];
     if (x.rank !== 3 || typeof t !== 'number') throw new Error(`${this.name}: input must be [B, T, ${this.dim}] with static T, got ${x}`);
     if (x.shape[2] !== this.dim) throw new Error(`${this.name}: input ${x.name} has shape ${shapeString(x.shape)}, expected last dimension ${this.dim}`);
     const g = x.graph;
-    // Separate q, k, v products (one [B*T, 3D] GEMM plus the Split that unpacks it measured ~10%
-    // slower per step). The 1/sqrt(hd) scale is folded into the small q weight and bias instead of
-    // a pass over the activations.
     const scale = 1 / Math.sqrt(this.headDim);
-    const qLin = op.gemm(op.reshape(x, [-1, this.dim]), op.mul(g.param(this.q.weight), scale), { c: op.mul(g.param(this.q.bias!), scale) });
-    const heads = (y: Tensor, perm: number[]): Tensor => op.transpose(op.reshape(y, [-1, t, this.heads, this.headDim]), perm);
-    const q = heads(qLin, [0, 2, 1, 3]);
-    const kT = heads(this.k.apply(x), [0, 2, 3, 1]);
-    const v = heads(this.v.apply(x), [0, 2, 1, 3]);
-    let scores = op.matmul(q, kT);
+    const input = norm ? norm.normalize(x) : x;
+    const rows = op.reshape(input, [-1, this.dim]);
+    const project = (lin: Linear, factor: number): Tensor => {
+      let w = g.param(lin.weight);
+      let b = g.param(lin.bias!);
+      if (factor !== 1) [w, b] = [op.mul(w, factor), op.mul(b, factor)];
+      if (norm) ({ weight: w, bias: b } = foldNorm(norm, w, b));
+      return op.transpose(op.reshape(op.gemm(rows, w, { c: b }), [-1, t, this.heads, this.headDim]), [0, 2, 1, 3]);
+    };
+    const [q, k, v] = [project(this.q, scale), project(this.k, 1), project(this.v, 1)];
+    let scores = scoresProduct(q, k);
     if (bias) scores = op.add(scores, bias);
     const attended = op.matmul(op.softmax(scores, -1), v);
-    const merged = op.reshape(op.transpose(attended, [0, 2, 1, 3]), [0, t, this.dim]);
-    return this.out.apply(merged);
+    const merged = op.reshape(op.transpose(attended, [0, 2, 1, 3]), [-1, this.dim]);
+    return op.reshape(this.out.apply(merged), [-1, t, this.dim]);
   }
+}
+
+/**
+ * q kᵀ over the last two axes, [.., T, d] x [.., S, d] -> [.., T, S], with the gradient written
+ * as dq = dS k and dk = dSᵀ q: no transposed copy of k is kept for the backward pass, and the
+ * transposed operands are ones ONNX Runtime fuses into its matrix product.
+ */
+function scoresProduct(q: Tensor, k: Tensor): Tensor {
+  const swap = (x: Tensor): Tensor => {
+    const perm = x.shape.map((_, i) => i);
+    [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
+    return op.transpose(x, perm);
+  };
+  const s = op.matmul(q, swap(k));
+  return op.withCustomGradient(s, [q, k], (ds) => [op.matmul(ds, k), op.matmul(swap(ds), q)]);
 }
 
 /** Pre-norm transformer block: x + attn(ln(x)); x + mlp(ln(x)). */
@@ -228,8 +313,9 @@ export class TransformerBlock {
   }
 
   apply(x: Tensor, bias?: Tensor): Tensor {
-    const h = op.add(x, this.attn.apply(this.ln1.apply(x), bias));
-    return op.add(h, this.mlp.apply(this.ln2.apply(h)));
+    // The norms' gains and biases are folded into the products that follow them.
+    const h = op.add(x, this.attn.apply(x, bias, this.ln1));
+    return op.add(h, this.mlp.apply(h, this.ln2));
   }
 }
 

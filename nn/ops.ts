@@ -190,7 +190,9 @@ VJP.Sigmoid = (n, [dy]) => {
 
 /** max(x, 0) */
 export const relu = (x: Tensor): Tensor => unary('Relu', x);
-VJP.Relu = (n, [dy]) => [where(greater(n.outputs[0], 0), dy!, 0)];
+// dy * sign(y), y >= 0: two fast passes (ONNX Runtime's Where is several times slower per element
+// than Mul), and a NaN in y reaches the gradient instead of being masked.
+VJP.Relu = (n, [dy]) => [mul(dy!, unary('Sign', n.outputs[0]))];
 
 /**
  * The error function. ONNX Runtime has no float64 Erf kernel on CPU, so in float64 graphs (gradient
@@ -861,13 +863,24 @@ VJP.LogSoftmax = (n, [dy]) => {
   return [sub(dy!, mul(exp(y), reduceSum(dy!, [axis], true)))];
 };
 
+/** Unit-gain constants made by `layerNorm(x, null, null)`: their gradient needs no gain multiply. */
+const unitGains = new WeakSet<Tensor>();
+
 /**
- * Layer normalisation over the last axis with gain and bias. In float32 graphs this is ONNX's fused
+ * Layer normalisation over the last axis with gain and bias (null for both: plain normalisation,
+ * e.g. when the gain and bias are folded into the next product, see `Linear.applyNormalized`). In float32 graphs this is ONNX's fused
  * LayerNormalization, whose saved mean and 1/std feed the gradient; in float64 graphs ONNX Runtime
  * has no kernel for those side outputs, so only Y is produced and the gradient recomputes them.
  */
-export function layerNorm(x: Tensor, scale: Tensor, bias: Tensor, epsilon = 1e-5): Tensor {
+export function layerNorm(x: Tensor, scale: Tensor | null, bias: Tensor | null, epsilon = 1e-5): Tensor {
   const d = x.shape[x.rank - 1];
+  if (scale === null || bias === null) {
+    // Plain normalisation (unit gain, zero bias): the gain multiply is skipped in the gradient.
+    if (typeof d !== 'number') throw new Error(`layerNorm: the last axis of ${x} must be static to normalise without gain and bias`);
+    const ones = x.graph.constantData(new Float32Array(d).fill(1), [d]);
+    unitGains.add(ones);
+    return layerNorm(x, scale ?? ones, bias ?? x.graph.constantData(new Float32Array(d), [d]), epsilon);
+  }
   if (scale.rank !== 1 || scale.shape[0] !== d || bias.rank !== 1 || bias.shape[0] !== d) {
     throw new Error(`layerNorm: scale ${scale} and bias ${bias} must be [${d}] for input ${x}`);
   }
@@ -895,7 +908,7 @@ VJP.LayerNormalization = (n, [dy], needs) => {
     invStd = reciprocal(sqrt(add(reduceMean(mul(centred, centred), [-1], true), eps)));
   }
   const xhat = mul(sub(x, mean), invStd);
-  const dxhat = mul(dy!, scale);
+  const dxhat = unitGains.has(scale) ? dy! : mul(dy!, scale);
   // dx = invStd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), with the per-row factors applied to
   // the [.., 1] statistics and the three terms added by one broadcasting Sum: 3 passes, not 4.
   const dx = needs[0]

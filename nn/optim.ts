@@ -116,16 +116,18 @@ export interface AdamWUpdate {
  * ReduceSum over the flat gradient loses precision with size (5e-5 relative at 0.9M values, 8e-4 at
  * 16M). A full reduction is ONNX Runtime's fast path; reductions over a last axis are 3-5x slower.
  */
-export function gradientSquares(grads: readonly Tensor[]): Tensor {
-  const parts = grads.map((d) => {
-    const size = d.shape.reduce<number>((a, b) => a * (b as number), 1);
+export function gradientSquares(grads: readonly Tensor[], shapes?: readonly (readonly number[])[]): Tensor {
+  const parts = grads.map((d, i) => {
+    // `shapes`: the original shapes of gradients given flattened (the rows follow them).
+    const shape = shapes?.[i] ?? d.shape;
+    const size = shape.reduce<number>((a, b) => a * (b as number), 1);
     let sq: Tensor;
     if (d.rank === 0) sq = op.mul(d, d);
-    else if (size <= 65536 || !d.shape.every((x) => typeof x === 'number')) sq = reduceSumSquare(d, d.shape.map((_, i) => i));
+    else if (size <= 65536 || !shape.every((x) => typeof x === 'number')) sq = reduceSumSquare(d, d.shape.map((_, i) => i));
     else {
       let cols = 1;
-      let k = d.rank;
-      while (k > 0 && cols < 4096) cols *= d.shape[--k] as number;
+      let k = shape.length;
+      while (k > 0 && cols < 4096) cols *= shape[--k] as number;
       const rows = size / cols;
       sq = rows === 1 ? reduceSumSquare(d, d.shape.map((_, i) => i)) : reduceSumSquare(op.reshape(d, [rows, cols]), [1]);
     }
@@ -150,12 +152,13 @@ function reduceSumSquare(x: Tensor, axes: readonly number[]): Tensor {
 export function adamw(g: Graph, params: readonly Parameter[], grads: readonly Tensor[], cfg: ResolvedAdamW, state: AdamWState): AdamWUpdate {
   const sizes = params.map((p) => p.data.length);
   const flatten = (t: Tensor): Tensor => (t.rank === 1 ? t : op.reshape(t, [-1]));
-  const flat = (ts: readonly Tensor[]): Tensor => (ts.length === 1 ? flatten(ts[0]) : op.concat(ts.map(flatten), 0));
-  const gFlat = flat(grads);
-  const pFlat = flat(params.map((p) => g.param(p)));
+  // The squared norms read the flattened gradients, so each Reshape has one reader and ONNX
+  // Runtime can alias it instead of copying.
+  const gPieces = grads.map(flatten);
+  const gFlat = gPieces.length === 1 ? gPieces[0] : op.concat(gPieces, 0);
 
   const gSquared = op.mul(gFlat, gFlat);
-  const gradSquares = gradientSquares(grads);
+  const gradSquares = gradientSquares(gPieces, params.map((p) => p.shape));
   const norm64 = op.sqrt(op.reduceSum(gradSquares));
   const gradNorm = g.floatType === 'float64' ? norm64 : op.cast(norm64, 'float32');
   // Clip factor min(1, c / (norm + 1e-6)), folded into the moment coefficients (scalar math only).
@@ -187,7 +190,7 @@ export function adamw(g: Graph, params: readonly Parameter[], grads: readonly Te
   const perParam = (f: (i: number) => number): number | Tensor => {
     const values = params.map((_, i) => f(i));
     if (values.every((x) => x === values[0])) return values[0];
-    const vec = new Float32Array(pFlat.shape[0] as number);
+    const vec = new Float32Array(sizes.reduce((a, b) => a + b, 0));
     let offset = 0;
     values.forEach((x, i) => {
       vec.fill(x, offset, offset + sizes[i]);
@@ -196,19 +199,26 @@ export function adamw(g: Graph, params: readonly Parameter[], grads: readonly Te
     return g.constantData(vec, [vec.length]);
   };
   const lrScale = perParam((i) => lrScaleOf(groupOf[i]));
-  const decay = perParam(decayOf);
 
   // Per-group rates scale the step size: a scalar when uniform, else one constant vector.
   const stepFactor = typeof lrScale === 'number' ? (lrScale === 1 ? stepSize : op.mul(stepSize, lrScale)) : op.mul(lrScale, stepSize);
   const update = op.mul(op.div(m, denom), stepFactor);
-  let next: Tensor;
-  if (typeof decay !== 'number' || decay > 0) {
-    // Decoupled decay as PyTorch applies it, p (1 - lr scale wd) - update: 2 passes, not 3.
-    const factor = typeof decay === 'number' && typeof lrScale === 'number' ? decay * lrScale : typeof lrScale === 'number' ? op.mul(decay as Tensor, lrScale) : op.mul(lrScale, decay);
-    next = op.sub(op.mul(pFlat, op.sub(1, op.mul(lr, factor))), update);
-  } else next = op.sub(pFlat, update);
-  const pieces = params.length === 1 ? [next] : op.split(next, sizes, 0);
-  const newParams = pieces.map((piece, i) => (params[i].shape.length === 1 ? piece : op.reshape(piece, params[i].shape)));
+  // The update is split per parameter and applied to each in its own shape: decoupled decay as
+  // PyTorch applies it, p (1 - lr scale wd) - update, with the factor a scalar per parameter (no
+  // flat parameter vector, no per-element factor vector rebuilt every step).
+  const pieces = params.length === 1 ? [update] : op.split(update, sizes, 0);
+  const factors = new Map<number, Tensor>();
+  const factorFor = (rate: number): Tensor => {
+    let f = factors.get(rate);
+    if (!f) factors.set(rate, (f = op.sub(1, op.mul(lr, rate))));
+    return f;
+  };
+  const newParams = pieces.map((piece, i) => {
+    const p = g.param(params[i]);
+    const u = params[i].shape.length === 1 ? piece : op.reshape(piece, params[i].shape);
+    const rate = decayOf(i) * lrScaleOf(groupOf[i]);
+    return op.sub(rate > 0 ? op.mul(p, factorFor(rate)) : p, u);
+  });
   return { params: newParams, m, v, gradNorm, gradSquares, lr };
 }
 /** base ** t for a constant base and a scalar tensor exponent. */
