@@ -7,6 +7,8 @@
  *                width 128, 4 pre-norm blocks (4 heads, MLP 512, GELU), batch 64, MSE on a 7-D action
  * Usage: npm run bench:graph [-- --threads=1,2 --seconds=4 --rounds=4]
  * samplesPerSec is the median over rounds (the host is shared); bestRoundSamplesPerSec the best.
+ * cpuMsPerStep is the process's CPU time (user + system, all threads) per step, median over rounds:
+ * at 1 thread it barely moves when other jobs take the cores, so it compares runtimes on a busy host.
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { Rng } from '../sim/rng.ts';
@@ -98,7 +100,7 @@ async function handWrittenMlp(threads: number): Promise<{ step: () => Promise<vo
   };
 }
 
-type Timing = { samplesPerSec: number; bestRoundSamplesPerSec: number; msPerStep: number; steps: number };
+type Timing = { samplesPerSec: number; bestRoundSamplesPerSec: number; msPerStep: number; cpuMsPerStep: number; steps: number };
 
 /**
  * Times several step functions in alternating rounds (so a change in the host's other load hits
@@ -107,26 +109,31 @@ type Timing = { samplesPerSec: number; bestRoundSamplesPerSec: number; msPerStep
 async function timeInterleaved(cases: { step: () => Promise<unknown>; batchSize: number }[]): Promise<Timing[]> {
   for (const c of cases) for (let i = 0; i < 3; i++) await c.step();
   const perRound: number[][] = cases.map(() => []);
+  const cpuPerRound: number[][] = cases.map(() => []);
   const steps = cases.map(() => 0);
   for (let r = 0; r < rounds; r++) {
     for (const [k, c] of cases.entries()) {
       let n = 0;
       const start = performance.now();
+      const cpu = process.cpuUsage();
       while (performance.now() - start < (seconds * 1000) / rounds / cases.length || n < 2) {
         await c.step();
         n++;
       }
       perRound[k].push((c.batchSize * n * 1000) / (performance.now() - start));
+      const used = process.cpuUsage(cpu);
+      cpuPerRound[k].push((used.user + used.system) / 1000 / n);
       steps[k] += n;
     }
   }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   return cases.map((c, k) => {
-    const sorted = perRound[k].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)];
+    const rate = median(perRound[k]);
     return {
-      samplesPerSec: Math.round(median),
-      bestRoundSamplesPerSec: Math.round(sorted[sorted.length - 1]),
-      msPerStep: Number(((c.batchSize * 1000) / median).toFixed(3)),
+      samplesPerSec: Math.round(rate),
+      bestRoundSamplesPerSec: Math.round(Math.max(...perRound[k])),
+      msPerStep: Number(((c.batchSize * 1000) / rate).toFixed(3)),
+      cpuMsPerStep: Number(median(cpuPerRound[k]).toFixed(3)),
       steps: steps[k],
     };
   });
@@ -157,4 +164,5 @@ for (const t of threadCounts) {
   const [timing] = await timeInterleaved([c]);
   (result.transformer as unknown[]).push({ ...c.info, ...timing });
 }
+result.loadAverage1mEnd = Number(loadavg()[0].toFixed(2));
 console.log(JSON.stringify(result));

@@ -3,7 +3,8 @@ global-norm clipping, decoupled decay on matrices only), same timing scheme (rou
 seconds/rounds, median and best). Prints one JSON line. Needs torch (CPU build) and numpy:
   OMP_WAIT_POLICY=PASSIVE python3 bench/graph_torch.py --threads=1,2 --seconds=8 --rounds=4
 Run it alternately with `npm run bench:graph` (project, torch, project, torch) and compare medians;
-if the two benches' shapes ever differ, fix this file."""
+cpuMsPerStep (process CPU time per step) is the steadier figure when other jobs share the cores.
+If the two benches' shapes ever differ, fix this file."""
 import json, math, os, statistics, sys, time
 import torch
 import torch.nn as nn
@@ -92,15 +93,19 @@ def timed(step, batch):
     for _ in range(3):
         step()
     per = []
+    cpu = []
     total = 0
     for _ in range(rounds):
-        k, t0 = 0, time.perf_counter()
+        k, t0, c0 = 0, time.perf_counter(), time.process_time()
         while time.perf_counter() - t0 < seconds / rounds or k < 2:
             step()
             k += 1
         per.append(batch * k / (time.perf_counter() - t0))
+        cpu.append((time.process_time() - c0) * 1000 / k)  # process CPU time (all threads) per step
         total += k
-    return {"samplesPerSec": round(statistics.median_high(sorted(per))), "bestRoundSamplesPerSec": round(max(per)), "steps": total}
+    rate = statistics.median_high(sorted(per))
+    return {"samplesPerSec": round(rate), "bestRoundSamplesPerSec": round(max(per)), "msPerStep": round(batch * 1000 / rate, 3),
+            "cpuMsPerStep": round(statistics.median_high(sorted(cpu)), 3), "steps": total}
 
 
 res = {"bench": "torch", "torch": torch.__version__, "attn": attn_impl, "loadAverage1m": round(os.getloadavg()[0], 2), "mlp": [], "transformer": []}
@@ -116,4 +121,5 @@ for t in threads:
     image, text = torch.rand(b, 3, 64, 64), torch.randint(0, 512, (b, 16))
     mask = (torch.arange(16) < 10).float().expand(b, 16).contiguous()
     res["transformer"].append({"threads": t, **timed(make_step(Policy(), 3e-4, 100, 0.5, (image, text, mask), torch.randn(b, 7)), b)})
+res["loadAverage1mEnd"] = round(os.getloadavg()[0], 2)
 print(json.dumps(res))
