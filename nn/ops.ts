@@ -863,8 +863,12 @@ VJP.LogSoftmax = (n, [dy]) => {
   return [sub(dy!, mul(exp(y), reduceSum(dy!, [axis], true)))];
 };
 
-/** Unit-gain constants made by `layerNorm(x, null, null)`: their gradient needs no gain multiply. */
+/**
+ * Unit-gain and zero-bias constants made by `layerNorm(x, null, null)`: the gradient of a plain
+ * normalisation needs no gain multiply, and its output is x̂ itself (not recomputed from x).
+ */
 const unitGains = new WeakSet<Tensor>();
+const zeroBiases = new WeakSet<Tensor>();
 
 /**
  * Layer normalisation over the last axis with gain and bias (null for both: plain normalisation,
@@ -878,8 +882,10 @@ export function layerNorm(x: Tensor, scale: Tensor | null, bias: Tensor | null, 
     // Plain normalisation (unit gain, zero bias): the gain multiply is skipped in the gradient.
     if (typeof d !== 'number') throw new Error(`layerNorm: the last axis of ${x} must be static to normalise without gain and bias`);
     const ones = x.graph.constantData(new Float32Array(d).fill(1), [d]);
+    const zeros = x.graph.constantData(new Float32Array(d), [d]);
     unitGains.add(ones);
-    return layerNorm(x, scale ?? ones, bias ?? x.graph.constantData(new Float32Array(d), [d]), epsilon);
+    zeroBiases.add(zeros);
+    return layerNorm(x, scale ?? ones, bias ?? zeros, epsilon);
   }
   if (scale.rank !== 1 || scale.shape[0] !== d || bias.rank !== 1 || bias.shape[0] !== d) {
     throw new Error(`layerNorm: scale ${scale} and bias ${bias} must be [${d}] for input ${x}`);
@@ -907,7 +913,8 @@ VJP.LayerNormalization = (n, [dy], needs) => {
     const centred = sub(x, mean);
     invStd = reciprocal(sqrt(add(reduceMean(mul(centred, centred), [-1], true), eps)));
   }
-  const xhat = mul(sub(x, mean), invStd);
+  const plain = unitGains.has(scale) && zeroBiases.has(bias);
+  const xhat = plain ? n.outputs[0] : mul(sub(x, mean), invStd);
   const dxhat = unitGains.has(scale) ? dy! : mul(dy!, scale);
   // dx = invStd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), with the per-row factors applied to
   // the [.., 1] statistics and the three terms added by one broadcasting Sum: 3 passes, not 4.
