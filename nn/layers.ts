@@ -92,12 +92,16 @@ export class Linear {
   }
 
   /**
-   * `apply(norm.apply(x))` with the norm's gain and bias folded into this layer's weight and bias
-   * (W' = diag(gain) W, b' = bias W + b: products of small tensors), so the activations are only
-   * normalised: the norm's gradient then skips the gain multiply and its two reductions over the
-   * activations. Same parameters, same result up to float rounding.
+   * `apply(norm.apply(x))`; in training graphs with the norm's gain and bias folded into this
+   * layer's weight and bias (W' = diag(gain) W, b' = bias W + b: products of small tensors), so
+   * the activations are only normalised: the norm's gradient then skips the gain multiply and its
+   * two reductions over the activations. Inference graphs (weights fed as inputs to rollout
+   * runners) would redo the small products every run, so there the norm is applied as it is.
+   * Same parameters, same result up to float rounding.
    */
   applyNormalized(x: Tensor, norm: LayerNorm): Tensor {
+    // Only training graphs fold (see MultiHeadAttention.apply): inference applies the norm as is.
+    if (!x.graph.training) return this.apply(norm.apply(x));
     const folded = foldNorm(norm, x.graph.param(this.weight), this.bias ? x.graph.param(this.bias) : null);
     return this.product(norm.normalize(x), folded.weight, folded.bias);
   }
@@ -183,9 +187,10 @@ export class MLP {
   }
 
   /**
-   * Applies the stack; with `norm`, to `norm.apply(x)` with the norm's gain and bias folded into
-   * the first layer (see `Linear.applyNormalized`). A hidden exact GELU is computed doubled and
-   * the next layer's weight halved (one pass fewer over the widest activations).
+   * Applies the stack; with `norm`, to `norm.apply(x)`. In training graphs the norm's gain and bias
+   * are folded into the first layer (see `Linear.applyNormalized`) and a hidden exact GELU is
+   * computed doubled with the next layer's weight halved (one pass fewer over the widest
+   * activations); inference graphs compute the plain composition (no per-run weight products).
    */
   apply(x: Tensor, norm?: LayerNorm): Tensor {
     let h = x;
@@ -196,7 +201,7 @@ export class MLP {
       else if (halveNext) h = layer.product(h, op.mul(g.param(layer.weight), 0.5), layer.bias ? g.param(layer.bias) : undefined);
       else h = layer.apply(h);
       const a = i + 1 < this.layers.length ? this.activation : this.finalActivation;
-      halveNext = a === 'gelu' && i + 1 < this.layers.length;
+      halveNext = a === 'gelu' && i + 1 < this.layers.length && g.training;
       h = halveNext ? geluTwice(h) : activate(h, a);
     });
     return h;
@@ -250,8 +255,8 @@ export class MultiHeadAttention {
   }
 
   /**
-   * Self-attention of `x` [B, T, D]; with `norm`, of `norm.apply(x)`, its gain and bias folded into
-   * the projection (see `Linear.applyNormalized`).
+   * Self-attention of `x` [B, T, D]; with `norm`, of `norm.apply(x)`, in training graphs with its
+   * gain and bias folded into the projections (see `Linear.applyNormalized`).
    *
    * Layout: separate q, k and v products, each reshaped and transposed once to [B, H, T, hd]. One
    * [D, 3D] product measured no faster: ONNX Runtime moves the head transpose behind the Split that
@@ -265,6 +270,9 @@ export class MultiHeadAttention {
     if (x.rank !== 3 || typeof t !== 'number') throw new Error(`${this.name}: input must be [B, T, ${this.dim}] with static T, got ${x}`);
     if (x.shape[2] !== this.dim) throw new Error(`${this.name}: input ${x.name} has shape ${shapeString(x.shape)}, expected last dimension ${this.dim}`);
     const g = x.graph;
+    // Folding pays in the backward pass; an inference graph fed its weights as inputs would only
+    // redo the small weight products every run, so it applies the norm as it is.
+    if (norm && !g.training) return this.apply(norm.apply(x), bias);
     const scale = 1 / Math.sqrt(this.headDim);
     const input = norm ? norm.normalize(x) : x;
     const rows = op.reshape(input, [-1, this.dim]);

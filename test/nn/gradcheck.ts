@@ -23,6 +23,8 @@ export interface GradCheckOptions {
   seed?: number;
   /** Custom values for named inputs (default: N(0, 1) for floats). */
   values?: Record<string, HostData>;
+  /** Trace as a training graph (layers use their training-graph layouts). Default false. */
+  training?: boolean;
 }
 
 /** Outcome of a check, for messages. */
@@ -37,7 +39,7 @@ export interface GradCheckReport {
  * tensors to differentiate, inputs or parameters), then asserts analytic == numeric gradients.
  */
 export async function gradCheck(build: (g: Graph) => { loss: Tensor; wrt: Tensor[] }, options: GradCheckOptions = {}): Promise<GradCheckReport> {
-  const g = new Graph({ floatType: 'float64', name: 'gradcheck' });
+  const g = new Graph({ floatType: 'float64', name: 'gradcheck', training: options.training ?? false });
   const { loss, wrt } = build(g);
   const grads = gradients(loss, wrt);
   g.output('loss', loss);

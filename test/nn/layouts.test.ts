@@ -65,7 +65,7 @@ test('attention with the norm folded into its projections equals norm -> plain a
   const ln = movedNorm(params, 'ln', 8, 1);
   const attn = new MultiHeadAttention(params, 'attn', 8, 2);
   const build = (fast: boolean) => {
-    const g = new Graph({ floatType: 'float64' });
+    const g = new Graph({ floatType: 'float64', training: true });
     const x = g.input('x', ['B', 5, 8]);
     const bias = keyMaskBias(g.input('mask', ['B', 5]));
     const y = fast ? attn.apply(x, bias, ln) : referenceAttention(attn, ln.apply(x), bias);
@@ -87,7 +87,7 @@ test('MLP with the norm folded in and a doubled GELU equals norm -> Linear -> GE
   const ln = movedNorm(params, 'ln', 6, 2);
   const mlp = new MLP(params, 'mlp', [6, 10, 10, 4], 'gelu');
   const build = (fast: boolean) => {
-    const g = new Graph({ floatType: 'float64' });
+    const g = new Graph({ floatType: 'float64', training: true });
     const x = g.input('x', ['B', 3, 6]);
     let y: Tensor;
     if (fast) y = mlp.apply(x, ln);
@@ -109,6 +109,26 @@ test('MLP with the norm folded in and a doubled GELU equals norm -> Linear -> GE
   for (const k of Object.keys(ref)) assertClose(fast[k], ref[k], k);
 });
 
+test('inference graphs keep the plain composition (no per-run weight products) and agree with the training layout', async () => {
+  const params = new ParamSet(17);
+  const block = new TransformerBlock(params, 'blk', 8, 2, 2, 'gelu');
+  for (const ln of [block.ln1, block.ln2]) ln.scale.data = ln.scale.data.map((_, i) => 0.8 + 0.05 * i);
+  const build = (training: boolean) => {
+    const g = new Graph({ floatType: 'float64', training });
+    g.output('y', block.apply(g.input('x', ['B', 4, 8])));
+    return g;
+  };
+  const inference = build(false);
+  const normed = inference.nodes.filter((n) => n.op === 'LayerNormalization');
+  assert.equal(normed.length, 2);
+  assert.ok(normed.every((n) => params.list().some((p) => p.name === n.inputs[1]!.name)), 'inference norms apply their own gain');
+  const weightProducts = inference.nodes.filter((n) => n.op === 'Mul' && n.inputs.some((t) => t && /weight$/.test(t.name)));
+  assert.equal(weightProducts.length, 1, 'only the q scale touches a weight in inference');
+  const a = await run64(inference, 2, 5);
+  const b = await run64(build(true), 2, 5);
+  assertClose(a.y, b.y, 'y');
+});
+
 test('finite differences: folded attention (key mask), folded exact-GELU MLP, plain normalisation, exact-GELU transformer block', async () => {
   const params = new ParamSet(13);
   const ln = movedNorm(params, 'ln', 8, 3);
@@ -118,7 +138,7 @@ test('finite differences: folded attention (key mask), folded exact-GELU MLP, pl
       const x = g.input('x', ['B', 4, 8]);
       return { loss: weightedSum(attn.apply(x, keyMaskBias(g.input('mask', ['B', 4])), ln)), wrt: [x, ...paramTensors(g)] };
     },
-    { values: { mask: Float64Array.from([1, 1, 0, 1, 1, 1, 1, 0, 1, 0, 1, 1]) }, samples: 6 },
+    { values: { mask: Float64Array.from([1, 1, 0, 1, 1, 1, 1, 0, 1, 0, 1, 1]) }, samples: 6, training: true },
   );
   const p2 = new ParamSet(14);
   const ln2 = movedNorm(p2, 'ln', 5, 4);
@@ -126,7 +146,7 @@ test('finite differences: folded attention (key mask), folded exact-GELU MLP, pl
   await gradCheck((g) => {
     const x = g.input('x', ['B', 5]);
     return { loss: weightedSum(mlp.apply(x, ln2)), wrt: [x, ...paramTensors(g)] };
-  });
+  }, { training: true });
   await gradCheck((g) => {
     const x = g.input('x', ['B', 2, 6]);
     return { loss: weightedSum(op.layerNorm(x, null, null)), wrt: [x] };
@@ -137,13 +157,13 @@ test('finite differences: folded attention (key mask), folded exact-GELU MLP, pl
     ln3.scale.data = ln3.scale.data.map((_, i) => 1 + 0.1 * i);
     ln3.bias.data = ln3.bias.data.map((_, i) => 0.05 * (i - 3));
   }
-  await gradCheck((g) => ({ loss: weightedSum(block.apply(g.input('x', ['B', 3, 8]))), wrt: paramTensors(g) }), { samples: 4 });
+  await gradCheck((g) => ({ loss: weightedSum(block.apply(g.input('x', ['B', 3, 8]))), wrt: paramTensors(g) }), { samples: 4, training: true });
 });
 
 test('gradient accumulation adds all terms of a tensor in one Sum (no Sum reads a Sum that nothing else reads)', () => {
   const params = new ParamSet(16);
   const block = new TransformerBlock(params, 'blk', 8, 2, 2, 'gelu');
-  const g = new Graph();
+  const g = new Graph({ training: true });
   const x = g.input('x', ['B', 3, 8]);
   const grads = gradients(weightedSum(block.apply(x)), [x, ...paramTensors(g)]);
   // Live nodes: those the gradients need (what export keeps).
