@@ -28,7 +28,11 @@ import type { VlaConfig } from './config.ts';
 export const PROPRIO_DIM = 7;
 export const ACTION_DIM = 7;
 
-/** Per-dimension mean and standard deviation of proprio and actions over the training data. */
+/**
+ * Per-dimension mean and standard deviation of proprio and actions over the training data. With
+ * `model.actionFrame: delta` the action statistics are those of the predicted quantity: joint
+ * target minus the current joint position over every offset of the chunk (gripper absolute).
+ */
 export interface NormStats {
   proprioMean: number[];
   proprioStd: number[];
@@ -57,6 +61,16 @@ export const VLA_IO = {
   valueInt: 'value_int',
   features: 'features',
 } as const;
+
+/** Which action dimensions are predicted relative to proprio in `frame` (the six joints in delta mode). */
+export function relativeDims(frame: VlaConfig['actionFrame']): boolean[] {
+  return Array.from({ length: ACTION_DIM }, (_, d) => frame === 'delta' && d < 6);
+}
+
+/** The graph's `proprio` input [B,7], declared once however many parts of the model read it. */
+export function proprioInput(g: Graph): Tensor {
+  return g.inputs.find((t) => t.name === VLA_IO.proprio) ?? g.input(VLA_IO.proprio, ['B', PROPRIO_DIM]);
+}
 
 /** The image, text, proprio (and memory) encoder + transformer: inputs -> pooled features [B,F]. */
 export class VlaTrunk {
@@ -120,7 +134,7 @@ export class VlaTrunk {
     const tokens: Tensor[] = [];
     const width = c.width;
     // CLS token, broadcast to the batch through the proprio token's shape.
-    const proprioIn = g.input(VLA_IO.proprio, [B, PROPRIO_DIM]);
+    const proprioIn = proprioInput(g);
     const proprioNorm = op.div(op.sub(proprioIn, g.constant(s.proprioMean, [PROPRIO_DIM])), g.constant(s.proprioStd, [PROPRIO_DIM]));
     const proprioTok = op.unsqueeze(this.proprio.apply(proprioNorm), [1]); // [B,1,D]
     const clsTok = op.add(op.mul(proprioTok, 0), g.param(this.cls));
@@ -180,11 +194,17 @@ export class VlaHead {
     this.valueInt = new MLP(params, 'head.value_int', [c.width, c.headHidden, 1], 'gelu');
   }
 
-  apply(features: Tensor): HeadOutputs {
+  /** `proprio` [B,7] is read in delta mode (declared on the graph when not given). */
+  apply(features: Tensor, proprio?: Tensor): HeadOutputs {
     const g = features.graph;
     const s = this.stats;
     const actionNorm = op.reshape(this.action.apply(features), [0, this.config.chunk, ACTION_DIM]);
-    const action = op.add(op.mul(actionNorm, g.constant(s.actionStd, [ACTION_DIM])), g.constant(s.actionMean, [ACTION_DIM]));
+    let action = op.add(op.mul(actionNorm, g.constant(s.actionStd, [ACTION_DIM])), g.constant(s.actionMean, [ACTION_DIM]));
+    if (this.config.actionFrame === 'delta') {
+      // Joint targets = predicted step + current joints (gripper dimension: + 0), for every chunk step.
+      const mask = g.constant(relativeDims('delta').map((r) => (r ? 1 : 0)), [ACTION_DIM]);
+      action = op.add(action, op.unsqueeze(op.mul(proprio ?? proprioInput(g), mask), [1]));
+    }
     const logStd = op.add(g.param(this.logStd), g.constant(s.actionStd.map(Math.log), [ACTION_DIM]));
     return {
       actionNorm,
