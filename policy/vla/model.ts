@@ -167,8 +167,6 @@ export class VlaTrunk {
 export interface HeadOutputs {
   /** Normalised action chunk [B,K,7]. */
   actionNorm: Tensor;
-  /** Denormalised action chunk [B,K,7] (absolute joint targets + gripper). */
-  action: Tensor;
   /** log std of the action distribution in action units [7]. */
   logStd: Tensor;
   valueExt: Tensor;
@@ -194,25 +192,32 @@ export class VlaHead {
     this.valueInt = new MLP(params, 'head.value_int', [c.width, c.headHidden, 1], 'gelu');
   }
 
-  /** `proprio` [B,7] is read in delta mode (declared on the graph when not given). */
-  apply(features: Tensor, proprio?: Tensor): HeadOutputs {
+  apply(features: Tensor): HeadOutputs {
     const g = features.graph;
     const s = this.stats;
     const actionNorm = op.reshape(this.action.apply(features), [0, this.config.chunk, ACTION_DIM]);
-    let action = op.add(op.mul(actionNorm, g.constant(s.actionStd, [ACTION_DIM])), g.constant(s.actionMean, [ACTION_DIM]));
-    if (this.config.actionFrame === 'delta') {
-      // Joint targets = predicted step + current joints (gripper dimension: + 0), for every chunk step.
-      const mask = g.constant(relativeDims('delta').map((r) => (r ? 1 : 0)), [ACTION_DIM]);
-      action = op.add(action, op.unsqueeze(op.mul(proprio ?? proprioInput(g), mask), [1]));
-    }
     const logStd = op.add(g.param(this.logStd), g.constant(s.actionStd.map(Math.log), [ACTION_DIM]));
     return {
       actionNorm,
-      action,
       logStd,
       valueExt: op.squeeze(this.valueExt.apply(features), [1]),
       valueInt: op.squeeze(this.valueInt.apply(features), [1]),
     };
+  }
+
+  /**
+   * The action chunk in robot units [B,K,7] (absolute joint targets + gripper) from the normalised
+   * one: denormalised with the dataset statistics and, in delta mode, plus the current joints
+   * (the graph's `proprio` input, declared when the graph has none yet).
+   */
+  absolute(actionNorm: Tensor): Tensor {
+    const g = actionNorm.graph;
+    const s = this.stats;
+    const action = op.add(op.mul(actionNorm, g.constant(s.actionStd, [ACTION_DIM])), g.constant(s.actionMean, [ACTION_DIM]));
+    if (this.config.actionFrame !== 'delta') return action;
+    // Joint targets = predicted step + current joints (gripper dimension: + 0), for every chunk step.
+    const mask = g.constant(relativeDims('delta').map((r) => (r ? 1 : 0)), [ACTION_DIM]);
+    return op.add(action, op.unsqueeze(op.mul(proprioInput(g), mask), [1]));
   }
 }
 
@@ -247,7 +252,7 @@ export function vlaInferenceModel(params: ParamSet, trunk: VlaTrunk, head: VlaHe
       const features = trunk.apply(g);
       const h = head.apply(fuse(g, features));
       return {
-        [VLA_IO.action]: h.action,
+        [VLA_IO.action]: head.absolute(h.actionNorm),
         [VLA_IO.logStd]: h.logStd,
         [VLA_IO.valueExt]: h.valueExt,
         [VLA_IO.valueInt]: h.valueInt,
@@ -275,7 +280,7 @@ export function createVla(config: VlaConfig, tokenizer: Tokenizer, stats: NormSt
     name: 'evovla_vla_head',
     forward: (g) => {
       const h = head.apply(g.input(VLA_IO.features, ['B', config.width]));
-      return { [VLA_IO.action]: h.action, [VLA_IO.logStd]: h.logStd, [VLA_IO.valueExt]: h.valueExt, [VLA_IO.valueInt]: h.valueInt };
+      return { [VLA_IO.action]: head.absolute(h.actionNorm), [VLA_IO.logStd]: h.logStd, [VLA_IO.valueExt]: h.valueExt, [VLA_IO.valueInt]: h.valueInt };
     },
   };
   return { config, params, tokenizer, stats, trunk, head, inference, training, trunkModel, headModel };
