@@ -146,8 +146,8 @@ export class BatchedPolicy {
 
 /**
  * Turns action chunks into one action per step: chunked execution (a queue refilled every
- * `execute` steps) or ACT's temporal ensembling (every chunk's prediction for this step, weighted
- * by exp(-decay * age)). One per env.
+ * `execute` steps) or temporal ensembling as ACT (every chunk's prediction for this step, weighted
+ * by exp(-decay * age), age = steps since the prediction was made). One per env.
  */
 export class ChunkPlayer {
   private queue: Float32Array[] = [];
@@ -172,8 +172,9 @@ export class ChunkPlayer {
       const step = this.t + k;
       let e = this.pending.get(step);
       if (!e) this.pending.set(step, (e = { w: 0, sum: new Float64Array(7) }));
-      // ACT weights older predictions more (w_i = exp(-m i), i = 0 the oldest); here the age of a
-      // prediction is how many chunks ago it was made, k steps into its own chunk.
+      // The age of a prediction is k, how many steps into its own chunk it lies: decay > 0 favours
+      // the newest predictions, decay < 0 the oldest (ACT's w_i = exp(-m i), i = 0 the oldest, is
+      // decay = -m; its m = 0.01 is close to a plain average, decay = 0).
       const w = Math.exp(-this.mode.ensembleDecay * k);
       e.w += w;
       for (let d = 0; d < 7; d++) e.sum[d] += w * a[d];

@@ -15,7 +15,7 @@ import { ModelRunner } from '../../nn/runner.ts';
 import type { HostTensor } from '../../nn/runtime.ts';
 import { Trainer } from '../../nn/trainer.ts';
 import { Rng } from '../../sim/rng.ts';
-import { VLA_IO, type Vla } from '../vla/model.ts';
+import { VLA_IO, relativeDims, type Vla } from '../vla/model.ts';
 import type { BcPhaseConfig } from './config.ts';
 import { sampleBatch, type Batch, type FrameCache } from './dataset.ts';
 
@@ -89,6 +89,7 @@ export async function runBcPhase(ctx: PhaseContext, cfg: BcPhaseConfig): Promise
   const t0 = performance.now();
   if (ctx.trainFrames.length === 0) throw new Error('bc: no training frames');
   const instruction = vla.tokenizer.encode([cache.episodes[0].instruction]).ids;
+  const relative = relativeDims(vla.config.actionFrame);
 
   const trainer = await Trainer.create({
     model: vla.training,
@@ -109,7 +110,7 @@ export async function runBcPhase(ctx: PhaseContext, cfg: BcPhaseConfig): Promise
   // Validation: fixed frames of the held-out episodes, no augmentation, drawn once from their own Rng.
   const runner = ctx.valFrames.length ? await ModelRunner.create(vla.training, { threads: ctx.threads }) : null;
   const valRng = new Rng(ctx.seed).fork('bc-val');
-  const valBatches = runner ? Array.from({ length: cfg.valBatches }, () => sampleBatch(cache, ctx.valFrames, cfg.batch, K, vla.stats, valRng, 0)) : [];
+  const valBatches = runner ? Array.from({ length: cfg.valBatches }, () => sampleBatch(cache, ctx.valFrames, cfg.batch, K, vla.stats, valRng, 0, undefined, relative)) : [];
   const validate = async (): Promise<number | null> => {
     if (!runner) return null;
     let sum = 0;
@@ -135,7 +136,7 @@ export async function runBcPhase(ctx: PhaseContext, cfg: BcPhaseConfig): Promise
   let stoppedEarly = false;
   try {
     while (step < cfg.steps) {
-      const b = sampleBatch(cache, ctx.trainFrames, cfg.batch, K, vla.stats, sampler, cfg.shift, scratch);
+      const b = sampleBatch(cache, ctx.trainFrames, cfg.batch, K, vla.stats, sampler, cfg.shift, scratch, relative);
       trainer.learningRate = bcLearningRate(cfg, step + 1);
       const feeds = batchFeeds(vla, cache, b, cfg.batch, instruction);
       feeds.target = { data: b.target, shape: [cfg.batch, K, 7] };

@@ -128,11 +128,13 @@ export const TrainConfigSchema = z.strictObject({
       /**
        * 'chunk': run the model every `execute` steps and play the first `execute` actions of the
        * chunk. 'ensemble': run it every step and average, for each step, every chunk's prediction
-       * of it with weights exp(-ensembleDecay * age) (ACT's temporal ensembling).
+       * of it with weights exp(-ensembleDecay * age), age = steps since the prediction was made
+       * (temporal ensembling as ACT; decay > 0 favours the newest predictions, < 0 the oldest, ACT's
+       * own m = 0.01 is decay -0.01).
        */
       mode: z.enum(['chunk', 'ensemble']).default('chunk'),
       execute: z.number().int().min(1).default(8),
-      ensembleDecay: z.number().min(0).default(0.1),
+      ensembleDecay: z.number().min(-1).max(10).default(0.1),
     })
     .prefault({}),
   eval: z

@@ -100,20 +100,28 @@ export class FrameCache {
     return this.actions.subarray(7 * j, 7 * j + 7);
   }
 
-  /** Mean and standard deviation of proprio and actions over the frames of `episodes` (std floored at 1e-3). */
-  stats(episodes: readonly number[] = this.episodes.map((_, k) => k)): NormStats {
-    const acc = (src: Float32Array) => {
+  /**
+   * Mean and standard deviation of proprio and of the predicted action quantity over the frames of
+   * `episodes` (std floored at 1e-3). With `relative` dimensions (the joints in delta mode) the
+   * action statistics are those of the target minus the frame's proprio, over every offset of a
+   * `chunk`-step chunk, since the model predicts the whole chunk from one frame.
+   */
+  stats(episodes: readonly number[] = this.episodes.map((_, k) => k), relative: readonly boolean[] = [], chunk = 1): NormStats {
+    const acc = (value: (i: number, k: number, d: number) => number, offsets: number) => {
       const mean = new Float64Array(7);
       const sq = new Float64Array(7);
       let n = 0;
-      for (const k of episodes) {
-        const e = this.episodes[k];
-        for (let i = e.start; i < e.start + e.length; i++) {
-          for (let d = 0; d < 7; d++) {
-            mean[d] += src[7 * i + d];
-            sq[d] += src[7 * i + d] ** 2;
+      for (const e of episodes) {
+        const ep = this.episodes[e];
+        for (let i = ep.start; i < ep.start + ep.length; i++) {
+          for (let k = 0; k < offsets; k++) {
+            for (let d = 0; d < 7; d++) {
+              const v = value(i, k, d);
+              mean[d] += v;
+              sq[d] += v * v;
+            }
+            n++;
           }
-          n++;
         }
       }
       if (n === 0) throw new Error('stats over no frames');
@@ -121,9 +129,17 @@ export class FrameCache {
       const s = [...sq].map((x, d) => Math.max(1e-3, Math.sqrt(Math.max(0, x / n - m[d] ** 2))));
       return { m, s };
     };
-    const p = acc(this.proprio);
-    const a = acc(this.actions);
+    const p = acc((i, _k, d) => this.proprio[7 * i + d], 1);
+    const rel = relative.some(Boolean);
+    // Absolute targets: the frames' own actions (each action is some frame's chunk step).
+    const a = rel ? acc((i, k, d) => this.chunkTarget(i, k, d, relative), chunk) : acc((i, _k, d) => this.actions[7 * i + d], 1);
     return { proprioMean: p.m, proprioStd: p.s, actionMean: a.m, actionStd: a.s };
+  }
+
+  /** Dimension `d` of the action k steps after frame i's, minus frame i's proprio where `relative[d]`. */
+  chunkTarget(i: number, k: number, d: number, relative: readonly boolean[]): number {
+    const a = this.chunkAction(i, k)[d];
+    return relative[d] ? a - this.proprio[7 * i + d] : a;
   }
 
   close(): void {
@@ -248,9 +264,20 @@ export interface Batch {
  * Samples `batch` frames uniformly (with replacement) from `frames` and assembles model inputs:
  * images as floats in 0..1 (with a random shift of up to `shift` pixels per image: edge-padded,
  * then cropped back, as DrQ does), proprio, and the normalised target chunk. Every random choice
- * comes from `rng`, so a seeded sampler gives the same batches.
+ * comes from `rng`, so a seeded sampler gives the same batches. `relative` marks the dimensions
+ * whose targets are taken relative to the frame's proprio (the joints with `model.actionFrame: delta`).
  */
-export function sampleBatch(cache: FrameCache, frames: Int32Array, batch: number, chunk: number, stats: NormStats, rng: Rng, shift: number, scratch: Uint8Array = new Uint8Array(cache.frameBytes)): Batch {
+export function sampleBatch(
+  cache: FrameCache,
+  frames: Int32Array,
+  batch: number,
+  chunk: number,
+  stats: NormStats,
+  rng: Rng,
+  shift: number,
+  scratch: Uint8Array = new Uint8Array(cache.frameBytes),
+  relative: readonly boolean[] = [],
+): Batch {
   const S = cache.size;
   const plane = S * S;
   const cams = cache.cameras.length;
@@ -278,8 +305,7 @@ export function sampleBatch(cache: FrameCache, frames: Int32Array, batch: number
     }
     proprio.set(cache.proprio.subarray(7 * i, 7 * i + 7), 7 * b);
     for (let k = 0; k < chunk; k++) {
-      const a = cache.chunkAction(i, k);
-      for (let d = 0; d < 7; d++) target[(b * chunk + k) * 7 + d] = (a[d] - stats.actionMean[d]) / stats.actionStd[d];
+      for (let d = 0; d < 7; d++) target[(b * chunk + k) * 7 + d] = (cache.chunkTarget(i, k, d, relative) - stats.actionMean[d]) / stats.actionStd[d];
     }
   }
   return { proprio, images, target };

@@ -182,10 +182,16 @@ export interface RewardModel {
   afterRollout?(): Promise<Record<string, number>> | Record<string, number>;
 }
 
-/** env action = center + scale * clip(a, -limit, limit), per dimension (a is the normalised action). */
+/**
+ * env action = center + scale * clip(a, -limit, limit), per dimension (a is the normalised action),
+ * plus the current proprio value in the dimensions marked `relative` (a policy that predicts joint
+ * steps from where the arm is, as the VLA does with `model.actionFrame: delta`).
+ */
 export interface ActionMap {
   center: readonly number[];
   scale: readonly number[];
+  /** Dimensions predicted relative to proprio (joints 0-5, gripper 6); default none. */
+  relative?: readonly boolean[];
   /** Bound of the normalised action (default 1; e.g. 3 when a is a z-score of the demo actions). */
   limit?: number;
 }
@@ -438,11 +444,21 @@ async function evaluate(ctx: RolloutContext, inputs: Record<string, Float32Array
   };
 }
 
-/** Normalised action -> env action (clipped to +-limit first; the log-prob is of the unclipped sample). */
-export function toEnvAction(map: ActionMap, a: ArrayLike<number>): number[] {
+/**
+ * Normalised action -> env action (clipped to +-limit first; the log-prob is of the unclipped
+ * sample). `state` (the observation the action was chosen from) is needed when the map has
+ * relative dimensions.
+ */
+export function toEnvAction(map: ActionMap, a: ArrayLike<number>, state?: Pick<StepInfo['state'], 'q' | 'gripper'>): number[] {
   const out = new Array<number>(map.center.length);
   const lim = map.limit ?? 1;
   for (let j = 0; j < out.length; j++) out[j] = map.center[j] + map.scale[j] * Math.max(-lim, Math.min(lim, a[j]));
+  if (map.relative?.some(Boolean)) {
+    if (!state) throw new Error('toEnvAction: the action map is relative to proprio; pass the observation state');
+    map.relative.forEach((r, j) => {
+      if (r) out[j] += j < 6 ? state.q[j] : state.gripper;
+    });
+  }
   return out;
 }
 
@@ -514,7 +530,7 @@ export async function collectRollout(ctx: RolloutContext, cur: Cursor): Promise<
       ro.logProbs[k] = gaussianLogDensity(sample, mean, net.logStd);
       ro.valuesExt[k] = net.valueExt[i];
       ro.valuesInt[k] = net.valueInt[i];
-      envActions.push(toEnvAction(ctx.actionMap, sample));
+      envActions.push(toEnvAction(ctx.actionMap, sample, cur.results[i].info.state));
     }
 
     // Step every env, then score the transitions.
@@ -862,7 +878,7 @@ export async function evaluateGreedy(o: Omit<TrainPpoOptions, 'metricsPath' | 'o
       const done = wave.map((_, i) => i >= live);
       while (done.some((d) => !d)) {
         const net = await evaluate(ctx, inputs, N);
-        const actions = Array.from({ length: N }, (_, i) => toEnvAction(o.actionMap, net.mean.subarray(i * A, (i + 1) * A)));
+        const actions = Array.from({ length: N }, (_, i) => toEnvAction(o.actionMap, net.mean.subarray(i * A, (i + 1) * A), prev[i].state));
         const { results } = await o.env.step(actions);
         const liveIdx = results.flatMap((_, i) => (done[i] ? [] : [i]));
         const rewards = await o.rewards.step(liveIdx.map((i) => ({ env: i, prevInfo: prev[i], result: results[i], action: actions[i] })));

@@ -22,7 +22,7 @@ import { robotSpecFor } from '../../robot/spec.ts';
 import { makeDirectory } from '../../sim/files.ts';
 import { Rng } from '../../sim/rng.ts';
 import { getTask } from '../../tasks/index.ts';
-import { createVla, exportVla, parameterCounts, type NormStats } from '../vla/model.ts';
+import { createVla, exportVla, parameterCounts, relativeDims, type NormStats } from '../vla/model.ts';
 import { taskTokenizer } from '../vla/tokenizer.ts';
 import { runBcPhase, type PhaseContext } from './bc.ts';
 import { EVAL_SEED_BASE, demoDirOf, parseTrainConfig, type PhaseConfig, type TrainConfig } from './config.ts';
@@ -111,7 +111,7 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
     };
     const trainFrames = framesOf(trainEps);
     const valFrames = framesOf(valEps);
-    const stats: NormStats = cache.stats(trainEps);
+    const stats: NormStats = cache.stats(trainEps, relativeDims(cfg.model.actionFrame), cfg.model.chunk);
     writeFileAtomic(join(runDir, 'norm_stats.json'), new TextEncoder().encode(JSON.stringify(stats, null, 2)));
     log(`data: ${trainEps.length} training episodes (${trainFrames.length} frames), ${valEps.length} held out for validation (${valFrames.length} frames)`);
 

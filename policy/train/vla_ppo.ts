@@ -7,8 +7,9 @@
  *                                       |                       ^
  *                                       +--> key-frame bank ----+ (memory [M, F], memory_mask [M])
  *
- * The policy samples in the normalised action space of the BC demos (z-scores of the joint targets
- * and gripper), and plays the first step of the predicted chunk every control step.
+ * The policy samples in the normalised action space of the BC demos (z-scores of the joint targets,
+ * or of the joint steps from the current position with `model.actionFrame: delta`, and of the
+ * gripper), and plays the first step of the predicted chunk every control step.
  */
 import type { Tensor } from '../../nn/graph.ts';
 import type { ModelDefinition } from '../../nn/model.ts';
@@ -19,7 +20,7 @@ import { relativePose, stageObject } from '../../rewards/poe/pose.ts';
 import type { Task } from '../../sim/task.ts';
 import { MemoryBank } from '../memory/bank.ts';
 import { MemoryFusion } from '../memory/fusion.ts';
-import { ACTION_DIM, VLA_IO, vlaInferenceModel, type Vla } from '../vla/model.ts';
+import { ACTION_DIM, VLA_IO, relativeDims, vlaInferenceModel, type Vla } from '../vla/model.ts';
 import { AC_OUTPUTS, type ActionMap, type ActorCritic, type EncodeItem, type ObservationEncoder } from './ppo.ts';
 
 /** Bounds of the policy's log-std in normalised action units (a policy can neither collapse nor explode). */
@@ -75,7 +76,7 @@ export function vlaPpoModel(vla: Vla, memorySlots: number): VlaPpoModel {
     },
   };
   const inference = vlaInferenceModel(vla.params, vla.trunk, vla.head, fuse);
-  return { actorCritic, fusion, memorySlots, inference, actionMap: { center: vla.stats.actionMean, scale: vla.stats.actionStd, limit: 4 } };
+  return { actorCritic, fusion, memorySlots, inference, actionMap: { center: vla.stats.actionMean, scale: vla.stats.actionStd, limit: 4, relative: relativeDims(vla.config.actionFrame) } };
 }
 
 /** Options of vlaEncoder. */

@@ -27,6 +27,15 @@ export const VlaConfigSchema = z.strictObject({
   heads: posInt(32).default(4),
   /** Hidden size of each block's MLP, as a multiple of the width. */
   mlpRatio: posInt(8).default(2),
+  /**
+   * What the action head predicts for the six arm joints: `delta`, each joint target minus the
+   * joint's current position (proprio), or `absolute` joint targets. Either way the `action`
+   * output of policy.onnx is absolute joint targets (the offset is added in the graph); the gripper
+   * opening is always absolute. `delta` is the default: with an eye-in-hand camera the step to the
+   * object is what the image shows, and behaviour cloning with the privileged state reached further
+   * with it (docs/policy.md).
+   */
+  actionFrame: z.enum(['absolute', 'delta']).default('delta'),
   /** Action chunk length K: the model predicts the next K actions. */
   chunk: posInt(100).default(16),
   /** Hidden size of the action and value head MLPs. */

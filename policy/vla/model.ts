@@ -28,7 +28,11 @@ import type { VlaConfig } from './config.ts';
 export const PROPRIO_DIM = 7;
 export const ACTION_DIM = 7;
 
-/** Per-dimension mean and standard deviation of proprio and actions over the training data. */
+/**
+ * Per-dimension mean and standard deviation of proprio and actions over the training data. With
+ * `model.actionFrame: delta` the action statistics are those of the predicted quantity: joint
+ * target minus the current joint position over every offset of the chunk (gripper absolute).
+ */
 export interface NormStats {
   proprioMean: number[];
   proprioStd: number[];
@@ -57,6 +61,16 @@ export const VLA_IO = {
   valueInt: 'value_int',
   features: 'features',
 } as const;
+
+/** Which action dimensions are predicted relative to proprio in `frame` (the six joints in delta mode). */
+export function relativeDims(frame: VlaConfig['actionFrame']): boolean[] {
+  return Array.from({ length: ACTION_DIM }, (_, d) => frame === 'delta' && d < 6);
+}
+
+/** The graph's `proprio` input [B,7], declared once however many parts of the model read it. */
+export function proprioInput(g: Graph): Tensor {
+  return g.inputs.find((t) => t.name === VLA_IO.proprio) ?? g.input(VLA_IO.proprio, ['B', PROPRIO_DIM]);
+}
 
 /** The image, text, proprio (and memory) encoder + transformer: inputs -> pooled features [B,F]. */
 export class VlaTrunk {
@@ -120,7 +134,7 @@ export class VlaTrunk {
     const tokens: Tensor[] = [];
     const width = c.width;
     // CLS token, broadcast to the batch through the proprio token's shape.
-    const proprioIn = g.input(VLA_IO.proprio, [B, PROPRIO_DIM]);
+    const proprioIn = proprioInput(g);
     const proprioNorm = op.div(op.sub(proprioIn, g.constant(s.proprioMean, [PROPRIO_DIM])), g.constant(s.proprioStd, [PROPRIO_DIM]));
     const proprioTok = op.unsqueeze(this.proprio.apply(proprioNorm), [1]); // [B,1,D]
     const clsTok = op.add(op.mul(proprioTok, 0), g.param(this.cls));
@@ -153,8 +167,6 @@ export class VlaTrunk {
 export interface HeadOutputs {
   /** Normalised action chunk [B,K,7]. */
   actionNorm: Tensor;
-  /** Denormalised action chunk [B,K,7] (absolute joint targets + gripper). */
-  action: Tensor;
   /** log std of the action distribution in action units [7]. */
   logStd: Tensor;
   valueExt: Tensor;
@@ -184,15 +196,28 @@ export class VlaHead {
     const g = features.graph;
     const s = this.stats;
     const actionNorm = op.reshape(this.action.apply(features), [0, this.config.chunk, ACTION_DIM]);
-    const action = op.add(op.mul(actionNorm, g.constant(s.actionStd, [ACTION_DIM])), g.constant(s.actionMean, [ACTION_DIM]));
     const logStd = op.add(g.param(this.logStd), g.constant(s.actionStd.map(Math.log), [ACTION_DIM]));
     return {
       actionNorm,
-      action,
       logStd,
       valueExt: op.squeeze(this.valueExt.apply(features), [1]),
       valueInt: op.squeeze(this.valueInt.apply(features), [1]),
     };
+  }
+
+  /**
+   * The action chunk in robot units [B,K,7] (absolute joint targets + gripper) from the normalised
+   * one: denormalised with the dataset statistics and, in delta mode, plus the current joints
+   * (the graph's `proprio` input, declared when the graph has none yet).
+   */
+  absolute(actionNorm: Tensor): Tensor {
+    const g = actionNorm.graph;
+    const s = this.stats;
+    const action = op.add(op.mul(actionNorm, g.constant(s.actionStd, [ACTION_DIM])), g.constant(s.actionMean, [ACTION_DIM]));
+    if (this.config.actionFrame !== 'delta') return action;
+    // Joint targets = predicted step + current joints (gripper dimension: + 0), for every chunk step.
+    const mask = g.constant(relativeDims('delta').map((r) => (r ? 1 : 0)), [ACTION_DIM]);
+    return op.add(action, op.unsqueeze(op.mul(proprioInput(g), mask), [1]));
   }
 }
 
@@ -227,7 +252,7 @@ export function vlaInferenceModel(params: ParamSet, trunk: VlaTrunk, head: VlaHe
       const features = trunk.apply(g);
       const h = head.apply(fuse(g, features));
       return {
-        [VLA_IO.action]: h.action,
+        [VLA_IO.action]: head.absolute(h.actionNorm),
         [VLA_IO.logStd]: h.logStd,
         [VLA_IO.valueExt]: h.valueExt,
         [VLA_IO.valueInt]: h.valueInt,
@@ -255,7 +280,7 @@ export function createVla(config: VlaConfig, tokenizer: Tokenizer, stats: NormSt
     name: 'evovla_vla_head',
     forward: (g) => {
       const h = head.apply(g.input(VLA_IO.features, ['B', config.width]));
-      return { [VLA_IO.action]: h.action, [VLA_IO.logStd]: h.logStd, [VLA_IO.valueExt]: h.valueExt, [VLA_IO.valueInt]: h.valueInt };
+      return { [VLA_IO.action]: head.absolute(h.actionNorm), [VLA_IO.logStd]: h.logStd, [VLA_IO.valueExt]: h.valueExt, [VLA_IO.valueInt]: h.valueInt };
     },
   };
   return { config, params, tokenizer, stats, trunk, head, inference, training, trunkModel, headModel };

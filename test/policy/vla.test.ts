@@ -32,11 +32,11 @@ test('default VLA: about 1M parameters, split into trunk.* and head.*', () => {
   assert.equal(c.trunk + c.head, c.total, 'every parameter is under trunk.* or head.*');
 });
 
-test('policy.onnx: contract outputs and shapes; action is the denormalised chunk; trunk and head models compose', async () => {
-  const cfg = VlaConfigSchema.parse(TINY_MODEL);
+for (const actionFrame of ['delta', 'absolute'] as const) test(`policy.onnx (${actionFrame} joints): contract outputs and shapes; action is the denormalised chunk in absolute joint targets; trunk and head models compose`, async () => {
+  const cfg = VlaConfigSchema.parse({ ...TINY_MODEL, actionFrame });
   const vla = createVla(cfg, taskTokenizer({ maxLength: cfg.maxTokens }), stats, 3);
   // Zero the last action layer: the normalised chunk is then its bias; set that to 0 too, so
-  // the denormalised action must equal the dataset mean.
+  // the denormalised action must equal the dataset mean (+ the current joints, 0.1, in delta mode).
   const last = vla.head.action.layers.at(-1)!;
   last.weight.data.fill(0);
   last.bias!.data.fill(0);
@@ -48,7 +48,8 @@ test('policy.onnx: contract outputs and shapes; action is the denormalised chunk
   assert.deepEqual(out.value_int.shape, [2]);
   assert.deepEqual(out.action_log_std.shape, [7]);
   const a = out.action.data as Float32Array;
-  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - stats.actionMean[i % 7]) < 1e-6);
+  const offset = (d: number) => (actionFrame === 'delta' && d < 6 ? 0.1 : 0);
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - stats.actionMean[i % 7] - offset(i % 7)) < 1e-6, `action[${i}] = ${a[i]}`);
   const logStd = out.action_log_std.data as Float32Array;
   assert.ok(Math.abs(logStd[0] - (cfg.initLogStd + Math.log(2))) < 1e-6);
   // trunk -> features -> head gives the inference model's values.
@@ -56,8 +57,12 @@ test('policy.onnx: contract outputs and shapes; action is the denormalised chunk
   const head = await createSession((await import('../../nn/model.ts')).exportInference(vla.headModel));
   const f = await trunk.run(feeds(16, 2, cfg.maxTokens));
   assert.deepEqual(Array.from(f.features.data as Float32Array), Array.from(out.features.data as Float32Array));
-  const h = await head.run({ features: f.features as { data: Float32Array; shape: number[] } });
+  const headFeeds: Record<string, { data: Float32Array; shape: number[] }> = { features: f.features as { data: Float32Array; shape: number[] } };
+  // In delta mode the heads read proprio too (the joint offset of the action).
+  if (actionFrame === 'delta') headFeeds.proprio = feeds(16, 2, cfg.maxTokens).proprio;
+  const h = await head.run(headFeeds);
   assert.deepEqual(Array.from(h.value_ext.data as Float32Array), Array.from(out.value_ext.data as Float32Array));
+  assert.deepEqual(Array.from(h.action.data as Float32Array), Array.from(a));
 });
 
 test('memory tokens: filled slots change the features, empty (masked) slots do not', async () => {

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { buildFrameCache, sampleBatch } from '../../../policy/train/dataset.ts';
+import { relativeDims } from '../../../policy/vla/model.ts';
+import { Rng } from '../../../sim/rng.ts';
+import { scratchDir } from '../../tmp.ts';
+import { writeSyntheticDemos } from '../helpers.ts';
+
+const root = scratchDir('evovla-dataset-');
+const files = writeSyntheticDemos(join(root, 'demos'), { episodes: 2, steps: 10, size: 8 });
+const cache = buildFrameCache(files, join(root, 'cache'), ['eye_side', 'eye_arm'], 8);
+
+test('delta frame: joint targets are taken from the frame proprio, the gripper stays absolute; stats describe what is predicted', () => {
+  const rel = relativeDims('delta');
+  assert.deepEqual(rel, [true, true, true, true, true, true, false]);
+  assert.deepEqual(relativeDims('absolute'), new Array(7).fill(false));
+  const K = 3;
+  const stats = cache.stats([0, 1], rel, K);
+  // By hand: every (frame, offset) pair's target minus the frame's proprio.
+  const values: number[][] = Array.from({ length: 7 }, () => []);
+  for (let i = 0; i < cache.frames; i++) {
+    for (let k = 0; k < K; k++) {
+      const a = cache.chunkAction(i, k);
+      for (let d = 0; d < 7; d++) values[d].push(a[d] - (d < 6 ? cache.proprio[7 * i + d] : 0));
+    }
+  }
+  for (let d = 0; d < 7; d++) {
+    const m = values[d].reduce((s, v) => s + v, 0) / values[d].length;
+    const sd = Math.sqrt(values[d].reduce((s, v) => s + (v - m) ** 2, 0) / values[d].length);
+    assert.ok(Math.abs(stats.actionMean[d] - m) < 1e-6, `mean[${d}] ${stats.actionMean[d]} vs ${m}`);
+    assert.ok(Math.abs(stats.actionStd[d] - Math.max(1e-3, sd)) < 1e-5, `std[${d}] ${stats.actionStd[d]} vs ${sd}`);
+  }
+  // The absolute statistics differ (joint targets are far from their steps).
+  const abs = cache.stats([0, 1]);
+  assert.ok(Math.abs(abs.actionMean[0] - stats.actionMean[0]) > 1e-3 || Math.abs(abs.actionStd[0] - stats.actionStd[0]) > 1e-3);
+
+  const frames = Int32Array.from({ length: cache.frames }, (_, i) => i);
+  const b = sampleBatch(cache, frames, 4, K, stats, new Rng(5), 0, undefined, rel);
+  const again = sampleBatch(cache, frames, 4, K, stats, new Rng(5), 0, undefined, []);
+  for (let r = 0; r < 4; r++) {
+    const proprio = b.proprio.subarray(7 * r, 7 * r + 7);
+    for (let k = 0; k < K; k++) {
+      for (let d = 0; d < 7; d++) {
+        const delta = b.target[(r * K + k) * 7 + d] * stats.actionStd[d] + stats.actionMean[d];
+        const absolute = again.target[(r * K + k) * 7 + d] * stats.actionStd[d] + stats.actionMean[d];
+        // Same rng, same frames: the delta target + proprio is the absolute one (joints), equal for the gripper.
+        assert.ok(Math.abs(delta + (d < 6 ? proprio[d] : 0) - absolute) < 1e-5, `row ${r} k ${k} d ${d}`);
+      }
+    }
+  }
+});
