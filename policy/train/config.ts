@@ -14,7 +14,7 @@ import { TASKS } from '../../tasks/index.ts';
 import { rewardConfigSchema } from '../../rewards/config.ts';
 import { poeConfigSchema } from '../../rewards/poe/world_model.ts';
 import { VlaConfigSchema } from '../vla/config.ts';
-import { sarGateConfigSchema } from './evovla_rewards.ts';
+import { sarGateOverrideSchema } from '../../rewards/sar/config.ts';
 import { ppoConfigSchema } from './ppo.ts';
 import { SarPhaseSchema } from './sar_phase.ts';
 
@@ -76,8 +76,11 @@ export const PpoPhaseSchema = z.strictObject({
   initLogStd: z.number().min(-10).max(2).nullable().default(-1.6),
   /** Key-frame bank slots M when memory is on. */
   memorySlots: z.number().int().min(2).max(256).default(8),
-  /** SAR gate and baseline smoothing (policy/train/evovla_rewards.ts); null: the SAR model's own. */
-  gate: sarGateConfigSchema.nullable().default(null),
+  /**
+   * SAR gate (window, threshold, lookahead) and baseline smoothing (alpha), key by key over the SAR
+   * model's own (sar.json, from configs/sar.yaml); null or unset keys: the model's.
+   */
+  gate: sarGateOverrideSchema.nullable().default(null),
   /** Scales of the reward terms (rewards/config.ts; rho here is only reported, PPO's rho weights the advantages). */
   rewards: rewardConfigSchema.prefault({}),
   /** POE world model settings (rewards/poe/world_model.ts). */
