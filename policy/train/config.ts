@@ -74,6 +74,14 @@ export const PpoPhaseSchema = z.strictObject({
    * undoes a precise manipulation policy before PPO can learn anything.
    */
   initLogStd: z.number().min(-10).max(2).nullable().default(-1.6),
+  /** Checkpoint every this many PPO iterations (and after the last); `evovla train --resume` continues from the latest. */
+  checkpointEvery: z.number().int().min(1).default(5),
+  /**
+   * Stop an update's epochs once an epoch's mean approximate KL passes this (null: never). 0.02 by
+   * default for the VLA: at lr 3e-4 one update of the heads moved the policy by a KL of 0.08-0.30
+   * (a 0.2-std policy makes small shifts of the mean large in KL).
+   */
+  targetKl: z.number().positive().nullable().default(0.02),
   /** Key-frame bank slots M when memory is on. */
   memorySlots: z.number().int().min(2).max(256).default(8),
   /**

@@ -168,7 +168,8 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
           return step ?? 0;
         },
       };
-      const result = await runPhase(ctx, phase, { task, sar, log, runDir, setSar: (s) => (sar = s) });
+      const checkpoints = { dir: ckptDir, keep: cfg.checkpoints.keep, resumeFrom: latest && latest.phase === p ? latest.file : null };
+      const result = await runPhase(ctx, phase, { task, sar, log, runDir, setSar: (s) => (sar = s), checkpoints });
       phases.push({ kind: phase.kind, ...result });
       // A phase may change how the policy must be played (PPO trains the first action of each chunk).
       if ('inference' in result) inference = result.inference;
