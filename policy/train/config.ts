@@ -74,6 +74,12 @@ export const PpoPhaseSchema = z.strictObject({
    * undoes a precise manipulation policy before PPO can learn anything.
    */
   initLogStd: z.number().min(-10).max(2).nullable().default(-1.6),
+  /**
+   * Shaping that reads no stage predicate (rewards/shaping.ts): potential-based, on the tool's
+   * distance to the nearest task object, times `scale`, in the extrinsic stream. null: none (the
+   * default, EvoVLA's recipe); the ablation's arms all use it (bench:evovla).
+   */
+  shaping: z.strictObject({ scale: z.number().positive().default(1) }).nullable().default(null),
   /** Checkpoint every this many PPO iterations (and after the last); `evovla train --resume` continues from the latest. */
   checkpointEvery: z.number().int().min(1).default(5),
   /**

@@ -22,6 +22,7 @@ import type { PoseWorldModel } from '../../rewards/poe/world_model.ts';
 import type { SarGateOverride } from '../../rewards/sar/config.ts';
 import { checkStages, SarGateTracker, sarGateSettings } from '../../rewards/sar/online.ts';
 import type { SarMetadata } from '../../rewards/sar/scorer.ts';
+import { reachShaping, shapingObjects } from '../../rewards/shaping.ts';
 import { combineRewards } from '../../rewards/terms.ts';
 import type { RewardItem, RewardModel, RewardOut } from './ppo.ts';
 
@@ -40,6 +41,11 @@ export interface EvoVlaRewardOptions {
   sar: StageScorer | null;
   /** POE world model; null: no curiosity or progress. */
   poe: PoseWorldModel | null;
+  /**
+   * Ground-truth-free shaping (rewards/shaping.ts: potential on the tool's distance to the nearest
+   * task object), added to the extrinsic stream and logged as `reward/shape`; null: none.
+   */
+  shaping?: { scale: number; gamma: number } | null;
   /** Key-by-key override of the scorer's stored gate settings (a PPO phase's `gate`). */
   gate?: Readonly<SarGateOverride> | null;
   rewards?: Readonly<RewardConfig>;
@@ -67,6 +73,7 @@ export function evovlaRewards(o: EvoVlaRewardOptions): EvoVlaRewards {
   let poeLoss = 0;
   let poeCalls = 0;
   const scoredStage = (env: number): number => (tracker ? tracker.scoredStage(env) : 0);
+  const shapeObjects = shapingObjects(stages);
 
   return {
     sarStage: (env) => scoredStage(env),
@@ -111,12 +118,18 @@ export function evovlaRewards(o: EvoVlaRewardOptions): EvoVlaRewards {
       return items.map((it, i) => {
         const b = combineRewards({ ext: it.result.info.rewardTerms.success ?? 0, stage: stage[i], cur: cur[i], prog: prog[i] }, rewardCfg);
         const terms: Record<string, number> = { ext: b.scaled.ext };
+        let ext = b.extrinsic;
+        if (o.shaping) {
+          const shape = o.shaping.scale * reachShaping(it.prevInfo.state, it.result.info.state, shapeObjects, o.shaping.gamma, it.result.terminated);
+          terms.shape = shape;
+          ext += shape;
+        }
         if (o.sar) terms.stage = b.scaled.stage;
         if (o.poe) {
           terms.cur = b.scaled.cur;
           terms.prog = b.scaled.prog;
         }
-        return { ext: b.extrinsic, int: b.intrinsic, terms };
+        return { ext, int: b.intrinsic, terms };
       });
     },
     afterRollout: () => {

@@ -114,7 +114,8 @@ export async function runPpoPhase(ctx: PpoPhaseContext, cfg: PpoPhaseConfig, dep
   });
   const poe = cfg.poe ? await PoseWorldModel.create(parsePoeConfig({ ...cfg.poeModel, threads: 1 })) : null;
   const sar = cfg.sar ? deps.sar : null;
-  const rewards = evovlaRewards({ task, numEnvs: cfg.envs, sar, poe, gate: cfg.gate ?? undefined, rewards: cfg.rewards });
+  const shaping = cfg.shaping ? { scale: cfg.shaping.scale, gamma: ppo.gamma } : null;
+  const rewards = evovlaRewards({ task, numEnvs: cfg.envs, sar, poe, shaping, gate: cfg.gate ?? undefined, rewards: cfg.rewards });
   // Evaluation judges the SAR gate's claims whenever a SAR model exists (also for arms that do not
   // train on SAR: hallucination is a property of the trajectories), and trains nothing (no POE).
   const evalRewards = evovlaRewards({ task, numEnvs: cfg.envs, sar: deps.sar, poe: null, gate: cfg.gate ?? undefined, rewards: cfg.rewards });

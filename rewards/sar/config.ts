@@ -23,6 +23,12 @@ export const sarGateSchema = z.strictObject({
   threshold: z.number().gt(0).lt(1).default(0.8),
   /** 1: also claim stage k when stage k+1's window passes (see rewards/sar/score.ts). */
   lookahead: z.union([z.literal(0), z.literal(1)]).default(0),
+  /**
+   * Per-stage windows from the training demos: stage k's window is half the time its predicate
+   * typically holds in the demos (at least 2, at most `window`), stored in sar.json. false: `window`
+   * for every stage.
+   */
+  stageWindows: z.boolean().default(true),
 });
 
 /**
@@ -73,6 +79,8 @@ export const sarConfigSchema = z.strictObject({
       frameStride: z.number().int().positive().default(3),
       /** Also train on near-miss states made in the simulator (false: the ablation). */
       nearMissStates: z.boolean().default(true),
+      /** Draw demo rows by (stage, label) bucket, each equally likely (rewards/sar/train.ts). */
+      balance: z.boolean().default(true),
       /** Optimisation steps. */
       steps: z.number().int().positive().default(1500),
       /** Triplets per step. */

@@ -27,7 +27,7 @@ import { wilsonInterval } from '../../tasks/rollout.ts';
 import { aggregateHallucination, episodeHallucination, isTrueCompletion, type GateCompletion, type HallucinationSummary } from '../hallucination.ts';
 import type { SarConfig } from './config.ts';
 import { demoFrames, nearMissSegments, probeFrames, recordDemo, type FrameRenderer, type LabelledFrame } from './data.ts';
-import { StageGate, stageKind, type GateOptions } from './score.ts';
+import { StageGate, stageKind } from './score.ts';
 import type { SarScorer } from './scorer.ts';
 
 /** Area under the ROC curve (Mann-Whitney, ties count half); null without both classes. */
@@ -104,8 +104,10 @@ async function embedAll(scorer: SarScorer, frames: readonly LabelledFrame[]): Pr
 }
 
 /** Runs a gate from `start` over consecutive frames; returns its completions judged by the ground truth. */
-function runGate(scorer: SarScorer, gateOptions: GateOptions, emb: Float32Array, frames: readonly LabelledFrame[], names: string[], start: number, stopAfterFirst: boolean): GateCompletion[] {
-  const gate = new StageGate(names.length, gateOptions, start);
+function runGate(scorer: SarScorer, cfgGate: Readonly<SarConfig['gate']>, emb: Float32Array, frames: readonly LabelledFrame[], names: string[], start: number, stopAfterFirst: boolean): GateCompletion[] {
+  // The scorer's per-stage windows (from its training demos) unless the config turns them off.
+  const windows = cfgGate.stageWindows ? scorer.meta.gate.windows : undefined;
+  const gate = new StageGate(names.length, { ...cfgGate, ...(windows ? { windows } : {}) }, start);
   const out: GateCompletion[] = [];
   for (let i = 0; i < frames.length && gate.stage < names.length; i++) {
     const u = scorer.scores(emb, i, gate.stage).u;

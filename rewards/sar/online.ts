@@ -52,6 +52,8 @@ export function sarGateSettings(meta: Pick<SarMetadata, 'gate' | 'alpha'>, overr
       window: o.window ?? meta.gate.window,
       threshold: o.threshold ?? meta.gate.threshold,
       lookahead: o.lookahead ?? meta.gate.lookahead ?? 0,
+      // Per-stage windows (capped by `window`, so an overriding window still bounds them).
+      ...(meta.gate.windows ? { windows: meta.gate.windows } : {}),
     },
     alpha: o.alpha ?? meta.alpha,
   };
