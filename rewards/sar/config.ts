@@ -107,6 +107,8 @@ export const sarConfigSchema = z.strictObject({
       /** Horizontal offset of the 'offset' perturbation (metres): set down / reach / hover beside. */
       offsetMin: z.number().positive().default(0.02),
       offsetMax: z.number().positive().default(0.03),
+      /** Also replay each grasp 2-3 cm beside the object to the demo's end, empty-handed (rewards/sar/data.ts). */
+      emptyHanded: z.boolean().default(false),
     })
     .prefault({}),
   /** Held-out evaluation. */
