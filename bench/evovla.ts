@@ -4,7 +4,8 @@
  * on the same held-out seeds (success, SAR-gate hallucination); the BC checkpoint itself is evaluated
  * once on them as the starting point.
  *
- *   arms: baseline (sparse success, no SAR/POE/memory), + SAR, + SAR + POE, full (+ memory)
+ *   arms: baseline (sparse success + shaping on the tool-object distance, no SAR/POE/memory),
+ *   + SAR, + SAR + POE, full (+ memory); every arm keeps the baseline's shaping (rewards/shaping.ts)
  *
  * Every finished run is appended to the results JSONL as it ends (a killed bench keeps what it
  * measured; --resume skips what is there). At the end (and with --report alone) it writes the
@@ -125,6 +126,9 @@ function phaseConfig(arm: (typeof ABLATION_ARMS)[number] | null, seed: number): 
     sar: arm?.sar ?? false,
     poe: arm?.poe ?? false,
     memory: arm?.memory ?? false,
+    // Every arm: sparse success + shaping that reads no stage predicate (rewards/shaping.ts), so
+    // each row adds exactly what its name says to the baseline.
+    shaping: { scale: 1 },
     evalEpisodes,
     seed,
   });

@@ -82,6 +82,8 @@ for (const id of tasks) {
         score_ms_per_frame: Number(w.scoreMsPerFrame.toFixed(3)),
         hack_per_stage_credit_without: wo.probe.perStageCreditMean,
         hack_per_stage_credit_with: w.probe.perStageCreditMean,
+        hack_in_context_credit_without: wo.probe.inContextCreditMean,
+        hack_in_context_credit_with: w.probe.inContextCreditMean,
         near_miss_false_completion_never_done: w.nearMiss.rateNeverDone,
         demo_gate_stages_claimed: w.demoGate.claimedMean,
         demo_gate_hallucination: w.demoGate.hallucination.rate,

@@ -107,7 +107,10 @@ async function evaluate(argv: string[]): Promise<number> {
     c.eval.seeds = seedList(args.flags.seeds, 'seeds') ?? c.eval.seeds;
     c.eval.probeSeeds = seedList(args.flags['probe-seeds'], 'probe-seeds') ?? c.eval.probeSeeds;
     // Without a config file, the gate the model was trained with.
-    if (typeof args.flags.config !== 'string') c.gate = { lookahead: 0, ...scorer.meta.gate };
+    if (typeof args.flags.config !== 'string') {
+      const g = scorer.meta.gate;
+      c.gate = { window: g.window, threshold: g.threshold, lookahead: g.lookahead ?? 0, stageWindows: g.windows !== undefined };
+    }
   });
   if (cfg.model.imageSize !== scorer.meta.imageSize) throw new UsageError(`config model.imageSize ${cfg.model.imageSize} differs from the model's ${scorer.meta.imageSize}`);
   const env = await createEnv(task);

@@ -10,13 +10,28 @@
  * here, batched over the slots that need an action chunk.
  *
  * Any ONNX file with the documented inputs (proprio; image_<camera> for the cameras in
- * evovla.cameras; optional instruction with evovla.tokenizer; optional memory + memory_mask, fed
- * empty) and an `action` output [B,7] or [B,K,7] is accepted.
+ * evovla.cameras; optional instruction with evovla.tokenizer; optional memory + memory_mask) and
+ * an `action` output [B,7] or [B,K,7] is accepted.
+ *
+ * Memory: a policy with memory inputs and a `features` output gets the key-frame bank kept the way
+ * PPO keeps it (policy/memory/bank.ts; policy/train/vla_ppo.ts): each time the policy is asked, the
+ * bank sees the step (features, SAR's latest stage score, the pose of SAR's stage object in the
+ * tool frame) and the policy reads the bank. Without a `features` output the memory is fed empty.
+ *
+ * SAR (`sar`): the stage-aligned reward's gate runs beside the policy (rewards/sar/online.ts), each
+ * gate completion is judged against the simulator's ground truth, and the result carries the stage
+ * hallucination rate per episode and pooled with a 95% Wilson interval; recorded steps carry the
+ * gate's stage (`sarStage`) and its claims (`sarClaims`, hallucinated ones flagged) for the viewer.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSession, type HostTensor, type Session } from '../nn/runtime.ts';
 import { Tokenizer } from '../nn/tokenizer.ts';
+import { aggregateHallucination, type EpisodeHallucination, type HallucinationSummary } from '../rewards/hallucination.ts';
+import { relativePose, stageObject } from '../rewards/poe/pose.ts';
+import type { SarGateOverride } from '../rewards/sar/config.ts';
+import { SarRewarder } from '../rewards/sar/online.ts';
+import { SarScorer } from '../rewards/sar/scorer.ts';
 import { readOnnxInfo, type OnnxModelInfo } from '../robot/policies/onnx_meta.ts';
 import { createEnv, type SimEnv } from '../sim/env.ts';
 import { makeDirectory } from '../sim/files.ts';
@@ -25,6 +40,7 @@ import type { StepResult } from '../sim/types.ts';
 import { VecEnv } from '../sim/vec_env.ts';
 import { getTask } from '../tasks/index.ts';
 import { episodeHeader, stepRecord, wilsonInterval } from '../tasks/rollout.ts';
+import { MemoryBank, parseMemoryBankConfig } from './memory/bank.ts';
 
 /** How the chunk is played: see the `inference` section of the training config. */
 export interface InferenceMode {
@@ -51,6 +67,8 @@ export class BatchedPolicy {
     /** Chunk length K (1 for an [B,7] action). */
     readonly chunk: number,
     readonly inference: InferenceMode | null,
+    /** Whether the model has a `features` output (pooled trunk features, [B,F]). */
+    readonly hasFeatures: boolean,
   ) {}
 
   /** Opens and checks a policy file; a `PolicyFileError` names what is missing or malformed. */
@@ -95,12 +113,27 @@ export class BatchedPolicy {
     if (!action) throw new PolicyFileError(`${file}: no output 'action'`);
     const chunk = action.shape.length === 3 && typeof action.shape[1] === 'number' ? action.shape[1] : 1;
     const inference = meta['evovla.inference'] ? (JSON.parse(meta['evovla.inference']) as InferenceMode) : null;
+    const features = info.outputs.find((o) => o.name === 'features');
     const session = await createSession(bytes, { threads });
-    return new BatchedPolicy(file, session, info, cameras, tokenizer, instructionLength, memory, chunk, inference);
+    return new BatchedPolicy(file, session, info, cameras, tokenizer, instructionLength, memory, chunk, inference, features !== undefined);
   }
 
-  /** Action chunks [n][K][7] for n observations. */
-  async act(obs: { proprio: ArrayLike<number>; images?: Record<string, { width: number; height: number; rgb: Uint8Array }>; instruction: string }[]): Promise<Float32Array[][]> {
+  /** Action chunks [n][K][7] for n observations (`memory`: the bank's batch; default empty). */
+  async act(obs: PolicyObservation[], memory?: { memory: Float32Array; mask: Float32Array }): Promise<Float32Array[][]> {
+    const out = await this.session.run(this.feeds(obs, memory), ['action']);
+    const a = out.action.data as Float32Array;
+    const K = this.chunk;
+    return Array.from({ length: obs.length }, (_, i) => Array.from({ length: K }, (_, k) => a.slice((i * K + k) * 7, (i * K + k + 1) * 7)));
+  }
+
+  /** Pooled trunk features [n*F] of n observations (the trunk does not read the memory). */
+  async features(obs: PolicyObservation[]): Promise<Float32Array> {
+    if (!this.hasFeatures) throw new Error(`policy ${this.file} has no 'features' output`);
+    const out = await this.session.run(this.feeds(obs), ['features']);
+    return out.features.data as Float32Array;
+  }
+
+  private feeds(obs: PolicyObservation[], memory?: { memory: Float32Array; mask: Float32Array }): Record<string, HostTensor> {
     const n = obs.length;
     const feeds: Record<string, HostTensor> = {};
     const proprio = new Float32Array(n * 7);
@@ -130,18 +163,26 @@ export class BatchedPolicy {
       feeds.instruction = { data: enc.ids, shape: [n, L] };
     }
     if (this.memory) {
-      feeds.memory = { data: new Float32Array(n * this.memory.slots * this.memory.size), shape: [n, this.memory.slots, this.memory.size] };
-      feeds.memory_mask = { data: new Float32Array(n * this.memory.slots), shape: [n, this.memory.slots] };
+      const { slots, size } = this.memory;
+      if (memory && (memory.memory.length !== n * slots * size || memory.mask.length !== n * slots)) {
+        throw new RangeError(`memory must be [${n}, ${slots}, ${size}] with a [${n}, ${slots}] mask, got ${memory.memory.length} and ${memory.mask.length} values`);
+      }
+      feeds.memory = { data: memory?.memory ?? new Float32Array(n * slots * size), shape: [n, slots, size] };
+      feeds.memory_mask = { data: memory?.mask ?? new Float32Array(n * slots), shape: [n, slots] };
     }
-    const out = await this.session.run(feeds, ['action']);
-    const a = out.action.data as Float32Array;
-    const K = this.chunk;
-    return Array.from({ length: n }, (_, i) => Array.from({ length: K }, (_, k) => a.slice((i * K + k) * 7, (i * K + k + 1) * 7)));
+    return feeds;
   }
 
   close(): Promise<void> {
     return this.session.dispose();
   }
+}
+
+/** What the policy is shown for one env. */
+export interface PolicyObservation {
+  proprio: ArrayLike<number>;
+  images?: Record<string, { width: number; height: number; rgb: Uint8Array }>;
+  instruction: string;
 }
 
 /**
@@ -218,6 +259,12 @@ export interface EvalOptions {
   maxSteps?: number;
   /** Overrides the policy's own inference metadata. */
   inference?: Partial<InferenceMode>;
+  /** A SAR model (sar.onnx, sar.json beside it): run its gate and report stage hallucination. */
+  sar?: string;
+  /** Key-by-key override of the SAR model's stored gate settings. */
+  sarGate?: SarGateOverride;
+  /** Keep the key-frame bank for a policy with memory inputs (default true; false feeds it empty). */
+  memory?: boolean;
   log?: (line: string) => void;
 }
 
@@ -228,6 +275,10 @@ export interface EvalEpisode {
   steps: number;
   maxStage: number;
   file?: string;
+  /** SAR-gate completions of the episode judged against the ground truth (with a SAR model). */
+  hallucination?: EpisodeHallucination;
+  /** Furthest SAR-gate stage (with a SAR model). */
+  sarStage?: number;
 }
 
 /** The evaluation result (eval.json). */
@@ -249,6 +300,10 @@ export interface EvalResult {
   /** Env steps per second of wall time (counted steps only), policy in the loop. */
   envStepsPerSecond: number;
   perEpisode: EvalEpisode[];
+  /** Stage hallucination over the episodes (with a SAR model): pooled rate, 95% Wilson CI, mean per-episode rate. */
+  hallucination?: HallucinationSummary & { sar: string };
+  /** Whether the policy read a key-frame bank (false: memoryless play, or no memory inputs). */
+  memory: boolean;
 }
 
 /** One env slot: its own VecEnv (one env), so it starts its next episode as soon as one ends. */
@@ -257,6 +312,7 @@ interface Slot {
   episode: EvalEpisode | null;
   player: ChunkPlayer | null;
   obs: StepResult['obs'] | null;
+  info: StepResult['info'] | null;
   writer: EpisodeWriter | null;
 }
 
@@ -272,6 +328,35 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
   // RGB only: a policy reads no depth or segmentation, and rendering them doubles the cost of a step
   // (same RGB pixels either way).
   const cameras = policy.cameras.map((c) => ({ name: c.name, width: c.width, height: c.height, depth: false, segmentation: false }));
+  let sar: SarRewarder | null = null;
+  if (opts.sar) {
+    let scorer: SarScorer;
+    try {
+      scorer = await SarScorer.load(opts.sar, opts.threads ?? 1);
+    } catch (err) {
+      await policy.close();
+      throw new SarFileError(`cannot load SAR model '${opts.sar}': ${(err as Error).message}`);
+    }
+    try {
+      sar = new SarRewarder(scorer, task.stages.map((s) => s.name), slotCount, opts.sarGate);
+      // SAR scores both cameras at its own size; the policy's cameras of the same name must match it.
+      for (const name of SAR_CAMERAS) {
+        const mine = cameras.find((c) => c.name === name);
+        const size = scorer.meta.imageSize;
+        if (!mine) cameras.push({ name, width: size, height: size, depth: false, segmentation: false });
+        else if (mine.width !== size || mine.height !== size) throw new SarFileError(`SAR model '${opts.sar}' scores ${name} at ${size}x${size}, the policy renders it at ${mine.width}x${mine.height}`);
+      }
+    } catch (err) {
+      await scorer.dispose();
+      await policy.close();
+      throw err instanceof SarFileError ? err : new SarFileError(`SAR model '${opts.sar}': ${(err as Error).message}`);
+    }
+  }
+  // The key-frame bank, kept as PPO keeps it (see the file comment).
+  const useBank = policy.memory !== null && policy.hasFeatures && opts.memory !== false;
+  if (policy.memory && !policy.hasFeatures && opts.memory !== false) log(`eval: policy ${opts.policy} has memory inputs but no 'features' output: memory fed empty`);
+  const bank = useBank ? new MemoryBank(slotCount, policy.memory!.size, parseMemoryBankConfig({ slots: policy.memory!.slots })) : null;
+  const pose = new Float32Array(6);
   const envConfig = { cameras, ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}) };
   const { ENV_CAMERAS_MODULE } = await import('../sim/render/vec_cameras.ts');
   const slots: Slot[] = [];
@@ -295,10 +380,10 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
         ...(cameras.length ? { envSetupModule: ENV_CAMERAS_MODULE } : {}),
       });
     const settled = opts.workers > 0 ? await Promise.allSettled(Array.from({ length: slotCount }, create)) : [];
-    for (const r of settled) if (r.status === 'fulfilled') slots.push({ vec: r.value, episode: null, player: null, obs: null, writer: null });
+    for (const r of settled) if (r.status === 'fulfilled') slots.push({ vec: r.value, episode: null, player: null, obs: null, info: null, writer: null });
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    if (opts.workers === 0) for (let i = 0; i < slotCount; i++) slots.push({ vec: await create(), episode: null, player: null, obs: null, writer: null });
+    if (opts.workers === 0) for (let i = 0; i < slotCount; i++) slots.push({ vec: await create(), episode: null, player: null, obs: null, info: null, writer: null });
     const start = async (slot: Slot) => {
       const k = next++;
       const seed = opts.seed + k;
@@ -306,7 +391,12 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
       slot.episode = { seed, success: false, steps: 0, maxStage: reset.info.stage };
       slot.player = new ChunkPlayer(mode);
       slot.obs = reset.obs;
+      slot.info = reset.info;
       slot.writer = null;
+      const i = slots.indexOf(slot);
+      bank?.reset(i);
+      sar?.endEpisode(i);
+      if (sar) slot.episode.sarStage = 0;
       if (opts.record && headerEnv && k < recordLimit) {
         headerEnv.reset({ seed });
         const file = join(opts.record, `${task.id}-${seed}.evep`);
@@ -321,11 +411,39 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
       if (active.length === 0) break;
       const need = active.filter((s) => s.player!.needsChunk());
       if (need.length) {
-        const chunks = await policy.act(need.map((s) => s.obs!));
+        const obs = need.map((s) => s.obs!);
+        let memory: { memory: Float32Array; mask: Float32Array } | undefined;
+        if (bank) {
+          // The bank sees this step first (as PPO's encoder does), then the policy reads it. The
+          // keep decision does not read the features, so they are computed only for kept steps.
+          const seen = need.map((s) => {
+            const i = slots.indexOf(s);
+            const info = s.info!;
+            const object = stageObject(task.stages, sar ? sar.tracker.scoredStage(i) : 0);
+            return { i, j: 0, step: info.state.step, stageScore: sar ? sar.tracker.lastScore(i) : 0, pose: Float32Array.from(relativePose(info.state, object, 1, pose)) };
+          });
+          const kept = seen.map((v, j) => ({ ...v, j })).filter((v) => bank.keepReason(v.i, v) !== null);
+          if (kept.length) {
+            const F = policy.memory!.size;
+            const feats = await policy.features(kept.map((v) => obs[v.j]));
+            kept.forEach((v, r) => bank.observe(v.i, { ...v, features: feats.subarray(r * F, (r + 1) * F) }));
+          }
+          const b = bank.batch(seen.map((v) => v.i));
+          memory = { memory: b.memory, mask: b.mask };
+        }
+        const chunks = await policy.act(obs, memory);
         need.forEach((s, j) => s.player!.push(chunks[j]));
       }
       const actions = active.map((s) => s.player!.next());
       const results = await Promise.all(active.map((s, j) => s.vec.step([Array.from(actions[j])])));
+      // SAR: one batched pass over the active slots' new frames; the gate judges its claims.
+      const sarSteps = sar
+        ? await sar.step(
+            results.map((x) => sarFrame(x.results[0].obs)),
+            results.map((x) => x.results[0].info),
+            active.map((s) => slots.indexOf(s)),
+          )
+        : null;
       const restarts: Promise<void>[] = [];
       active.forEach((s, j) => {
         const r = results[j].results[0];
@@ -333,9 +451,18 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
         counted++;
         e.steps++;
         e.maxStage = Math.max(e.maxStage, r.info.stage);
-        s.writer?.append(stepRecord(r, actions[j]));
+        const rec = stepRecord(r, actions[j]);
+        const ss = sarSteps?.[j];
+        if (ss) {
+          rec.sarStage = ss.gateStage;
+          if (ss.claimed.length) rec.sarClaims = ss.claimed.map((stage) => ({ stage, hallucinated: ss.hallucinatedStages.includes(stage) }));
+          e.sarStage = Math.max(e.sarStage ?? 0, ss.gateStage);
+        }
+        s.writer?.append(rec);
         s.obs = r.obs;
+        s.info = r.info;
         if (r.terminated || r.truncated) {
+          if (sar) e.hallucination = sar.endEpisode(slots.indexOf(s));
           e.success = r.info.success;
           s.writer?.close({ steps: e.steps, success: e.success, finalStateHash: results[j].hashes[0], maxStage: e.maxStage });
           perEpisode.push(e);
@@ -345,7 +472,8 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
           const ok = perEpisode.filter((x) => x.success).length;
           // Seed and outcome on each line: episodes finish out of seed order (successes are shorter),
           // so a partial count is only unbiased over a complete prefix of the seeds.
-          log(`eval: seed ${e.seed} ${e.success ? 'success' : 'failure'} (furthest stage ${e.maxStage}, ${e.steps} steps); ${perEpisode.length}/${opts.episodes} episodes, ${ok} successful, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+          const h = e.hallucination ? `, SAR stage ${e.sarStage}, ${e.hallucination.hallucinated}/${e.hallucination.completions} gate claims hallucinated` : '';
+          log(`eval: seed ${e.seed} ${e.success ? 'success' : 'failure'} (furthest stage ${e.maxStage}${h}, ${e.steps} steps); ${perEpisode.length}/${opts.episodes} episodes, ${ok} successful, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
         }
       });
       await Promise.all(restarts);
@@ -359,6 +487,7 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
     headerEnv?.free();
     await Promise.all(slots.map((s) => s.vec.close()));
     await policy.close();
+    await sar?.scorer.dispose();
   }
   perEpisode.sort((x, y) => x.seed - y.seed);
   const wall = (performance.now() - t0) / 1000;
@@ -382,7 +511,25 @@ export async function evaluatePolicy(opts: EvalOptions): Promise<EvalResult> {
     wallSeconds: wall,
     envStepsPerSecond: counted / wall,
     perEpisode,
+    ...(sar && opts.sar ? { hallucination: { ...aggregateHallucination(perEpisode.map((e) => e.hallucination!)), sar: opts.sar } } : {}),
+    memory: bank !== null,
   };
+}
+
+/** A SAR model file that cannot be loaded or does not fit the task or the policy's cameras. */
+export class SarFileError extends Error {
+  override name = 'SarFileError';
+}
+
+/** The cameras the SAR scorer reads (rewards/sar/scorer.ts FrameImages). */
+const SAR_CAMERAS = ['eye_side', 'eye_arm'] as const;
+
+/** Both SAR cameras of an observation. */
+function sarFrame(obs: StepResult['obs']): { eye_side: Uint8Array; eye_arm: Uint8Array } {
+  const side = obs.images?.eye_side;
+  const arm = obs.images?.eye_arm;
+  if (!side || !arm) throw new Error('SAR scores both cameras (eye_side, eye_arm); the observation lacks one');
+  return { eye_side: side.rgb, eye_arm: arm.rgb };
 }
 
 /** Human-readable summary of an evaluation. */
@@ -393,6 +540,15 @@ export function formatEval(r: EvalResult): string {
     `${r.task}: ${r.successes}/${r.episodes} successful (${pct(r.successRate)}, 95% Wilson CI ${pct(r.ci95[0])}-${pct(r.ci95[1])}) on seeds ${r.seeds[0]}..${r.seeds[1]}`,
     `mean furthest stage ${r.meanMaxStage.toFixed(2)} of ${r.stages}; mean length ${r.meanSteps.toFixed(0)} steps; ${r.inference.mode} execution${r.inference.mode === 'chunk' ? ` (${r.inference.execute} steps per chunk)` : ''}`,
     `share completing each stage (%): ${reach}`,
-    `${r.wallSeconds.toFixed(1)} s wall, ${r.envStepsPerSecond.toFixed(1)} env steps/s with the policy in the loop`,
+    ...(r.hallucination ? [formatHallucination(r.hallucination)] : []),
+    `${r.wallSeconds.toFixed(1)} s wall, ${r.envStepsPerSecond.toFixed(1)} env steps/s with the policy in the loop${r.memory ? ' (memory: key-frame bank)' : ''}`,
   ].join('\n');
+}
+
+/** One line of stage hallucination. */
+export function formatHallucination(h: HallucinationSummary): string {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  if (h.completions === 0) return `stage hallucination: n/a (the SAR gate claimed no stage in ${h.episodes} episodes)`;
+  const mean = h.meanEpisodeRate === null ? '' : `; mean per-episode rate ${pct(h.meanEpisodeRate)}`;
+  return `stage hallucination ${pct(h.rate)} (95% Wilson CI ${pct(h.low)}-${pct(h.high)}): ${h.hallucinated} of ${h.completions} SAR-gate completions made while the ground truth said not done${mean}`;
 }

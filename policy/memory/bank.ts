@@ -90,19 +90,28 @@ export class MemoryBank {
     this.banks = new Array(numEnvs).fill(null);
   }
 
+  /**
+   * Why `observe` would keep this step, or null, without storing anything. The decision never
+   * reads the features, so a caller can skip computing them for a step the bank will not keep.
+   */
+  keepReason(env: number, obs: Omit<MemoryObservation, 'features'>): KeepReason {
+    this.checkEnv(env);
+    if (obs.pose.length !== 3 && obs.pose.length !== 6) throw new RangeError(`pose must be [x,y,z] or [x,y,z,rx,ry,rz], got ${obs.pose.length} values`);
+    if (!Number.isFinite(obs.stageScore)) throw new RangeError(`stageScore must be finite, got ${obs.stageScore}`);
+    const bank = this.banks[env];
+    if (!bank) return 'first';
+    if (obs.step - bank.lastStep < this.config.minGap) return null;
+    if (Math.abs(obs.stageScore - bank.lastScore) >= this.config.stageScoreJump) return 'stage';
+    if (this.poseMoved(bank.lastPose, obs.pose)) return 'pose';
+    return null;
+  }
+
   /** Shows env `env` one step; returns why the frame was kept, or null. */
   observe(env: number, obs: MemoryObservation): KeepReason {
     this.checkEnv(env);
     if (obs.features.length !== this.featureDim) throw new RangeError(`features must have ${this.featureDim} values, got ${obs.features.length}`);
-    if (obs.pose.length !== 3 && obs.pose.length !== 6) throw new RangeError(`pose must be [x,y,z] or [x,y,z,rx,ry,rz], got ${obs.pose.length} values`);
-    if (!Number.isFinite(obs.stageScore)) throw new RangeError(`stageScore must be finite, got ${obs.stageScore}`);
+    const reason = this.keepReason(env, obs);
     const bank = this.banks[env];
-    let reason: KeepReason = null;
-    if (!bank) reason = 'first';
-    else if (obs.step - bank.lastStep >= this.config.minGap) {
-      if (Math.abs(obs.stageScore - bank.lastScore) >= this.config.stageScoreJump) reason = 'stage';
-      else if (this.poseMoved(bank.lastPose, obs.pose)) reason = 'pose';
-    }
     if (reason === null) return null;
     const slot = { step: obs.step, features: Float32Array.from(obs.features) };
     if (!bank) {

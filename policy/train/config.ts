@@ -14,7 +14,7 @@ import { TASKS } from '../../tasks/index.ts';
 import { rewardConfigSchema } from '../../rewards/config.ts';
 import { poeConfigSchema } from '../../rewards/poe/world_model.ts';
 import { VlaConfigSchema } from '../vla/config.ts';
-import { sarGateConfigSchema } from './evovla_rewards.ts';
+import { sarGateOverrideSchema } from '../../rewards/sar/config.ts';
 import { ppoConfigSchema } from './ppo.ts';
 import { SarPhaseSchema } from './sar_phase.ts';
 
@@ -74,10 +74,27 @@ export const PpoPhaseSchema = z.strictObject({
    * undoes a precise manipulation policy before PPO can learn anything.
    */
   initLogStd: z.number().min(-10).max(2).nullable().default(-1.6),
+  /**
+   * Shaping that reads no stage predicate (rewards/shaping.ts): potential-based, on the tool's
+   * distance to the nearest task object, times `scale`, in the extrinsic stream. null: none (the
+   * default, EvoVLA's recipe); the ablation's arms all use it (bench:evovla).
+   */
+  shaping: z.strictObject({ scale: z.number().positive().default(1) }).nullable().default(null),
+  /** Checkpoint every this many PPO iterations (and after the last); `evovla train --resume` continues from the latest. */
+  checkpointEvery: z.number().int().min(1).default(5),
+  /**
+   * Stop an update's epochs once an epoch's mean approximate KL passes this (null: never). 0.02 by
+   * default for the VLA: at lr 3e-4 one update of the heads moved the policy by a KL of 0.08-0.30
+   * (a 0.2-std policy makes small shifts of the mean large in KL).
+   */
+  targetKl: z.number().positive().nullable().default(0.02),
   /** Key-frame bank slots M when memory is on. */
   memorySlots: z.number().int().min(2).max(256).default(8),
-  /** SAR gate and baseline smoothing (policy/train/evovla_rewards.ts); null: the SAR model's own. */
-  gate: sarGateConfigSchema.nullable().default(null),
+  /**
+   * SAR gate (window, threshold, lookahead) and baseline smoothing (alpha), key by key over the SAR
+   * model's own (sar.json, from configs/sar.yaml); null or unset keys: the model's.
+   */
+  gate: sarGateOverrideSchema.nullable().default(null),
   /** Scales of the reward terms (rewards/config.ts; rho here is only reported, PPO's rho weights the advantages). */
   rewards: rewardConfigSchema.prefault({}),
   /** POE world model settings (rewards/poe/world_model.ts). */

@@ -4,46 +4,33 @@
  * - ext: the task's success term (1 on the step that succeeds);
  * - stage (SAR): u_c - ubar_c for the SAR stage c an env is in, where u_c is the frozen SAR
  *   encoder's stage score of the new observation and c advances through a stage gate (mean u_c over
- *   the last m steps >= theta). Ground truth is never read for the reward; it is read only to judge
- *   each gate claim (stage hallucination);
+ *   the last m steps >= theta). The per-env gate, baselines and claims are rewards/sar/online.ts's
+ *   SarGateTracker, with the scorer's stored settings (configs/sar.yaml) unless `gate` overrides a
+ *   key. Ground truth is never read for the reward; it is read only to judge each gate claim
+ *   (stage hallucination);
  * - cur, prog (POE): curiosity and progress of the pose world model on the pose of the SAR stage's
  *   object in the tool frame; the world model trains on every step's transitions (online).
  *
  * r_ext feeds the extrinsic critic, rho-free intrinsic sum (stage + cur + prog, scaled) the
  * intrinsic critic; rewards/terms.ts's combineRewards applies the configured scales.
  */
-import { z } from 'zod';
 import type { Observation, ResetResult } from '../../sim/types.ts';
 import type { Task } from '../../sim/task.ts';
-import { parseConfig, parseRewardConfig, type RewardConfig } from '../../rewards/config.ts';
-import { isTrueCompletion } from '../../rewards/hallucination.ts';
+import { parseRewardConfig, type RewardConfig } from '../../rewards/config.ts';
 import { POSE_DIM, relativePose, stageObject } from '../../rewards/poe/pose.ts';
 import type { PoseWorldModel } from '../../rewards/poe/world_model.ts';
-import { StageBaseline, StageGate } from '../../rewards/sar/score.ts';
+import type { SarGateOverride } from '../../rewards/sar/config.ts';
+import { checkStages, SarGateTracker, sarGateSettings } from '../../rewards/sar/online.ts';
+import type { SarMetadata } from '../../rewards/sar/scorer.ts';
+import { reachShaping, shapingObjects } from '../../rewards/shaping.ts';
 import { combineRewards } from '../../rewards/terms.ts';
 import type { RewardItem, RewardModel, RewardOut } from './ppo.ts';
 
 /** Scores observations against stage texts with the (frozen) SAR encoder: u_k in 0..1 per item. */
 export interface StageScorer {
   score(items: ReadonlyArray<{ obs: Observation; stage: number }>): Promise<Float32Array | number[]>;
-  /** The gate and smoothing the scorer was trained and judged with (used unless the config sets one). */
-  gate?: SarGateConfig;
-}
-
-/** The SAR gate and smoothing settings. */
-export const sarGateConfigSchema = z.strictObject({
-  /** Steps m of u_c averaged by the gate. */
-  window: z.number().int().min(1).default(4),
-  /** Threshold theta on that mean for the gate to claim stage c complete. */
-  threshold: z.number().gt(0).lt(1).default(0.6),
-  /** Smoothing alpha of the per-stage baseline ubar. */
-  alpha: z.number().gt(0).lte(1).default(0.05),
-});
-export type SarGateConfig = z.output<typeof sarGateConfigSchema>;
-
-/** Validates gate settings (errors name the key path under `source`). */
-export function parseSarGateConfig(input: unknown, source = 'sar gate'): Readonly<SarGateConfig> {
-  return parseConfig(sarGateConfigSchema, input, source);
+  /** The gate and smoothing the scorer was trained and judged with (sar.json; configs/sar.yaml's defaults). */
+  meta: Pick<SarMetadata, 'task' | 'layout' | 'gate' | 'alpha'>;
 }
 
 /** Options of evovlaRewards. */
@@ -54,7 +41,13 @@ export interface EvoVlaRewardOptions {
   sar: StageScorer | null;
   /** POE world model; null: no curiosity or progress. */
   poe: PoseWorldModel | null;
-  gate?: Readonly<SarGateConfig>;
+  /**
+   * Ground-truth-free shaping (rewards/shaping.ts: potential on the tool's distance to the nearest
+   * task object), added to the extrinsic stream and logged as `reward/shape`; null: none.
+   */
+  shaping?: { scale: number; gamma: number } | null;
+  /** Key-by-key override of the scorer's stored gate settings (a PPO phase's `gate`). */
+  gate?: Readonly<SarGateOverride> | null;
   rewards?: Readonly<RewardConfig>;
 }
 
@@ -70,41 +63,36 @@ export interface EvoVlaRewards extends RewardModel {
 export function evovlaRewards(o: EvoVlaRewardOptions): EvoVlaRewards {
   const stages = o.task.stages;
   const names = stages.map((s) => s.name);
-  const gateCfg = o.gate ?? o.sar?.gate ?? parseSarGateConfig({});
   const rewardCfg = o.rewards ?? parseRewardConfig({});
-  const gates = Array.from({ length: o.numEnvs }, () => new StageGate(stages.length, { window: gateCfg.window, threshold: gateCfg.threshold }));
-  const baselines = Array.from({ length: o.numEnvs }, () => new StageBaseline(stages.length, gateCfg.alpha));
-  const scores = new Float64Array(o.numEnvs);
-  let claims = 0;
-  let falseClaims = 0;
+  // The one per-env gate bookkeeping (rewards/sar/online.ts), with the scorer's settings.
+  let tracker: SarGateTracker | null = null;
+  if (o.sar) {
+    checkStages(o.sar.meta, names);
+    tracker = new SarGateTracker(names, o.numEnvs, sarGateSettings(o.sar.meta, o.gate));
+  }
   let poeLoss = 0;
   let poeCalls = 0;
-  // The stage whose texts are scored: the gate's, held at the last stage once every stage is claimed.
-  const scoredStage = (env: number): number => Math.min(gates[env].stage, stages.length - 1);
+  const scoredStage = (env: number): number => (tracker ? tracker.scoredStage(env) : 0);
+  const shapeObjects = shapingObjects(stages);
 
   return {
-    sarStage: (env) => (o.sar ? scoredStage(env) : 0),
-    stageScore: (env) => scores[env],
+    sarStage: (env) => scoredStage(env),
+    stageScore: (env) => (tracker ? tracker.lastScore(env) : 0),
     reset: (env: number, _start: ResetResult) => {
-      gates[env].reset();
-      baselines[env].reset();
-      scores[env] = 0;
+      tracker?.endEpisode(env);
       o.poe?.progress.reset(env);
     },
     step: async (items: readonly RewardItem[]): Promise<RewardOut[]> => {
       const n = items.length;
       const stage = new Float64Array(n);
-      if (o.sar) {
-        const at = items.map((it) => scoredStage(it.env));
-        const u = await o.sar.score(items.map((it, i) => ({ obs: it.result.obs, stage: at[i] })));
+      if (o.sar && tracker) {
+        const t = tracker;
+        // Score the gate's stage of every item, and stage k+1 where the gate looks ahead.
+        const asked = items.map((it) => ({ obs: it.result.obs, stage: t.scoredStage(it.env) }));
+        const nextAt = items.map((it, i) => (t.watchesNext(it.env) ? asked.push({ obs: it.result.obs, stage: asked[i].stage + 1 }) - 1 : -1));
+        const u = await o.sar.score(asked);
         items.forEach((it, i) => {
-          scores[it.env] = u[i];
-          stage[i] = baselines[it.env].reward(at[i], u[i]);
-          // Without lookahead the gate claims at most one stage per step.
-          for (const claimed of gates[it.env].push(u[i])) {
-            claims++;
-            if (!isTrueCompletion(claimed, names, it.result.info.predicates, it.result.info.stage)) falseClaims++;
-          }
+          stage[i] = t.push(it.env, u[i], it.result.info, nextAt[i] >= 0 ? u[nextAt[i]] : undefined).stage;
         });
       }
       const cur = new Float64Array(n);
@@ -130,22 +118,27 @@ export function evovlaRewards(o: EvoVlaRewardOptions): EvoVlaRewards {
       return items.map((it, i) => {
         const b = combineRewards({ ext: it.result.info.rewardTerms.success ?? 0, stage: stage[i], cur: cur[i], prog: prog[i] }, rewardCfg);
         const terms: Record<string, number> = { ext: b.scaled.ext };
+        let ext = b.extrinsic;
+        if (o.shaping) {
+          const shape = o.shaping.scale * reachShaping(it.prevInfo.state, it.result.info.state, shapeObjects, o.shaping.gamma, it.result.terminated);
+          terms.shape = shape;
+          ext += shape;
+        }
         if (o.sar) terms.stage = b.scaled.stage;
         if (o.poe) {
           terms.cur = b.scaled.cur;
           terms.prog = b.scaled.prog;
         }
-        return { ext: b.extrinsic, int: b.intrinsic, terms };
+        return { ext, int: b.intrinsic, terms };
       });
     },
     afterRollout: () => {
       const out: Record<string, number> = {};
-      if (o.sar) {
-        out.sar_claims = claims;
-        out.sar_false_claims = falseClaims;
-        out.hallucination = claims ? falseClaims / claims : NaN;
-        claims = 0;
-        falseClaims = 0;
+      if (tracker) {
+        const c = tracker.drainCounts();
+        out.sar_claims = c.claims;
+        out.sar_false_claims = c.falseClaims;
+        out.hallucination = c.claims ? c.falseClaims / c.claims : NaN;
       }
       if (o.poe) {
         out.poe_loss = poeCalls ? poeLoss / poeCalls : NaN;

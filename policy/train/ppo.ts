@@ -466,10 +466,13 @@ function nextEpisodeSeed(ctx: RolloutContext): number {
   return ctx.episodeRng.int(2 ** 31);
 }
 
-/** Resets every env to a fresh episode and encodes the first observations. */
-export async function startEpisodes(ctx: RolloutContext): Promise<Cursor> {
+/**
+ * Resets every env to a fresh episode and encodes the first observations. `seeds[i]` (when given
+ * and not null) is env i's seed; the others are drawn from the run's episode generator.
+ */
+export async function startEpisodes(ctx: RolloutContext, seeds0: ReadonlyArray<number | null> = []): Promise<Cursor> {
   const n = ctx.env.numEnvs;
-  const seeds = Array.from({ length: n }, () => nextEpisodeSeed(ctx));
+  const seeds = Array.from({ length: n }, (_, i) => seeds0[i] ?? nextEpisodeSeed(ctx));
   const results = await ctx.env.reset(seeds);
   results.forEach((r, i) => ctx.rewards.reset?.(i, r));
   const inputs = await ctx.encoder.encode(results.map((r, i) => ({ env: i, obs: r.obs, info: r.info, kind: 'reset' as const })));
@@ -740,8 +743,36 @@ export interface TrainPpoOptions {
   actionMap: ActionMap;
   /** metrics.jsonl to append one line per iteration to (created with its folder); none if absent. */
   metricsPath?: string;
-  /** Called after each iteration (progress display, checkpoints). */
+  /** Called after each iteration (progress display). */
   onIteration?: (m: IterationMetrics) => void | Promise<void>;
+  /**
+   * Checkpoints: `save` is called after every `every`-th iteration and after the last one, with
+   * what PPO's own state is (the caller adds the model's parameters and any other learner).
+   */
+  checkpoint?: { every: number; save: (s: PpoCheckpointState) => void | Promise<void> };
+  /**
+   * Restores a checkpoint before the first iteration (sets the optimizer state and the generators
+   * in `s`); returns the number of iterations it was taken after (0: start from scratch). The run
+   * then continues with the next iteration on fresh episodes (an episode in progress at the
+   * checkpoint is not part of it).
+   */
+  restore?: (s: PpoCheckpointState) => number | Promise<number>;
+}
+
+/** PPO's own state at an iteration boundary: what a checkpoint must hold besides the weights. */
+export interface PpoCheckpointState {
+  /** Iterations done. */
+  iteration: number;
+  /** The optimizer of the trained parameters (AdamW moments, step count, learning rate). */
+  trainer: Trainer;
+  /** Action sampling, episode seeds, minibatch order (save with Rng.exportState: it keeps the spare normal). */
+  rngs: { actions: Rng; episodes: Rng; minibatches: Rng };
+  /**
+   * Per env: the seed of its current episode and whether that episode has not taken a step yet.
+   * A restore fills it; a fresh episode restarts on its seed (an exact continuation), one in
+   * progress is replaced by a new episode.
+   */
+  episodes: { seed: number; fresh: boolean }[];
 }
 
 /** The result of a run: every iteration's metrics. */
@@ -775,9 +806,19 @@ export async function trainPpo(o: TrainPpoOptions): Promise<TrainPpoResult> {
   const shuffleRng = new Rng(cfg.seed).fork('minibatches');
   if (o.metricsPath) makeDirectory(dirname(o.metricsPath));
   const iterations: IterationMetrics[] = [];
+  const state = (iteration: number, cur: Cursor | null): PpoCheckpointState => ({
+    iteration,
+    trainer,
+    rngs: { actions: ctx.rng, episodes: ctx.episodeRng, minibatches: shuffleRng },
+    episodes: cur ? cur.seeds.map((seed, i) => ({ seed, fresh: cur.length[i] === 0 })) : [],
+  });
   try {
-    let cur = await startEpisodes(ctx);
-    for (let iteration = 1; iteration <= numIterations; iteration++) {
+    const restored = state(0, null);
+    const done = o.restore ? await o.restore(restored) : 0;
+    if (!Number.isInteger(done) || done < 0 || done > numIterations) throw new Error(`PPO checkpoint: ${done} iterations done, expected 0..${numIterations}`);
+    if (restored.episodes.length !== 0 && restored.episodes.length !== N) throw new Error(`PPO checkpoint: episodes of ${restored.episodes.length} envs, this run has ${N}`);
+    let cur = await startEpisodes(ctx, restored.episodes.map((e) => (e.fresh ? e.seed : null)));
+    for (let iteration = done + 1; iteration <= numIterations; iteration++) {
       if (cfg.annealLr) trainer.learningRate = cfg.lr * (1 - (iteration - 1) / numIterations);
       const t0 = performance.now();
       const ro = await collectRollout(ctx, cur);
@@ -791,6 +832,7 @@ export async function trainPpo(o: TrainPpoOptions): Promise<TrainPpoResult> {
       if (o.metricsPath) appendFileSync(o.metricsPath, JSON.stringify(m) + '\n');
       iterations.push(m);
       await o.onIteration?.(m);
+      if (o.checkpoint && (iteration % o.checkpoint.every === 0 || iteration === numIterations)) await o.checkpoint.save(state(iteration, cur));
     }
   } finally {
     await runner.dispose();

@@ -20,6 +20,7 @@ import type { PhaseContext } from './bc.ts';
 import { EVAL_SEED_BASE, type PpoPhaseConfig } from './config.ts';
 import { evovlaRewards, type StageScorer } from './evovla_rewards.ts';
 import { evaluateGreedy, parsePpoConfig, ppoConfigSchema, trainPpo, type GreedyEval, type IterationMetrics } from './ppo.ts';
+import { loadPpoCheckpoint, savePpoCheckpoint, type PpoCheckpointParts } from './ppo_checkpoint.ts';
 import { vlaEncoder, vlaPpoModel } from './vla_ppo.ts';
 
 /** Success and hallucination of one greedy evaluation. */
@@ -62,6 +63,12 @@ export interface PpoPhaseDeps {
   evalBefore?: boolean;
   /** Seeds of the greedy evaluations (default: evalEpisodes seeds from EVAL_SEED_BASE + 500,000). */
   evalSeeds?: readonly number[];
+  /**
+   * Checkpoints (policy/train/ppo_checkpoint.ts): the run's folder, how many of this phase to keep,
+   * and the checkpoint to resume from (null: start PPO from the model as it is). Every
+   * `checkpointEvery` iterations of the phase config, and after the last.
+   */
+  checkpoints?: { dir: string; keep: number; resumeFrom: string | null };
 }
 
 /** Summarises a greedy evaluation. */
@@ -107,30 +114,56 @@ export async function runPpoPhase(ctx: PpoPhaseContext, cfg: PpoPhaseConfig, dep
   });
   const poe = cfg.poe ? await PoseWorldModel.create(parsePoeConfig({ ...cfg.poeModel, threads: 1 })) : null;
   const sar = cfg.sar ? deps.sar : null;
-  const rewards = evovlaRewards({ task, numEnvs: cfg.envs, sar, poe, gate: cfg.gate ?? undefined, rewards: cfg.rewards });
+  const shaping = cfg.shaping ? { scale: cfg.shaping.scale, gamma: ppo.gamma } : null;
+  const rewards = evovlaRewards({ task, numEnvs: cfg.envs, sar, poe, shaping, gate: cfg.gate ?? undefined, rewards: cfg.rewards });
   // Evaluation judges the SAR gate's claims whenever a SAR model exists (also for arms that do not
   // train on SAR: hallucination is a property of the trajectories), and trains nothing (no POE).
   const evalRewards = evovlaRewards({ task, numEnvs: cfg.envs, sar: deps.sar, poe: null, gate: cfg.gate ?? undefined, rewards: cfg.rewards });
   const bank = cfg.memory ? new MemoryBank(cfg.envs, c.width, parseMemoryBankConfig({ slots: cfg.memorySlots })) : null;
   let stageFrom = rewards;
   const encoder = await vlaEncoder(vla, { task, numEnvs: cfg.envs, threads: ctx.threads, bank, stageScore: (e) => stageFrom.stageScore(e), sarStage: (e) => stageFrom.sarStage(e) });
-  const parts = { env, actorCritic: model.actorCritic, encoder, actionMap: model.actionMap, threads: ctx.threads };
+  const run = { env, actorCritic: model.actorCritic, encoder, actionMap: model.actionMap, threads: ctx.threads };
   const seeds = deps.evalSeeds ?? Array.from({ length: cfg.evalEpisodes }, (_, i) => EVAL_SEED_BASE + 500_000 + i);
+  const ckpt = deps.checkpoints;
+  const parts: PpoCheckpointParts = { vla: vla.params, poe: poe ? poe.checkpointParts() : null };
   const t0 = performance.now();
   try {
     let before: PhaseEval | null = null;
-    if (seeds.length && deps.evalBefore !== false) {
+    if (ckpt?.resumeFrom) {
+      // Resumed: the weights are the checkpoint's (loaded below, inside trainPpo); the "before"
+      // figures were measured on the BC weights and stored with it.
+      log(`ppo: resuming from ${ckpt.resumeFrom}`);
+    } else if (seeds.length && deps.evalBefore !== false) {
       stageFrom = evalRewards;
-      before = phaseEval(await evaluateGreedy({ ...parts, rewards: evalRewards }, seeds));
+      before = phaseEval(await evaluateGreedy({ ...run, rewards: evalRewards }, seeds));
       log(`ppo: before: ${formatPhaseEval(before)}`);
     }
     stageFrom = rewards;
     const total = Math.floor(ppo.totalSteps / ppo.rolloutSteps);
     let last: IterationMetrics | null = null;
+    let done = 0;
     const { iterations } = deps.skipTraining ? { iterations: [] } : await trainPpo({
-      ...parts,
+      ...run,
       config: ppo,
       rewards,
+      ...(ckpt
+        ? {
+            checkpoint: {
+              every: cfg.checkpointEvery,
+              save: (s) => {
+                savePpoCheckpoint(ckpt.dir, ctx.phaseIndex, ckpt.keep, s, parts, { before, env_steps: s.iteration * ppo.rolloutSteps });
+              },
+            },
+            restore: (s) => {
+              if (!ckpt.resumeFrom) return 0;
+              const r = loadPpoCheckpoint(ckpt.resumeFrom, s, parts);
+              before = (r.extra.before as PhaseEval | null) ?? null;
+              done = r.iteration;
+              log(`ppo: resumed after iteration ${r.iteration} of ${total} (${r.iteration * ppo.rolloutSteps} env steps)`);
+              return r.iteration;
+            },
+          }
+        : {}),
       onIteration: (m) => {
         last = m;
         const line: Record<string, number | string> = { phase: 'ppo', step: m.iteration };
@@ -143,14 +176,14 @@ export async function runPpoPhase(ctx: PpoPhaseContext, cfg: PpoPhaseConfig, dep
     let after: PhaseEval | null = null;
     if (seeds.length && !deps.skipTraining) {
       stageFrom = evalRewards;
-      after = phaseEval(await evaluateGreedy({ ...parts, rewards: evalRewards }, seeds));
+      after = phaseEval(await evaluateGreedy({ ...run, rewards: evalRewards }, seeds));
       log(`ppo: after: ${formatPhaseEval(after)}`);
     }
     // The run exports this model as policy.onnx: trunk -> fusion -> heads.
     vla.inference = model.inference;
     return {
-      envSteps: iterations.length * ppo.rolloutSteps,
-      iterations: iterations.length,
+      envSteps: (done + iterations.length) * ppo.rolloutSteps,
+      iterations: done + iterations.length,
       seconds: (performance.now() - t0) / 1000,
       before,
       after,

@@ -31,6 +31,7 @@ import { ensureDemos } from './demos.ts';
 import { runPpoPhase, type PpoPhaseDeps } from './ppo_phase.ts';
 import { runSarPhase, sarModelPath, sarStageScorer } from './sar_phase.ts';
 import { SarScorer } from '../../rewards/sar/scorer.ts';
+import type { SarGateOverride } from '../../rewards/sar/config.ts';
 import type { StageScorer } from './evovla_rewards.ts';
 
 /** Options of `trainRun` that are not part of the config. */
@@ -167,7 +168,8 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
           return step ?? 0;
         },
       };
-      const result = await runPhase(ctx, phase, { task, sar, log, runDir, setSar: (s) => (sar = s) });
+      const checkpoints = { dir: ckptDir, keep: cfg.checkpoints.keep, resumeFrom: latest && latest.phase === p ? latest.file : null };
+      const result = await runPhase(ctx, phase, { task, sar, log, runDir, setSar: (s) => (sar = s), checkpoints });
       phases.push({ kind: phase.kind, ...result });
       // A phase may change how the policy must be played (PPO trains the first action of each chunk).
       if ('inference' in result) inference = result.inference;
@@ -196,6 +198,9 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
         record: join(runDir, 'eval_episodes'),
         // The first 10 episodes are enough to watch; all 100 would be ~300 MB of images.
         recordLimit: 10,
+        // With the run's SAR model: hallucination, the SAR stage on the recorded timelines, and the
+        // memory bank kept as PPO's own evaluation keeps it (SAR's stage score and stage object).
+        ...(existsSync(sarModelPath(runDir)) ? { sar: sarModelPath(runDir), sarGate: ppoGateOverride(cfg) } : {}),
         log,
       });
       writeFileAtomic(join(runDir, 'eval.json'), new TextEncoder().encode(JSON.stringify(r, null, 2)));
@@ -272,3 +277,8 @@ export function formatMetrics(m: Record<string, number | string>): string {
     .join('  ');
 }
 
+/** The SAR gate override of the run's PPO phase (the final evaluation judges with the same gate). */
+function ppoGateOverride(cfg: TrainConfig): SarGateOverride | undefined {
+  for (const p of cfg.phases) if (p.kind === 'ppo' && p.gate) return p.gate;
+  return undefined;
+}

@@ -97,7 +97,7 @@ export async function runSarPhase(cfg: SarPhaseConfig, deps: { task: Task; runDi
 /** The SAR scorer as PPO's StageScorer: both cameras of each observation, u_k of the asked stage. */
 export function sarStageScorer(s: SarScorer): StageScorer & { dispose(): Promise<void> } {
   return {
-    gate: { ...s.meta.gate, alpha: s.meta.alpha },
+    meta: s.meta,
     score: async (items) => {
       const frames = items.map(({ obs }) => {
         const side = obs.images?.eye_side;

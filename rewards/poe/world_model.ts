@@ -162,6 +162,11 @@ export class PoseWorldModel {
     return new PoseWorldModel(config, model, trainer);
   }
 
+  /** Its parameters (`poe.forward.*`, `poe.inverse.*`) and optimizer, for checkpoints. */
+  checkpointParts(): { params: ParamSet; trainer: Trainer } {
+    return { params: this.model.params, trainer: this.trainer };
+  }
+
   /** Training steps applied so far. */
   get updates(): number {
     return this.trainer.step;

@@ -11,6 +11,39 @@ import { parseConfig } from '../config.ts';
 
 const seedList = z.array(z.number().int().min(0)).min(1);
 
+/**
+ * The stage gate: the SAR stage advances when the mean u_k of the last `window` steps reaches
+ * `threshold`. These defaults are the only ones: a trained scorer stores them in sar.json, and
+ * the online bookkeeping (rewards/sar/online.ts) uses the stored values unless overridden.
+ */
+export const sarGateSchema = z.strictObject({
+  /** m: steps of u_k averaged. */
+  window: z.number().int().min(1).default(6),
+  /** theta: threshold on that mean. */
+  threshold: z.number().gt(0).lt(1).default(0.8),
+  /** 1: also claim stage k when stage k+1's window passes (see rewards/sar/score.ts). */
+  lookahead: z.union([z.literal(0), z.literal(1)]).default(0),
+  /**
+   * Per-stage windows from the training demos: stage k's window is half the time its predicate
+   * typically holds in the demos (at least 2, at most `window`), stored in sar.json. false: `window`
+   * for every stage.
+   */
+  stageWindows: z.boolean().default(true),
+});
+
+/**
+ * A key-by-key override of a scorer's stored gate and baseline smoothing (a PPO phase's `gate`):
+ * unset keys keep the scorer's values, so no second set of defaults exists.
+ */
+export const sarGateOverrideSchema = z.strictObject({
+  window: z.number().int().min(1).optional(),
+  threshold: z.number().gt(0).lt(1).optional(),
+  lookahead: z.union([z.literal(0), z.literal(1)]).optional(),
+  /** Baseline smoothing alpha. */
+  alpha: z.number().positive().max(1).optional(),
+});
+export type SarGateOverride = z.output<typeof sarGateOverrideSchema>;
+
 export const sarConfigSchema = z.strictObject({
   /** The vision-language scorer. */
   model: z
@@ -35,15 +68,8 @@ export const sarConfigSchema = z.strictObject({
   tau: z.number().positive().default(0.05),
   /** Baseline smoothing: ubar <- (1 - alpha) ubar + alpha u. */
   alpha: z.number().positive().max(1).default(0.05),
-  /** The stage gate: advance when the mean u_k of the last `window` steps reaches `threshold`. */
-  gate: z
-    .strictObject({
-      window: z.number().int().min(1).default(6),
-      threshold: z.number().gt(0).lt(1).default(0.8),
-      /** 1: also claim stage k when stage k+1's window passes (see rewards/sar/score.ts). */
-      lookahead: z.union([z.literal(0), z.literal(1)]).default(0),
-    })
-    .prefault({}),
+  /** The stage gate (sarGateSchema). */
+  gate: sarGateSchema.prefault({}),
   /** Training. */
   train: z
     .strictObject({
@@ -53,6 +79,8 @@ export const sarConfigSchema = z.strictObject({
       frameStride: z.number().int().positive().default(3),
       /** Also train on near-miss states made in the simulator (false: the ablation). */
       nearMissStates: z.boolean().default(true),
+      /** Draw demo rows by (stage, label) bucket, each equally likely (rewards/sar/train.ts). */
+      balance: z.boolean().default(true),
       /** Optimisation steps. */
       steps: z.number().int().positive().default(1500),
       /** Triplets per step. */
@@ -79,6 +107,8 @@ export const sarConfigSchema = z.strictObject({
       /** Horizontal offset of the 'offset' perturbation (metres): set down / reach / hover beside. */
       offsetMin: z.number().positive().default(0.02),
       offsetMax: z.number().positive().default(0.03),
+      /** Also replay each grasp 2-3 cm beside the object to the demo's end, empty-handed (rewards/sar/data.ts). */
+      emptyHanded: z.boolean().default(false),
     })
     .prefault({}),
   /** Held-out evaluation. */

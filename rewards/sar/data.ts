@@ -276,9 +276,36 @@ export function probeFrames(env: SimEnv, task: Task, demo: DemoRecord, renderer:
 }
 
 /**
+ * Empty-handed replays: for each grasp stage, the demo restored `before` steps ahead of the grasp
+ * and the expert's actions replayed 2-3 cm sideways to the end of the demo: the fingers close on
+ * air beside the object and the arm goes through the lift, carry, lower and release with nothing
+ * in hand (the hacking probe's kind of near miss, here on training seeds). Each frame's target
+ * stage is the one the unperturbed expert was working on at that step (what a gate keeping the
+ * expert's pace would be asking), labelled by the ground truth (almost always not done).
+ */
+export function emptyHandedFrames(env: SimEnv, task: Task, demo: DemoRecord, renderer: FrameRenderer, rng: Rng, opts: NearMissOptions, stride: number): LabelledFrame[] {
+  renderer.setScene(demo.randomization);
+  const out: LabelledFrame[] = [];
+  task.stages.forEach((stage, k) => {
+    if (!stage.name.startsWith('grasp_')) return;
+    const tk = demo.firstTrue[k];
+    if (tk <= 0) return;
+    const t0 = Math.max(0, tk - opts.before);
+    const transform = transformFor(env, demo, 'offset', tk, rng, opts);
+    const frames = perturbedReplay(env, task, demo, renderer, t0, demo.actions.length - t0, transform, (i) => i % stride === stride - 1, { source: 'near_miss', targetStage: k, perturbation: 'offset' });
+    for (const f of frames) {
+      const expert = demo.infos[Math.min(f.step, demo.infos.length - 1)].stage;
+      f.targetStage = Math.max(k, Math.min(task.stages.length - 1, expert));
+      out.push(f);
+    }
+  });
+  return out;
+}
+
+/**
  * The training frames of a SAR config: for each `train.seeds` seed, the expert demo every
  * `train.frameStride` steps and, when `train.nearMissStates`, its near-miss replays every
- * `nearMiss.frameStride` steps.
+ * `nearMiss.frameStride` steps (and, with `nearMiss.emptyHanded`, its empty-handed replays).
  */
 export function trainingFrames(
   env: SimEnv,
@@ -286,7 +313,7 @@ export function trainingFrames(
   renderer: FrameRenderer,
   cfg: {
     train: { seeds: readonly number[]; frameStride: number; nearMissStates: boolean };
-    nearMiss: NearMissOptions & { frameStride: number };
+    nearMiss: NearMissOptions & { frameStride: number; emptyHanded?: boolean };
   },
   rng: Rng,
   log: (line: string) => void = () => {},
@@ -301,6 +328,11 @@ export function trainingFrames(
       for (const seg of nearMissSegments(env, task, demo, renderer, rng.fork(`seed-${seed}`), cfg.nearMiss, cfg.nearMiss.frameStride)) {
         out.push(...seg.frames);
         near += seg.frames.length;
+      }
+      if (cfg.nearMiss.emptyHanded) {
+        const empty = emptyHandedFrames(env, task, demo, renderer, rng.fork(`empty-${seed}`), cfg.nearMiss, cfg.nearMiss.frameStride);
+        out.push(...empty);
+        near += empty.length;
       }
     }
     log(`seed ${seed}: ${demoPart.length} demo frames (success ${demo.success}), ${near} near-miss frames`);

@@ -27,7 +27,7 @@ import { wilsonInterval } from '../../tasks/rollout.ts';
 import { aggregateHallucination, episodeHallucination, isTrueCompletion, type GateCompletion, type HallucinationSummary } from '../hallucination.ts';
 import type { SarConfig } from './config.ts';
 import { demoFrames, nearMissSegments, probeFrames, recordDemo, type FrameRenderer, type LabelledFrame } from './data.ts';
-import { StageGate, stageKind, type GateOptions } from './score.ts';
+import { StageGate, stageKind } from './score.ts';
 import type { SarScorer } from './scorer.ts';
 
 /** Area under the ROC curve (Mann-Whitney, ties count half); null without both classes. */
@@ -75,9 +75,11 @@ export interface SarEvalReport {
    * `creditMean`: false gate completions per probe episode, the gate run from stage 0 as in a
    * rollout. `perStageCreditMean`: for each stage k, a gate started at k on the probe's frames;
    * the number of stages it falsely grants, per episode (does not depend on the gate getting past
-   * the first stages).
+   * the first stages). `inContextCreditMean`: the same, but the gate for stage k starts at the
+   * step where the expert of the same seed reached stage k (the probe replays the expert's timing),
+   * so each stage is asked when a rollout's gate could be waiting on it.
    */
-  probe: { episodes: number; creditMean: number; claimedMean: number; credits: number[]; perStageCreditMean: number; perStageCredits: number[] };
+  probe: { episodes: number; creditMean: number; claimedMean: number; credits: number[]; perStageCreditMean: number; perStageCredits: number[]; inContextCreditMean: number; inContextCredits: number[] };
   u: { count: number; p05: number; p25: number; p50: number; p75: number; p95: number; shareMid: number };
   scoreMsPerFrame: number;
 }
@@ -94,6 +96,7 @@ interface Acc {
   probeCredits: number[];
   probeClaimed: number[];
   probePerStage: number[];
+  probeInContext: number[];
 }
 
 async function embedAll(scorer: SarScorer, frames: readonly LabelledFrame[]): Promise<Float32Array> {
@@ -104,8 +107,10 @@ async function embedAll(scorer: SarScorer, frames: readonly LabelledFrame[]): Pr
 }
 
 /** Runs a gate from `start` over consecutive frames; returns its completions judged by the ground truth. */
-function runGate(scorer: SarScorer, gateOptions: GateOptions, emb: Float32Array, frames: readonly LabelledFrame[], names: string[], start: number, stopAfterFirst: boolean): GateCompletion[] {
-  const gate = new StageGate(names.length, gateOptions, start);
+function runGate(scorer: SarScorer, cfgGate: Readonly<SarConfig['gate']>, emb: Float32Array, frames: readonly LabelledFrame[], names: string[], start: number, stopAfterFirst: boolean): GateCompletion[] {
+  // The scorer's per-stage windows (from its training demos) unless the config turns them off.
+  const windows = cfgGate.stageWindows ? scorer.meta.gate.windows : undefined;
+  const gate = new StageGate(names.length, { ...cfgGate, ...(windows ? { windows } : {}) }, start);
   const out: GateCompletion[] = [];
   for (let i = 0; i < frames.length && gate.stage < names.length; i++) {
     const u = scorer.scores(emb, i, gate.stage).u;
@@ -129,7 +134,7 @@ export async function evaluateSar(
   const kinds = task.stages.map(stageKind);
   const accs: Record<string, Acc> = {};
   for (const label of Object.keys(scorers)) {
-    accs[label] = { kindScores: new Map(), allU: [], nmReplays: 0, nmNeverDone: 0, nmFalse: 0, nmFalseNeverDone: 0, demoEpisodes: [], demoClaimed: [], probeCredits: [], probeClaimed: [], probePerStage: [] };
+    accs[label] = { kindScores: new Map(), allU: [], nmReplays: 0, nmNeverDone: 0, nmFalse: 0, nmFalseNeverDone: 0, demoEpisodes: [], demoClaimed: [], probeCredits: [], probeClaimed: [], probePerStage: [], probeInContext: [] };
   }
   const addKind = (acc: Acc, k: number, u: number, y: 0 | 1) => {
     let e = acc.kindScores.get(kinds[k]);
@@ -191,6 +196,15 @@ export async function evaluateSar(
         if (c.length > 0 && !c[0].groundTruth) perStage++;
       }
       accs[label].probePerStage.push(perStage);
+      let inContext = 0;
+      for (let k = 0; k < names.length; k++) {
+        const reached = demo.infos.findIndex((info) => info.stage >= k);
+        const from = reached < 0 ? -1 : frames.findIndex((f) => f.step >= reached);
+        if (from < 0) continue;
+        const c = runGate(scorer, cfg.gate, emb.subarray(from * scorer.meta.embedDim), frames.slice(from), names, k, true);
+        if (c.length > 0 && !c[0].groundTruth) inContext++;
+      }
+      accs[label].probeInContext.push(inContext);
     }
     log(`probe seed ${seed}: ${frames.length} steps`);
   }
@@ -217,7 +231,7 @@ export async function evaluateSar(
       aurocMin: defined.length ? Math.min(...defined) : null,
       nearMiss: { replays: acc.nmReplays, replaysNeverDone: acc.nmNeverDone, falseCompletions: acc.nmFalse, rate: ci.rate, low: ci.low, high: ci.high, falseNeverDone: acc.nmFalseNeverDone, rateNeverDone: acc.nmFalseNeverDone / Math.max(1, acc.nmNeverDone) },
       demoGate: { episodes: acc.demoEpisodes.length, stages: names.length, claimedMean: mean(acc.demoClaimed), hallucination: aggregateHallucination(acc.demoEpisodes) },
-      probe: { episodes: acc.probeCredits.length, creditMean: mean(acc.probeCredits), claimedMean: mean(acc.probeClaimed), credits: acc.probeCredits, perStageCreditMean: mean(acc.probePerStage), perStageCredits: acc.probePerStage },
+      probe: { episodes: acc.probeCredits.length, creditMean: mean(acc.probeCredits), claimedMean: mean(acc.probeClaimed), credits: acc.probeCredits, perStageCreditMean: mean(acc.probePerStage), perStageCredits: acc.probePerStage, inContextCreditMean: mean(acc.probeInContext), inContextCredits: acc.probeInContext },
       u: { count: acc.allU.length, p05, p25, p50, p75, p95, shareMid: acc.allU.filter((u) => u >= 0.4 && u <= 0.6).length / Math.max(1, acc.allU.length) },
       scoreMsPerFrame: timingFrames.length ? (performance.now() - t0) / timingFrames.length : Number.NaN,
     };

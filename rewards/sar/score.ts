@@ -75,6 +75,13 @@ export interface GateOptions {
    * they close, cannot stall the gate). 0 (default): stage k only, as EvoVLA describes it.
    */
   lookahead?: 0 | 1;
+  /**
+   * Per-stage windows (stage k uses min(window, windows[k])): a stage whose predicate holds only
+   * briefly (a reach lasts ~7 control steps before the fingers close) needs a window shorter than
+   * its evidence lasts, or the gate can never claim it. Made from the training demos
+   * (rewards/sar/train.ts `stageWindows`); absent: `window` for every stage.
+   */
+  windows?: readonly number[];
 }
 
 /**
@@ -94,12 +101,20 @@ export class StageGate {
   ) {
     if (!Number.isInteger(options.window) || options.window < 1) throw new RangeError(`gate window must be an integer >= 1, got ${options.window}`);
     if (!(options.threshold > 0 && options.threshold < 1)) throw new RangeError(`gate threshold must be in (0, 1), got ${options.threshold}`);
+    if (options.windows && (options.windows.length !== stages || options.windows.some((w) => !Number.isInteger(w) || w < 1))) {
+      throw new RangeError(`gate windows must be ${stages} integers >= 1 (one per stage), got [${options.windows.join(', ')}]`);
+    }
     this.current = start;
   }
 
   /** The stage the gate is waiting on (== stages when all are claimed). */
   get stage(): number {
     return this.current;
+  }
+
+  /** The window of stage k. */
+  windowOf(k: number): number {
+    return Math.min(this.options.window, this.options.windows?.[k] ?? this.options.window);
   }
 
   /** Whether the gate looks at stage k+1 too (then feed its score as `uNext`). */
@@ -113,14 +128,14 @@ export class StageGate {
    */
   push(u: number, uNext?: number): number[] {
     if (this.current >= this.stages) return [];
-    const passes = (w: number[], x: number) => {
+    const passes = (w: number[], x: number, m: number) => {
       w.push(x);
-      if (w.length > this.options.window) w.shift();
-      return w.length === this.options.window && w.reduce((a, b) => a + b, 0) / w.length >= this.options.threshold;
+      while (w.length > m) w.shift();
+      return w.length === m && w.reduce((a, b) => a + b, 0) / w.length >= this.options.threshold;
     };
     const watchNext = this.watchesNext && uNext !== undefined;
-    const own = passes(this.recent, u);
-    const next = watchNext && passes(this.recentNext, uNext);
+    const own = passes(this.recent, u, this.windowOf(this.current));
+    const next = watchNext && passes(this.recentNext, uNext, this.windowOf(this.current + 1));
     if (!own && !next) return [];
     const claimed = next ? [this.current, this.current + 1] : [this.current];
     this.current += claimed.length;

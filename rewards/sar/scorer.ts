@@ -48,7 +48,8 @@ export interface SarMetadata {
   imageSize: number;
   embedDim: number;
   tau: number;
-  gate: { window: number; threshold: number; lookahead?: 0 | 1 };
+  /** The gate it was trained with; `windows`: per-stage windows from the training demos (score.ts GateOptions). */
+  gate: { window: number; threshold: number; lookahead?: 0 | 1; stageWindows?: boolean; windows?: number[] };
   alpha: number;
   tokenizer: TokenizerSpec;
   layout: TextLayout;

@@ -4,13 +4,19 @@
  * that is not, by `margin`.
  *
  * Rows (frame, stage k, label = stage k's ground-truth predicate in that frame):
- * - demo frames, for the stages around the frame's ground-truth stage (k in gt-2 .. gt+1) and one
+ * - demo frames, for the stages around the frame's ground-truth stage (k in gt-2 .. gt+1), every
+ *   earlier stage whose predicate still holds (a gate that lags the ground truth must still see
+ *   them done: a reach holds for ~35 steps while the grasp and settle go by in a few), and one
  *   random stage: label 1 -> positive T+_k, negative one of {T-_k, a near-miss text of k, the
  *   positive text of a stage not done in this frame}; label 0 -> positive T-_k, negative T+_k;
  * - near-miss states (config `train.nearMissStates`), for the stage they perturb: label 0 ->
  *   positive T-_k or one of k's near-miss texts, negative T+_k (the hard negative: a frame that
  *   looks almost done must score below T+_k); label 1 (the perturbation did not prevent
  *   completion) as a demo row. Half of each batch is drawn from these rows when there are any.
+ * - class balance (`train.balance`): demo rows are drawn by (stage, label) bucket, each bucket
+ *   equally likely, so a stage whose predicate holds in few frames (or never fails) weighs as much
+ *   as the others and its done frames as much as its not-done ones. Without it a brief stage's few
+ *   positives were swamped and its u_k stayed below the gate's threshold (the gate stalled there).
  *
  * Loss and settings are in configs/sar.yaml; the run is seeded (weights, batch sampling).
  */
@@ -44,6 +50,7 @@ export function buildRows(frames: readonly LabelledFrame[], stages: number, rng:
     }
     const ks = new Set<number>();
     for (let k = f.gtStage - 2; k <= f.gtStage + 1; k++) if (k >= 0 && k < stages) ks.add(k);
+    for (let k = 0; k < Math.min(f.gtStage, stages); k++) if (f.done[k]) ks.add(k);
     ks.add(rng.int(stages));
     for (const k of ks) rows.push({ frame: i, stage: k, label: f.done[k] ? 1 : 0, nearMiss: false });
   });
@@ -86,6 +93,19 @@ export async function trainSar(task: Task, frames: readonly LabelledFrame[], cfg
   const demoRows = rows.filter((r) => !r.nearMiss);
   const nearRows = rows.filter((r) => r.nearMiss);
   if (demoRows.length === 0) throw new Error(`trainSar: no demo frames for task '${task.id}'`);
+  const buckets = new Map<string, Row[]>();
+  for (const r of demoRows) {
+    const key = `${r.stage}:${r.label}`;
+    let b = buckets.get(key);
+    if (!b) buckets.set(key, (b = []));
+    b.push(r);
+  }
+  const bucketList = [...buckets.values()];
+  const drawDemo = (): Row => {
+    if (!cfg.train.balance) return demoRows[rng.int(demoRows.length)];
+    const b = bucketList[rng.int(bucketList.length)];
+    return b[rng.int(b.length)];
+  };
   const T = layout.texts.length;
   const trainer = await Trainer.create({
     model: {
@@ -119,8 +139,7 @@ export async function trainSar(task: Task, frames: readonly LabelledFrame[], cfg
   try {
     for (let step = 1; step <= cfg.train.steps; step++) {
       for (let b = 0; b < B; b++) {
-        const pool = nearRows.length > 0 && rng.next() < 0.5 ? nearRows : demoRows;
-        const row = pool[rng.int(pool.length)];
+        const row = nearRows.length > 0 && rng.next() < 0.5 ? nearRows[rng.int(nearRows.length)] : drawDemo();
         const f = frames[row.frame];
         toChw(f.images.eye_side, size, side, b * per);
         toChw(f.images.eye_arm, size, arm, b * per);
@@ -151,13 +170,50 @@ export async function trainSar(task: Task, frames: readonly LabelledFrame[], cfg
     imageSize: size,
     embedDim: cfg.model.embedDim,
     tau: cfg.tau,
-    gate: { ...cfg.gate },
+    gate: { ...cfg.gate, ...(cfg.gate.stageWindows ? { windows: stageWindows(frames, task.stages.length, cfg.train.frameStride, cfg.gate.window) } : {}) },
     alpha: cfg.alpha,
     tokenizer: tokenizer.toJSON(),
     layout,
     nearMissStates: cfg.train.nearMissStates,
   };
   return { network: net, meta, history, rows: { demo: demoRows.length, nearMiss: nearRows.length }, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * Per-stage gate windows from the demo frames: for stage k, the median over the demos of how long
+ * (in control steps) its predicate first holds without a break, halved, clamped to 2..`cap`. The
+ * gate averages u_k over the window, so a window longer than the evidence lasts can never pass
+ * (the reach of a block holds ~7 steps before the fingers close); half leaves room for the
+ * scorer's first frames of a stage, which score lower. A stage never seen done gets `cap`.
+ */
+export function stageWindows(frames: readonly LabelledFrame[], stages: number, stride: number, cap: number): number[] {
+  const bySeed = new Map<number, LabelledFrame[]>();
+  for (const f of frames) {
+    if (f.source !== 'demo') continue;
+    let list = bySeed.get(f.seed);
+    if (!list) bySeed.set(f.seed, (list = []));
+    list.push(f);
+  }
+  const out: number[] = [];
+  for (let k = 0; k < stages; k++) {
+    const runs: number[] = [];
+    for (const list of bySeed.values()) {
+      const sorted = [...list].sort((a, b) => a.step - b.step);
+      const first = sorted.findIndex((f) => f.done[k] === 1);
+      if (first < 0) continue;
+      let last = first;
+      while (last + 1 < sorted.length && sorted[last + 1].done[k] === 1) last++;
+      runs.push(sorted[last].step - sorted[first].step + stride);
+    }
+    if (runs.length === 0) {
+      out.push(cap);
+      continue;
+    }
+    runs.sort((a, b) => a - b);
+    const median = runs[Math.floor(runs.length / 2)];
+    out.push(Math.max(2, Math.min(cap, Math.floor(median / 2))));
+  }
+  return out;
 }
 
 /** Writes `dir/sar.onnx` (self-contained) and `dir/sar.json` (tokenizer, texts, settings), atomically. */

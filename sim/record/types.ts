@@ -52,6 +52,12 @@ export interface StepRecord {
   commandedStage?: number;
   /** Stage the Stage-Aligned Reward model believed the episode was in (evaluation with SAR), when known. */
   sarStage?: number;
+  /**
+   * Stages the SAR gate claimed complete at this step (evaluation with SAR), each judged against
+   * the ground truth: `hallucinated` when the stage's predicate was false and the ground-truth
+   * stage was not past it (rewards/hallucination.ts).
+   */
+  sarClaims?: { stage: number; hallucinated: boolean }[];
   rewardTerms: RewardTerms;
   reward: number;
   terminated: boolean;

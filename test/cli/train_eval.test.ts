@@ -71,3 +71,19 @@ test('evovla train: --resume without a run, or a new run over an existing one, i
   assert.equal(t.result, 2);
   assert.match(t.err, /run folder '.*taken' already holds a run; pass --resume/);
 });
+
+test('evovla eval --sar: a missing SAR model is a one-line usage error naming it', async () => {
+  const { VlaConfigSchema } = await import('../../policy/vla/config.ts');
+  const { createVla, exportVla, identityStats } = await import('../../policy/vla/model.ts');
+  const { taskTokenizer } = await import('../../policy/vla/tokenizer.ts');
+  const { robotSpecFor } = await import('../../robot/spec.ts');
+  const { TINY_MODEL } = await import('../policy/helpers.ts');
+  const cfg = VlaConfigSchema.parse(TINY_MODEL);
+  const policy = join(dir, 'tiny.onnx');
+  writeFileSync(policy, exportVla(createVla(cfg, taskTokenizer({ maxLength: cfg.maxTokens }), identityStats(), 0), robotSpecFor('airbot_play')));
+  const sar = join(dir, 'no-sar', 'sar.onnx');
+  const r = await run(['eval', '--policy', policy, '--task', 'stack', '--episodes', '1', '--workers', '0', '--sar', sar]);
+  assert.equal(r.result, 2);
+  assert.match(r.err, /--sar': cannot load SAR model '.*no-sar\/sar\.onnx': cannot read the SAR metadata/);
+  assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+});

@@ -61,6 +61,9 @@ export function writeEpisode(dir: string, name: string, episode: number, steps: 
       commandedStage: Math.min(2, Math.floor((k + 1) / 2)),
       // SAR's stage trails the ground truth by one step (a belief that lags what happened).
       ...(opts.sar ? { sarStage: Math.min(2, Math.floor(Math.max(0, k - 1) / 2)) } : {}),
+      // Its claims: stage 0 at step index 3 (true), stage 1 at index 5 (hallucinated).
+      ...(opts.sar && k === 3 ? { sarClaims: [{ stage: 0, hallucinated: false }] } : {}),
+      ...(opts.sar && k === 5 ? { sarClaims: [{ stage: 1, hallucinated: true }] } : {}),
       rewardTerms: { ext: k === steps - 1 ? 1 : 0, stage: 0.1 * k },
       reward: 0.25 * k + episode,
       terminated: k === steps - 1,

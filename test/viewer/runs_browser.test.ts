@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { decodePng } from '../../robot/ros2/png.ts';
-import { STAGE_COLORS } from '../../viewer/app/charts.ts';
+import { HALLUCINATION_COLOR, STAGE_COLORS } from '../../viewer/app/charts.ts';
 import { RunWatcher } from '../../viewer/runs.ts';
 import { startViewerServer, type ViewerServer } from '../../viewer/server.ts';
 import { writeEpisode } from '../interop/helpers.ts';
@@ -111,6 +111,28 @@ describe('runs in the viewer (chromium)', { timeout: 120_000 }, () => {
     const hex = (c: string) => [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16)).join(',');
     const sarRow = rowColours(0.62);
     for (const k of [0, 1, 2]) assert.ok(sarRow.has(hex(STAGE_COLORS[k])), `SAR band lacks stage ${k}'s colour`);
+    // The hallucinated completion (stage 1 claimed at step index 5) is marked through the SAR band,
+    // and only there: no mark in the commanded-stage band below it.
+    assert.ok(sarRow.has(hex(HALLUCINATION_COLOR)), 'SAR band lacks the hallucination mark');
+    assert.ok(!rowColours(0.9).has(hex(HALLUCINATION_COLOR)), 'the mark spills into the commanded-stage band');
+    const markColumns = (() => {
+      const y = Math.floor(tl.height * 0.62);
+      const xs: number[] = [];
+      for (let x = 0; x < tl.width; x++) if (Array.from(tl.rgb.subarray((y * tl.width + x) * 3, (y * tl.width + x) * 3 + 3)).join(',') === hex(HALLUCINATION_COLOR)) xs.push(x);
+      return xs;
+    })();
+    // One mark, at the claim's step (index 5 of 10 steps: the middle of the timeline).
+    assert.ok(Math.max(...markColumns) - Math.min(...markColumns) < tl.width / 20, `mark columns ${markColumns}`);
+    const mid = (Math.min(...markColumns) + Math.max(...markColumns)) / 2 / tl.width;
+    assert.ok(mid > 0.5 && mid < 0.7, `mark at ${mid} of the width`);
+    // The step of the claim names it beside SAR's stage.
+    await page.evaluate(() => {
+      const s = document.getElementById('scrub') as HTMLInputElement;
+      s.value = '5';
+      s.dispatchEvent(new Event('input'));
+    });
+    await page.waitForFunction(() => /^step 6\//.test(document.getElementById('stepLabel')!.textContent!));
+    assert.equal(await page.locator('#sarname').innerText(), 'SAR: stage 2: lift (hallucinated completion: grasp)');
     assert.deepEqual(errors, []);
   });
 });

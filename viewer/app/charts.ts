@@ -7,6 +7,8 @@ import type { ViewStep } from '../protocol.ts';
 /** Stage colours (sRGB hex), in stage order; the last stage index (all done) uses DONE_COLOR. */
 export const STAGE_COLORS = ['#e4572e', '#f3a712', '#5b8def', '#a8c686', '#669bbc', '#b07bac', '#8d6a9f', '#dd7373'];
 export const DONE_COLOR = '#2a9d4a';
+/** Marks of hallucinated SAR-gate completions on the timeline (no stage uses it). */
+export const HALLUCINATION_COLOR = '#ff2bd6';
 const TERM_COLORS = ['#4cc9f0', '#f72585', '#b5e48c', '#ffd166', '#f4a261', '#9d4edd', '#06d6a0', '#ef476f'];
 
 /** Colour of stage `k` of `n` (k == n: every stage done). */
@@ -28,10 +30,26 @@ function context(canvas: HTMLCanvasElement): { ctx: CanvasRenderingContext2D; w:
   return { ctx, w, h };
 }
 
+/** A SAR-gate completion the ground truth denies, at step index `index` of the episode. */
+export interface HallucinationMark {
+  index: number;
+  stage: number;
+}
+
+/** The hallucinated SAR-gate completions of an episode's steps (from each step's `sarClaims`). */
+export function hallucinationMarks(steps: readonly ViewStep[]): HallucinationMark[] {
+  const marks: HallucinationMark[] = [];
+  steps.forEach((s, index) => {
+    for (const c of s.sarClaims ?? []) if (c.hallucinated) marks.push({ index, stage: c.stage });
+  });
+  return marks;
+}
+
 /**
  * Ground-truth stage per step as coloured bands (top two thirds, or top half when SAR's stage is
- * recorded), SAR's stage below it when recorded, and the stage the expert or policy said it was
- * executing at the bottom, with a cursor at `cursor`.
+ * recorded), SAR's stage below it when recorded, with each hallucinated SAR-gate completion
+ * marked by a HALLUCINATION_COLOR bar through the SAR band and a notch above it, and the stage
+ * the expert or policy said it was executing at the bottom, with a cursor at `cursor`.
  */
 export function drawTimeline(canvas: HTMLCanvasElement, steps: readonly ViewStep[], stageCount: number, total: number, cursor: number): void {
   const { ctx, w, h } = context(canvas);
@@ -58,6 +76,22 @@ export function drawTimeline(canvas: HTMLCanvasElement, steps: readonly ViewStep
   band((s) => s.stage, 0, gt);
   if (hasSar) band((s) => s.sarStage, gt + 2, sarBottom);
   band((s) => s.commandedStage, sarBottom + 2, h);
+  if (hasSar) {
+    const dpr = window.devicePixelRatio || 1;
+    const bar = Math.max(3, Math.round(3 * dpr));
+    const notch = Math.max(4, Math.round((gt - 0) * 0.25));
+    ctx.fillStyle = HALLUCINATION_COLOR;
+    for (const m of hallucinationMarks(steps)) {
+      const cx = Math.min(w - bar, Math.max(0, x(m.index + 1) - Math.floor(bar / 2)));
+      ctx.fillRect(cx, gt + 2, bar, sarBottom - gt - 2);
+      ctx.beginPath();
+      ctx.moveTo(cx + bar / 2 - notch / 2, gt - notch);
+      ctx.lineTo(cx + bar / 2 + notch / 2, gt - notch);
+      ctx.lineTo(cx + bar / 2, gt);
+      ctx.closePath();
+      ctx.fill();
+    }
+  }
   ctx.fillStyle = '#ffffff';
   ctx.fillRect(Math.min(w - 2, x(cursor)), 0, 2, h);
 }

@@ -327,7 +327,8 @@ function frame(now: number): void {
       ui.stageName.style.color = stageColor(step.stage, n);
       // SAR's belief beside the ground truth, when the episode recorded it (evaluation with SAR).
       if (step.sarStage !== undefined) {
-        ui.sarName.textContent = `SAR: ${step.sarStage >= n ? 'all stages done' : `stage ${step.sarStage}: ${ep.summary.header.stages[step.sarStage]}`}`;
+        const denied = (step.sarClaims ?? []).filter((c) => c.hallucinated).map((c) => ep.summary.header.stages[c.stage] ?? String(c.stage));
+        ui.sarName.textContent = `SAR: ${step.sarStage >= n ? 'all stages done' : `stage ${step.sarStage}: ${ep.summary.header.stages[step.sarStage]}`}${denied.length ? ` (hallucinated completion: ${denied.join(', ')})` : ''}`;
         ui.sarName.style.color = stageColor(step.sarStage, n);
       } else ui.sarName.textContent = '';
     }

@@ -4,7 +4,7 @@ import { createEnv } from '../../../sim/env.ts';
 import { Rng } from '../../../sim/rng.ts';
 import type { SimState } from '../../../sim/types.ts';
 import { getTask } from '../../../tasks/index.ts';
-import { demoFrames, nearMissSegments, probeFrames, recordDemo, restoreDemo, type FrameRenderer } from '../../../rewards/sar/data.ts';
+import { demoFrames, emptyHandedFrames, nearMissSegments, probeFrames, recordDemo, restoreDemo, type FrameRenderer } from '../../../rewards/sar/data.ts';
 
 /** A renderer that draws nothing but counts what it was asked for. */
 function countingRenderer(): FrameRenderer & { frames: number; scenes: number } {
@@ -61,6 +61,35 @@ test('demos replay exactly from any step; near-miss replays are labelled by the 
     assert.ok(probe.length > 0);
     const maxStage = Math.max(...probe.slice(-Math.floor(probe.length / 2)).map((f) => f.gtStage));
     assert.ok(maxStage <= 2, `probe reached stage ${maxStage}`);
+  } finally {
+    env.free();
+  }
+});
+
+test('empty-handed replays: the grasp closes on air beside the block and the arm goes on with nothing in hand', async () => {
+  const task = getTask('stack');
+  const env = await createEnv(task);
+  try {
+    const demo = recordDemo(env, task, 2);
+    const r = countingRenderer();
+    const frames = emptyHandedFrames(env, task, demo, r, new Rng(5), { before: 12, after: 24, offsetMin: 0.02, offsetMax: 0.03 }, 4);
+    assert.equal(r.frames, frames.length);
+    const graspStages = task.stages.map((s, k) => (s.name.startsWith('grasp_') ? k : -1)).filter((k) => k >= 0);
+    assert.deepEqual(graspStages, [2, 11]);
+    assert.ok(frames.length > 50, `${frames.length} frames`);
+    for (const f of frames) {
+      assert.equal(f.source, 'near_miss');
+      assert.ok(f.targetStage >= 2 && f.targetStage < task.stages.length);
+      assert.equal(f.done[f.targetStage], f.predicates[task.stages[f.targetStage].name] ? 1 : 0, 'labelled by the ground truth');
+    }
+    // Hard negatives for the stages after the grasp: frames where the expert would be lifting,
+    // carrying, lowering or releasing, and the ground truth says that stage is not done (an offset
+    // grasp may still catch the block: such frames are honest positives).
+    const negatives = frames.filter((f) => f.targetStage >= 4 && f.targetStage <= 8 && !f.done[f.targetStage]).length;
+    assert.ok(negatives > 20, `${negatives} not-done frames for stages 4..8`);
+    // Target stages follow the expert's pace, reaching past the grasp into lift, carry, lower, release.
+    const targets = new Set(frames.map((f) => f.targetStage));
+    for (const k of [2, 4, 5, 6, 7]) assert.ok(targets.has(k), `no frame targets stage ${k}: ${[...targets]}`);
   } finally {
     env.free();
   }

@@ -66,3 +66,14 @@ test('stage kinds of the Stack task: nine kinds, two stages each', () => {
   assert.ok([...counts.values()].every((c) => c === 2));
   assert.equal(counts.get('carry'), 2);
 });
+
+test('gate windows per stage: a brief stage gets its own shorter window (capped by window)', () => {
+  const g = new StageGate(3, { window: 4, threshold: 0.8, windows: [4, 2, 9] });
+  assert.equal(g.windowOf(2), 4);
+  for (let i = 0; i < 3; i++) assert.deepEqual(g.push(0.9), []);
+  assert.deepEqual(g.push(0.9), [0]);
+  // Stage 1: two steps suffice.
+  assert.deepEqual(g.push(0.9), []);
+  assert.deepEqual(g.push(0.9), [1]);
+  assert.throws(() => new StageGate(3, { window: 4, threshold: 0.8, windows: [4, 2] }), /gate windows must be 3 integers/);
+});

@@ -9,7 +9,7 @@ import { auroc } from '../../../rewards/sar/eval.ts';
 import { SarScorer } from '../../../rewards/sar/scorer.ts';
 import { SarRewarder } from '../../../rewards/sar/online.ts';
 import type { StepInfo } from '../../../sim/types.ts';
-import { buildRows, saveSar, trainSar } from '../../../rewards/sar/train.ts';
+import { buildRows, saveSar, stageWindows, trainSar } from '../../../rewards/sar/train.ts';
 import { scratchDir } from '../../tmp.ts';
 
 const SIZE = 16;
@@ -58,6 +58,8 @@ function dataset(rng: Rng, n: number): LabelledFrame[] {
 const cfg = parseSarConfig({
   model: { imageSize: SIZE, patch: 4, patchWidth: 4, hidden: 32, textWidth: 8, embedDim: 16 },
   train: { steps: 150, batch: 32, lr: 3e-3, threads: 1 },
+  // The synthetic frames carry no time (all step 0): one window for every stage.
+  gate: { stageWindows: false },
 });
 
 test('trained with the triplet loss, u_k separates done from not done (also on near misses) and is not pinned at 0.5', async () => {
@@ -138,4 +140,19 @@ test('SAR config: defaults (tau 0.05, alpha 0.05) and errors that name the key p
   assert.throws(() => parseSarConfig({ model: { imageSize: 64, patch: 7 } }), /model\.patch.*must divide/);
   assert.throws(() => parseSarConfig({ train: { seeds: [] } }), /train\.seeds/);
   assert.throws(() => parseSarConfig({ tua: 0.05 }), /'tua'/);
+});
+
+test('stage windows: half the median time a stage first holds in the demos, clamped to 2..window', () => {
+  const mk = (seed: number, step: number, d0: boolean, d1: boolean): LabelledFrame => ({ ...frame(new Rng(0), d0, d1), seed, step });
+  const frames: LabelledFrame[] = [];
+  // Stage 0 holds for 30 steps in every demo; stage 1 for 6 (seeds 0, 1) and 9 (seed 2); stride 3.
+  for (const [seed, len1] of [[0, 6], [1, 6], [2, 9]] as const) {
+    for (let t = 3; t <= 60; t += 3) frames.push(mk(seed, t, t >= 12 && t < 42, t >= 21 && t < 21 + len1));
+  }
+  // Near-miss frames are not demos: ignored.
+  frames.push({ ...frame(new Rng(0), true, true, 'near_miss'), seed: 9, step: 3 });
+  assert.deepEqual(stageWindows(frames, 2, 3, 6), [6, 3]);
+  assert.deepEqual(stageWindows(frames, 2, 3, 4), [4, 3]);
+  // A stage never done gets the cap.
+  assert.deepEqual(stageWindows(frames.map((f) => ({ ...f, done: Uint8Array.from([f.done[0], 0]) })), 2, 3, 6), [6, 6]);
 });
