@@ -5,7 +5,7 @@
  * configs/evovla_stack.yaml; this default is the same pipeline, small.
  */
 import { join, relative } from 'node:path';
-import type { EvalResult } from '../eval.ts';
+import { formatHallucination, type EvalResult } from '../eval.ts';
 import type { PhaseEval, PpoPhaseResult } from './ppo_phase.ts';
 import type { TrainSummary } from './run.ts';
 
@@ -67,6 +67,7 @@ export function pipelineSummary(s: TrainSummary, taskId: string, cwd = process.c
   }
   const ev = s.eval as EvalResult | null;
   if (ev) lines.push(`final evaluation: ${ev.successes}/${ev.episodes} = ${pct(ev.successRate)} [95% CI ${pct(ev.ci95[0])}, ${pct(ev.ci95[1])}] on seeds ${ev.seeds[0]}..${ev.seeds[1]}`);
+  if (ev?.hallucination) lines.push(`  ${formatHallucination(ev.hallucination)}`);
   if (s.policy) {
     const policy = relative(cwd, s.policy) || s.policy;
     lines.push(`policy: ${policy}`);

@@ -27,13 +27,21 @@ test('the closing summary gives before/after success and hallucination with inte
     policy: '/w/runs/evovla_stack/policy.onnx',
     parameters: { trunk: 1, head: 1, total: 2 },
     phases: [{ kind: 'bc' }, { kind: 'ppo', envSteps: 16384, seconds: 120, before: e(1, 20, 8), after: e(3, 25, 5) }],
-    eval: { successes: 2, episodes: 16, successRate: 0.125, ci95: [0.03, 0.36], seeds: [1000000, 1000015] },
+    eval: {
+      successes: 2,
+      episodes: 16,
+      successRate: 0.125,
+      ci95: [0.03, 0.36],
+      seeds: [1000000, 1000015],
+      hallucination: { episodes: 16, completions: 30, hallucinated: 3, rate: 0.1, low: 0.035, high: 0.256, meanEpisodeRate: 0.12, sar: 'sar.onnx' },
+    },
     halted: false,
   };
   const text = pipelineSummary(summary, 'stack', '/w').join('\n');
   assert.match(text, /before PPO \(BC\): success 1\/10 = 10\.0% \[95% CI 1\.0%, 50\.0%\], hallucination 40\.0% \[10\.0%, 60\.0%\] of 20 claims/);
   assert.match(text, /after PPO: success 3\/10 = 30\.0%.*hallucination 20\.0%/);
   assert.match(text, /final evaluation: 2\/16 = 12\.5%/);
+  assert.match(text, /stage hallucination 10\.0% .*3 of 30 SAR-gate completions/);
   assert.match(text, /policy: runs\/evovla_stack\/policy\.onnx/);
   assert.match(text, /npx evovla view runs\/evovla_stack\/eval_episodes/);
   assert.match(text, /npx evovla deploy --policy runs\/evovla_stack\/policy\.onnx --robot sim --task stack/);
