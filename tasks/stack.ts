@@ -23,6 +23,7 @@ import {
   ScriptedExpert,
   TABLE_TOP,
   boxObject,
+  WOOD_DENSITY,
   currentStage,
   graspPredicates,
   distXY,
@@ -47,8 +48,11 @@ import {
 
 /** Half edge of a block (m), as in the original scene. */
 export const BLOCK_HALF = 0.0145;
-/** Block mass (kg). The original's 1 g makes blocks bounce off the pads; 20 g is closer to a wooden cube. */
-const BLOCK_MASS = 0.02;
+/**
+ * Block mass (kg): a 29 mm wooden cube (24.4 cm^3 at WOOD_DENSITY, 17 g). The original's 1 g made
+ * blocks bounce off the pads.
+ */
+const BLOCK_MASS = 8 * BLOCK_HALF ** 3 * WOOD_DENSITY;
 
 /** Nominal block centres in the robot frame (robot base at the origin, facing +X). */
 const NOMINAL = {
@@ -185,7 +189,7 @@ export const stackTask: Task = {
       objects: [
         tableObject(),
         ...BLOCKS.map((b) =>
-          boxObject(b, poseXYZYaw(blocks[b][0], blocks[b][1], REST_Z), [BLOCK_HALF, BLOCK_HALF, BLOCK_HALF], BLOCK_MASS, [...colors[b]], 1.0),
+          boxObject(b, poseXYZYaw(blocks[b][0], blocks[b][1], REST_Z), [BLOCK_HALF, BLOCK_HALF, BLOCK_HALF], BLOCK_MASS, [...colors[b]]),
         ),
       ],
     };

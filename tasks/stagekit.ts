@@ -242,19 +242,29 @@ export const COLOUR_WORDS =
 /** Table surface height in the world frame; tasks place objects relative to it. */
 export const TABLE_TOP = 0;
 
+/**
+ * Friction coefficient of the wooden parts (blocks, bars, cubes, arch, table top): dry wood on wood
+ * is about 0.25-0.5 (engineering handbooks' tables of static friction); 0.45, near the top of the
+ * range. Rapier averages two colliders' coefficients; the finger pads take the larger of theirs
+ * (rubber) and the object's (sim/robot/airbot_play.ts).
+ */
+export const WOOD_FRICTION = 0.45;
+/** Density of the wooden parts (kg/m^3): beech, maple and oak are 650-750. */
+export const WOOD_DENSITY = 700;
+
 /** A fixed table slab whose top face is at TABLE_TOP. */
 export function tableObject(center: Vec3 = [0.35, 0, 0], half: Vec3 = [0.45, 0.6, 0.02]): ObjectDesc {
   return {
     name: 'table',
     type: 'fixed',
     pose: { p: [center[0], center[1], TABLE_TOP - half[2]], q: [0, 0, 0, 1] },
-    colliders: [{ shape: { kind: 'box', halfExtents: half }, friction: 0.8 }],
+    colliders: [{ shape: { kind: 'box', halfExtents: half }, friction: WOOD_FRICTION }],
     color: [0.62, 0.58, 0.52],
   };
 }
 
 /** A dynamic box-shaped object. */
-export function boxObject(name: string, pose: Pose, half: Vec3, mass: number, color: Color, friction = 1.0): ObjectDesc {
+export function boxObject(name: string, pose: Pose, half: Vec3, mass: number, color: Color, friction = WOOD_FRICTION): ObjectDesc {
   return { name, type: 'dynamic', pose, mass, color, colliders: [{ shape: { kind: 'box', halfExtents: half }, friction }] };
 }
 
@@ -414,6 +424,8 @@ export class ScriptedExpert implements Expert {
   private interpDone = false;
   /** Straight-line move in progress: start and goal poses and progress 0..1. */
   private line: { from: Pose; to: Pose; s: number; ds: number } | null = null;
+  /** Seconds since the first act() (for target perturbations that change over time). */
+  private elapsed = 0;
 
   constructor(
     private readonly steps: ExpertStep[],
@@ -446,6 +458,7 @@ export class ScriptedExpert implements Expert {
       this.begin(this.index + 1, state);
     }
     this.stepTime += dt;
+    this.elapsed += dt;
     let moving = false;
     const step = this.steps[this.index];
     // A line move's `speed` is in m/s; once it has fallen back to joint space, use the joint speed.
@@ -500,7 +513,8 @@ export class ScriptedExpert implements Expert {
     const step = this.steps[i];
     if (!step) return;
     if (step.kind === 'move') {
-      const asked = step.target(state, this.lastGoal);
+      const aimed = step.target(state, this.lastGoal);
+      const asked: Pose = this.tools.perturbTarget ? { p: this.tools.perturbTarget(aimed.p, this.elapsed), q: aimed.q } : aimed;
       // A parallel gripper is symmetric under a half turn about its approach axis: of the two
       // equivalent goals, take the one whose IK solution is nearer in joint space, so the wrist
       // never swings round (and flings the object) between two consecutive targets.
