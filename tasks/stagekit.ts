@@ -345,7 +345,14 @@ export type ExpertStep =
       path?: 'joint' | 'line';
     }
   | { kind: 'grip'; stage: number; opening: number }
-  | { kind: 'wait'; stage: number; seconds: number };
+  | { kind: 'wait'; stage: number; seconds: number }
+  /**
+   * A check: when `ok` holds, go on at once; otherwise go back `back` steps and run them again
+   * (at most `retries` times at this check; then go on, and the episode fails as it would have).
+   * How an expert notices a failed grasp and retries: targets are read again when each step
+   * starts, so the second approach aims at where the object is now.
+   */
+  | { kind: 'check'; stage: number; ok: (state: SimState) => boolean; back: number; retries: number };
 
 /** Tuning shared by every expert. */
 export interface ExpertTuning {
@@ -374,6 +381,9 @@ export const DEFAULT_TUNING: ExpertTuning = {
   gripMin: 0.1,
   lineSpeed: 0.25,
 };
+
+/** Times a pick-and-place expert tries a grasp again after noticing it failed. */
+export const GRASP_RETRIES = 2;
 
 /** Largest joint change accepted between two consecutive points of a straight-line move (rad). */
 const MAX_LINE_JOINT_STEP = 0.15;
@@ -426,6 +436,10 @@ export class ScriptedExpert implements Expert {
   private line: { from: Pose; to: Pose; s: number; ds: number } | null = null;
   /** Seconds since the first act() (for target perturbations that change over time). */
   private elapsed = 0;
+  /** Retries used per check step (by step index). */
+  private readonly retried = new Map<number, number>();
+  /** Retries used in all, for reports. */
+  retries = 0;
 
   constructor(
     private readonly steps: ExpertStep[],
@@ -512,6 +526,17 @@ export class ScriptedExpert implements Expert {
     this.interpDone = false;
     const step = this.steps[i];
     if (!step) return;
+    if (step.kind === 'check') {
+      const used = this.retried.get(i) ?? 0;
+      if (step.ok(state) || used >= step.retries || step.back <= 0 || step.back > i) {
+        this.begin(i + 1, state);
+        return;
+      }
+      this.retried.set(i, used + 1);
+      this.retries++;
+      this.begin(i - step.back, state);
+      return;
+    }
     if (step.kind === 'move') {
       const aimed = step.target(state, this.lastGoal);
       const asked: Pose = this.tools.perturbTarget ? { p: this.tools.perturbTarget(aimed.p, this.elapsed), q: aimed.q } : aimed;
@@ -584,6 +609,8 @@ export class ScriptedExpert implements Expert {
       if (this.stepTime < this.tuning.gripMin) return false;
       return Math.abs(state.gripper - step.opening) <= this.tuning.gripTol || this.stall >= this.tuning.gripStall;
     }
+    // A check step is decided in begin() and never current; count it done if it were.
+    if (step.kind === 'check') return true;
     return this.stepTime >= step.seconds;
   }
 }
@@ -938,6 +965,8 @@ export function pickPlaceScript(
     closeWidth?: number;
     /** Tool speed of the move to hover above the object (m/s, default 0.4). */
     hoverSpeed?: number;
+    /** Times the expert tries the grasp again when the object is not held after the lift (default GRASP_RETRIES). */
+    graspRetries?: number;
   },
 ): ExpertStep[] {
   let yaw = 0;
@@ -971,6 +1000,8 @@ export function pickPlaceScript(
     { kind: 'grip', stage: k + 2, opening: opts.closeWidth ?? 0 },
     { kind: 'wait', stage: k + 3, seconds: opts.settleSeconds ?? 0.2 },
     { kind: 'move', stage: k + 4, target: (_s, prev) => lifted(prev, spec.liftHeight), path: 'line' },
+    // A grasp that missed or slipped out on the lift: open, go back above the object and try again.
+    { kind: 'check', stage: k + 4, ok: (s) => isHeld(s, spec), back: 6, retries: opts.graspRetries ?? GRASP_RETRIES },
     { kind: 'move', stage: k + 5, target: (s) => carried(s, spec, opts.carryHeight - spec.graspOffset[2], yaw) },
     { kind: 'move', stage: k + 6, target: (s) => carried(s, spec, opts.placeHeight - spec.graspOffset[2], yaw), path: 'line', speed: 0.15 },
     { kind: 'grip', stage: k + 7, opening: opts.openWidth },
