@@ -382,6 +382,9 @@ export const DEFAULT_TUNING: ExpertTuning = {
   lineSpeed: 0.25,
 };
 
+/** Share of the placement tolerance within which an expert with placement retries lets go. */
+const PLACE_AIM = 0.7;
+
 /** Times a pick-and-place expert tries a grasp again after noticing it failed. */
 export const GRASP_RETRIES = 2;
 
@@ -967,6 +970,12 @@ export function pickPlaceScript(
     hoverSpeed?: number;
     /** Times the expert tries the grasp again when the object is not held after the lift (default GRASP_RETRIES). */
     graspRetries?: number;
+    /**
+     * Times the expert picks the object up and places it again when, after the retreat, it is not
+     * in place (position only; default 0: a task whose object is still moving into place then,
+     * such as a jujube dropped into a cup, must not ask for it).
+     */
+    placeRetries?: number;
   },
 ): ExpertStep[] {
   let yaw = 0;
@@ -1004,8 +1013,14 @@ export function pickPlaceScript(
     { kind: 'check', stage: k + 4, ok: (s) => isHeld(s, spec), back: 6, retries: opts.graspRetries ?? GRASP_RETRIES },
     { kind: 'move', stage: k + 5, target: (s) => carried(s, spec, opts.carryHeight - spec.graspOffset[2], yaw) },
     { kind: 'move', stage: k + 6, target: (s) => carried(s, spec, opts.placeHeight - spec.graspOffset[2], yaw), path: 'line', speed: 0.15 },
+    // Lowered beside the target (the hand aimed badly): carry it over the target again before letting go.
+    ...(opts.placeRetries
+      ? [{ kind: 'check' as const, stage: k + 6, ok: (s: SimState) => distXY(objP(s, spec), spec.target(s)) <= PLACE_AIM * spec.placeTolXY, back: 2, retries: opts.placeRetries }]
+      : []),
     { kind: 'grip', stage: k + 7, opening: opts.openWidth },
     { kind: 'move', stage: k + 8, target: (_s, prev) => lifted(prev, opts.raise), path: 'line' },
+    // A placement that still missed its target: pick the object up where it is and place it again.
+    ...(opts.placeRetries ? [{ kind: 'check' as const, stage: k + 8, ok: (s: SimState) => isInPlace(s, spec), back: 12, retries: opts.placeRetries }] : []),
   ];
 }
 
