@@ -65,10 +65,11 @@ const WRIST_ARMATURE = 0.1;
  * links have gravity scale 0, so it adds no weight). With the fingers' own 62 g, a hand slammed
  * onto the table at ~2.5 m/s drove a finger 3-11 mm past its closed end within one physics step
  * (Rapier's joint limit acts only once crossed, and the contact pushed the lightest part hardest);
- * with 0.2 kg and the drive's brake (sim/control.ts) no finger left its travel by 2 mm in the
- * exploration bench. 0.5 kg made the cup's handle pinch fail (Jujube-Cup 0 of 3 at lift_cup).
+ * with 0.3 kg and the drive's brake (sim/control.ts) no finger left its travel by more than
+ * 1.3 mm in the exploration bench (0.2 kg: one finger 2.2 mm past its end in 180 episodes).
+ * 0.5 kg made the cup's handle pinch fail (Jujube-Cup 0 of 3 at lift_cup).
  */
-const FINGER_ARMATURE = 0.2;
+const FINGER_ARMATURE = 0.3;
 
 /**
  * Finger pad friction: rubber pads on wood, about 0.6-0.9 (handbook tables for rubber on dry wood);
