@@ -40,6 +40,8 @@ let maxJointExcess = 0;
 let physicsSteps = 0;
 let stageFalsePositives = 0;
 const faultList: Array<{ task: string; policy: string; seed: number; step: number; simFault: string }> = [];
+/** Every episode in which a random policy completed a stage: which stages, and at which control step each first held. */
+const falsePositiveList: Array<{ task: string; policy: string; seed: number; stages: Array<{ stage: string; step: number }> }> = [];
 const perCase: Array<{ task: string; policy: string; faults: number; maxJointSpeedRatio: number; stagesCompleted: number }> = [];
 let wall = 0;
 for (const id of tasks) {
@@ -57,6 +59,7 @@ for (const id of tasks) {
       const policy = randomPolicy(kind, env, seed + 1);
       const stage0 = r.info.stage;
       let maxStage = stage0;
+      const reached: Array<{ stage: string; step: number }> = [];
       const t0 = performance.now();
       for (let t = 0; t < steps; t++) {
         const res = env.step(policy(r.info.state));
@@ -67,6 +70,7 @@ for (const id of tasks) {
         s.q.forEach((v, i) => (maxJointExcess = Math.max(maxJointExcess, arm[i].lower - v, v - arm[i].upper)));
         const fingerValues = (env as unknown as { ctrl: { finger: Float64Array } }).ctrl.finger;
         fingerValues.forEach((v, i) => (maxFingerExcess = Math.max(maxFingerExcess, fingers[i].lower - v, v - fingers[i].upper)));
+        for (let k = maxStage; k < res.info.stage; k++) reached.push({ stage: task.stages[k].name, step: t });
         maxStage = Math.max(maxStage, res.info.stage);
         if (res.info.simFault) {
           c.faults++;
@@ -76,6 +80,7 @@ for (const id of tasks) {
       }
       wall += (performance.now() - t0) / 1000;
       c.stagesCompleted += maxStage - stage0;
+      if (reached.length > 0) falsePositiveList.push({ task: id, policy: kind, seed, stages: reached });
       episodes++;
     }
     env.free();
@@ -99,6 +104,7 @@ console.log(
     stage_false_positives: stageFalsePositives,
     cases: perCase,
     fault_list: faultList.slice(0, 20),
+    false_positive_list: falsePositiveList.slice(0, 20),
     node: process.version,
     loadAverage: os.loadavg().map((x) => Number(x.toFixed(2))),
   }),

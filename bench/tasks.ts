@@ -3,7 +3,10 @@
  * scripted expert's episodes per second of wall time (K episodes, default 3) and, with --seeds N,
  * its success rate over seeds 0..N-1 with a 95% Wilson interval, mean episode length, how far
  * failed episodes got, how often the ground-truth stage predicates first became true out of
- * the expert's order, and how often the ground-truth stage moved backwards. Prints one JSON object on stdout; progress goes to stderr.
+ * the expert's order, and how often the ground-truth stage moved backwards. With --noise
+ * 0.005,0.01,0.02 it also runs --noise-seeds episodes (default 20) per level with Gaussian noise
+ * of that standard deviation (m, per axis, a new draw every 0.5 s) on the expert's target
+ * positions, and reports their success. Prints one JSON object on stdout; progress goes to stderr.
  *
  * Wall-clock figures depend on the machine and its load (shared CI runners are noisy); the JSON
  * carries the load average so readers can judge.
@@ -12,6 +15,9 @@ import * as os from 'node:os';
 import { createEnv } from '../sim/env.ts';
 import { getTask } from '../tasks/index.ts';
 import { runExpertEpisode, stageOrderViolations, wilsonInterval, type EpisodeResult } from '../tasks/rollout.ts';
+
+/** Seconds each draw of the target noise is held. */
+const NOISE_HOLD_S = 0.5;
 
 const DISCOVERSE_L = ['stack', 'jujube_cup', 'block_bridge'];
 
@@ -50,9 +56,11 @@ interface TaskFigures {
     stageDrops: number;
     wallSeconds: number;
   };
+  /** Success with Gaussian noise on the expert's targets, per standard deviation (m). */
+  noise?: { std: number; seeds: number; successes: number; rate: number; ci95: [number, number]; failedStages: Record<string, number> }[];
 }
 
-async function benchTask(id: string, seeds: number, speedEpisodes: number): Promise<TaskFigures> {
+async function benchTask(id: string, seeds: number, speedEpisodes: number, noiseLevels: number[], noiseSeeds: number): Promise<TaskFigures> {
   const task = getTask(id);
   const env = await createEnv(task);
   try {
@@ -100,6 +108,22 @@ async function benchTask(id: string, seeds: number, speedEpisodes: number): Prom
         wallSeconds: (performance.now() - t1) / 1000,
       };
     }
+    for (const std of noiseLevels) {
+      let ok = 0;
+      const failedStages: Record<string, number> = {};
+      for (let seed = 0; seed < noiseSeeds; seed++) {
+        const r = runExpertEpisode(env, task, seed, { targetNoise: { std, holdS: NOISE_HOLD_S, seed: 7_000_000 + seed } });
+        if (r.success) ok++;
+        else {
+          const name = task.stages[r.maxStage]?.name ?? 'done';
+          failedStages[name] = (failedStages[name] ?? 0) + 1;
+        }
+        if (process.stderr.isTTY) process.stderr.write(`\r${id} noise ${std} m: ${seed + 1}/${noiseSeeds} episodes, ${ok} successful`);
+      }
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      const ci = wilsonInterval(ok, noiseSeeds);
+      (out.noise ??= []).push({ std, seeds: noiseSeeds, successes: ok, rate: ci.rate, ci95: [ci.low, ci.high], failedStages });
+    }
     return out;
   } finally {
     env.free();
@@ -109,8 +133,14 @@ async function benchTask(id: string, seeds: number, speedEpisodes: number): Prom
 const seeds = positiveInt('seeds', 0);
 const speedEpisodes = positiveInt('episodes', 3);
 const tasks = (arg('tasks') ?? DISCOVERSE_L.join(',')).split(',');
+const noiseArg = arg('noise');
+const noiseLevels = noiseArg === undefined ? [] : noiseArg.split(',').map(Number);
+for (const [i, v] of noiseLevels.entries()) {
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--noise must be positive standard deviations in metres separated by commas (e.g. 0.005,0.01,0.02), got '${noiseArg}' (item ${i + 1})`);
+}
+const noiseSeeds = positiveInt('noise-seeds', 20);
 const figures: TaskFigures[] = [];
-for (const id of tasks) figures.push(await benchTask(id, seeds, speedEpisodes));
+for (const id of tasks) figures.push(await benchTask(id, seeds, speedEpisodes, noiseLevels, noiseSeeds));
 console.log(
   JSON.stringify(
     {

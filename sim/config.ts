@@ -5,6 +5,7 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { envCameraSchema, type EnvCameraConfig } from './camera_config.ts';
+import { physicsRandomizationSchema } from './physics_randomization.ts';
 
 const positiveInt = z.number().int().positive();
 
@@ -26,6 +27,13 @@ export const envConfigSchema = z
     fingerWn: z.number().positive().default(60),
     /** Finger squeezing force limit (N); default: the robot description's gripper force. */
     gripperForce: z.number().positive().optional(),
+    /**
+     * Largest speed (m/s) the controller drives the tool point at: all arm joints' speeds are
+     * scaled down together beyond it. 1 m/s, a usual tool speed limit of small collaborative arms
+     * (the AIRBOT Play publishes none); random joint targets drove the hand at up to 3 m/s, and
+     * striking the table at that speed kicked joint2/joint3/joint6 to 1.5-2.1x their speed limits.
+     */
+    toolSpeedLimit: z.number().positive().default(1),
     /** Largest tool translation per control step in ee_delta mode (m); larger requests are clamped and reported. */
     eeMaxTranslation: z.number().positive().default(0.02),
     /** Largest tool rotation per control step and axis in ee_delta mode (rad). */
@@ -41,6 +49,11 @@ export const envConfigSchema = z
      * `near`, `far`, `mount`, `depth`, `segmentation` (sim/camera_config.ts).
      */
     cameras: z.array(envCameraSchema).default([]),
+    /**
+     * Per-episode physics randomisation ranges (object mass and friction, joint damping, actuator
+     * strength, action latency; sim/physics_randomization.ts). Absent: none (the benchmarks' default).
+     */
+    physicsRandomization: physicsRandomizationSchema.optional(),
   })
   .refine((c) => c.physicsHz % c.controlHz === 0, {
     message: 'physicsHz must be a whole multiple of controlHz',

@@ -31,6 +31,12 @@ export interface ControlGains {
   jointDamping: number;
   /** Physics timestep (s). */
   dt: number;
+  /** Factor on the arm joints' effort limits (actuator strength; 1 when absent). */
+  effortScale?: number;
+  /** Viscous damping (N m s/rad) per arm joint that the controller does not compensate (joint friction). */
+  extraDamping?: readonly number[];
+  /** Largest tool point speed the arm is commanded to (m/s); absent or Infinity for none. */
+  toolSpeed?: number;
 }
 
 /** Standard gravity (m/s^2), for the holding torques the actuators are spared. */
@@ -128,6 +134,9 @@ export class Controller {
   private readonly lower: Float64Array;
   private readonly upper: Float64Array;
   private readonly effort: Float64Array;
+  /** Finger travel (m). */
+  private readonly fingerLower: Float64Array;
+  private readonly fingerUpper: Float64Array;
   // Per-body caches, refreshed by read(): position, rotation, angular and linear velocity.
   private readonly pos: Float64Array;
   private readonly rot: Float64Array;
@@ -147,6 +156,11 @@ export class Controller {
   /** Joint torques and finger forces the actuators would deliver on a real arm in the last step (dynamics + gravity). */
   readonly actuator: Float64Array;
   private readonly acc: Float64Array;
+  /** Desired joint speeds and acceleration limits of the current step. */
+  private readonly vDes: Float64Array;
+  private readonly aMax: Float64Array;
+  /** The link whose origin is the tool point for the tool speed limit (the last arm joint's child). */
+  private readonly toolLink: number;
   private readonly gen: Float64Array;
   private readonly jv: Float64Array;
   /** World axis of every actuated joint at the cached state. */
@@ -172,7 +186,9 @@ export class Controller {
     this.velLimit = Float64Array.from(this.joints, (j) => limits.get(j.name)!.velocity);
     this.lower = Float64Array.from(pw.arm, (j) => limits.get(j.name)!.lower);
     this.upper = Float64Array.from(pw.arm, (j) => limits.get(j.name)!.upper);
-    this.effort = Float64Array.from(this.joints, (j, i) => (i < this.dof ? limits.get(j.name)!.effort : gains.gripperForce));
+    this.fingerLower = Float64Array.from(pw.fingers, (j) => limits.get(j.name)!.lower);
+    this.fingerUpper = Float64Array.from(pw.fingers, (j) => limits.get(j.name)!.upper);
+    this.effort = Float64Array.from(this.joints, (j, i) => (i < this.dof ? limits.get(j.name)!.effort * (gains.effortScale ?? 1) : gains.gripperForce));
     this.pos = new Float64Array(3 * nb);
     this.rot = new Float64Array(4 * nb);
     this.angvel = new Float64Array(3 * nb);
@@ -184,6 +200,9 @@ export class Controller {
     this.gravity = new Float64Array(nd);
     this.actuator = new Float64Array(nd);
     this.acc = new Float64Array(nd);
+    this.vDes = new Float64Array(nd);
+    this.aMax = new Float64Array(nd);
+    this.toolLink = this.dof > 0 ? pw.arm[this.dof - 1].childLink : 0;
     this.gen = new Float64Array(nd);
     this.jv = new Float64Array(3 * nd);
     this.axisW = new Float64Array(3 * nd);
@@ -433,6 +452,30 @@ export class Controller {
     return rotateVec(fx, fy, fz, fw, loc[0] * principal[0], loc[1] * principal[1], loc[2] * principal[2]);
   }
 
+  /**
+   * Scale the arm joints' desired speeds by one factor so the tool point (the hand link's origin,
+   * between the finger pads) moves no faster than `toolSpeed`.
+   */
+  private limitToolSpeed(): void {
+    const vmax = this.gains.toolSpeed;
+    if (vmax === undefined || !(vmax > 0) || !Number.isFinite(vmax)) return;
+    const { pos, axisW, vDes } = this;
+    const tool = this.toolLink;
+    const tx = pos[3 * tool], ty = pos[3 * tool + 1], tz = pos[3 * tool + 2];
+    let ux = 0, uy = 0, uz = 0;
+    for (let j = 0; j < this.dof; j++) {
+      const J = this.joints[j];
+      const a = 3 * j;
+      const b = J.childLink;
+      const rx = tx - pos[3 * b], ry = ty - pos[3 * b + 1], rz = tz - pos[3 * b + 2];
+      ux += vDes[j] * (axisW[a + 1] * rz - axisW[a + 2] * ry);
+      uy += vDes[j] * (axisW[a + 2] * rx - axisW[a] * rz);
+      uz += vDes[j] * (axisW[a] * ry - axisW[a + 1] * rx);
+    }
+    const u = Math.sqrt(ux * ux + uy * uy + uz * uz);
+    if (u > vmax) for (let j = 0; j < this.dof; j++) vDes[j] *= vmax / u;
+  }
+
   /** Compute and apply joint torques and finger forces for the next physics step. */
   apply(): void {
     const n = this.ndof;
@@ -459,7 +502,8 @@ export class Controller {
         vmax = Math.min(vmax, Math.sqrt(LIMIT_BRAKE_SHARE * 2 * amax * Math.max(0, room)));
       }
       const v = Math.max(-vmax, Math.min(vmax, 0.5 * wn * err));
-      acc[i] = Math.max(-amax, Math.min(amax, 2 * wn * (v - rate)));
+      this.vDes[i] = v;
+      this.aMax[i] = amax;
       if (!arm) {
         // Build the squeeze up (or let it go) at the grip force per SQUEEZE_RISE_S of full speed error.
         const f = i - dof;
@@ -467,6 +511,12 @@ export class Controller {
         const e = Math.max(-1, Math.min(1, (v - rate) / this.velLimit[i]));
         this.squeeze[f] = Math.max(-F, Math.min(F, this.squeeze[f] + (F / SQUEEZE_RISE_S) * e * this.gains.dt));
       }
+    }
+    this.limitToolSpeed();
+    for (let i = 0; i < n; i++) {
+      const wn = i < dof ? this.gains.armWn : this.gains.fingerWn;
+      const rate = i < dof ? this.qd[i] : this.fingerVel[i - dof];
+      acc[i] = Math.max(-this.aMax[i], Math.min(this.aMax[i], 2 * wn * (this.vDes[i] - rate)));
     }
     if (n - dof === 2) {
       // Two fingers act as one parallel gripper (the real one is geared; MuJoCo models use an
@@ -476,7 +526,10 @@ export class Controller {
       const ed = 0.5 * (this.finger[0] - this.finger[1]);
       const vd = 0.5 * (this.fingerVel[0] - this.fingerVel[1]);
       const common = 0.5 * (acc[dof] + acc[dof + 1]);
-      const diff = -wd * wd * ed - 2 * wd * vd;
+      // Damping at most 1/dt: a larger gain removes more than the whole speed in one explicit
+      // step, and the difference rang (one finger closed, the other 6 mm open, swapping each
+      // step) after the hand struck the table, driving a finger past its end.
+      const diff = -wd * wd * ed - Math.min(2 * wd, 1 / this.gains.dt) * vd;
       acc[dof] = common + diff;
       acc[dof + 1] = common - diff;
     }
@@ -521,13 +574,35 @@ export class Controller {
       // difference is the gear train's business (it holds them symmetric with far more force), or
       // a held block would shift along the finger axis whenever the squeeze used the whole budget.
       const F = this.effort[dof];
-      const common = Math.max(-F, Math.min(F, 0.5 * (gen[dof] + gen[dof + 1])));
-      const diff = Math.max(-FINGER_COUPLING_FORCE, Math.min(FINGER_COUPLING_FORCE, 0.5 * (gen[dof] - gen[dof + 1])));
+      let common = Math.max(-F, Math.min(F, 0.5 * (gen[dof] + gen[dof + 1])));
+      // The drive is geared: something that pushes the fingers along their travel faster than
+      // the drive moves them (the hand pressed onto the table, a finger-first landing) meets the
+      // gear train, not only the motor's grip force. So the common mode brakes any speed beyond
+      // the fingers' speed limit with up to FINGER_COUPLING_FORCE. Without it a finger pushed
+      // closed by the table dragged the other along at ~1 m/s, and Rapier's joint limit, which
+      // acts only once a joint is past it, let that finger end 2-3 mm past its closed end.
+      const vc = 0.5 * (this.fingerVel[0] + this.fingerVel[1]);
+      const over = Math.abs(vc) - this.velLimit[dof];
+      if (over > 0) {
+        const mass = M[dof * n + dof] + M[dof * n + dof + 1];
+        common -= Math.sign(vc) * Math.min(FINGER_COUPLING_FORCE, (mass * over) / this.gains.dt);
+      }
+      let diff = Math.max(-FINGER_COUPLING_FORCE, Math.min(FINGER_COUPLING_FORCE, 0.5 * (gen[dof] - gen[dof + 1])));
+      // The gear train cannot drive a finger that sits at an end of its travel further into it:
+      // the gear is at its end too. Without this, a hand struck on the table pushed one finger open,
+      // and the coupling drove the other (already closed) 2-3 mm past its closed end.
+      const [f0, f1] = [this.finger[0], this.finger[1]];
+      if (diff > 0 && (f0 >= this.fingerUpper[0] || f1 <= this.fingerLower[1])) diff = 0;
+      if (diff < 0 && (f0 <= this.fingerLower[0] || f1 >= this.fingerUpper[1])) diff = 0;
       gen[dof] = common + diff;
       gen[dof + 1] = common - diff;
       this.actuator[dof] = gen[dof];
       this.actuator[dof + 1] = gen[dof + 1];
     }
+    // Joint friction the controller does not know of (physics randomisation): it acts on the
+    // joint whatever the actuator does, so it is outside the actuator's limits.
+    const extra = this.gains.extraDamping;
+    if (extra) for (let i = 0; i < dof; i++) gen[i] -= (extra[i] ?? 0) * this.qd[i];
     this.applyGeneralized(gen);
     this.pw.updateStops(this.q);
   }

@@ -12,7 +12,8 @@ import RAPIER from '@dimforge/rapier3d-compat';
 import { parseEnvConfig, type EnvConfig } from './config.ts';
 import { Controller, multibodyProbe } from './control.ts';
 import { poseMul, quatFromRpy, quatMul, quatNormalize } from './math.ts';
-import { PhysicsWorld, type WorldLayout } from './physics.ts';
+import { DEFAULT_FRICTION, PhysicsWorld, type WorldLayout } from './physics.ts';
+import { applyPhysicsSample, samplePhysics, type PhysicsSample } from './physics_randomization.ts';
 import { Rng } from './rng.ts';
 import { getRobot } from './robot/index.ts';
 import type { RobotDescription } from './robot/description.ts';
@@ -93,6 +94,10 @@ interface SnapshotMeta {
   rng: { s: [number, number, number, number]; spareNormal: number | null };
   randomization: Randomization;
   lastInfo: StepInfo;
+  /** Absent in snapshots of envs without physics randomisation. */
+  physics?: PhysicsSample | null;
+  /** Actions waiting out the action latency, oldest first. */
+  pendingActions?: number[][];
 }
 
 /** Gymnasium-style env over one Task. Create with createEnv(). */
@@ -103,6 +108,10 @@ export class SimEnv implements Env {
   readonly maxSteps: number;
   /** This episode's randomisation (null before the first reset). */
   randomization: Randomization | null = null;
+  /** This episode's physics draw (null when `config.physicsRandomization` is absent). */
+  physicsSample: PhysicsSample | null = null;
+  /** Actions given but not yet applied (action latency), oldest first. */
+  private pendingActions: number[][] = [];
   private readonly R: typeof RAPIER;
   private pw: PhysicsWorld | null = null;
   private ctrl: Controller | null = null;
@@ -179,8 +188,13 @@ export class SimEnv implements Env {
       this.rng = new Rng(opts.seed);
     }
     const randomization = this.task.randomize(this.rng);
-    const scene = this.task.buildScene(randomization);
+    let scene = this.task.buildScene(randomization);
     const robot = getRobot(scene.robot);
+    // Physics draws come from a forked stream: turning them on leaves the scene layout as it was.
+    const physCfg = this.config.physicsRandomization;
+    this.physicsSample = physCfg ? samplePhysics(this.rng.fork('physics'), physCfg, scene, robot.armJoints.length) : null;
+    if (this.physicsSample) scene = applyPhysicsSample(scene, this.physicsSample, DEFAULT_FRICTION);
+    this.pendingActions = [];
     this.pw?.free();
     this.pw = PhysicsWorld.build(this.R, robot, {
       scene,
@@ -205,11 +219,19 @@ export class SimEnv implements Env {
     return {
       armWn: this.config.armWn,
       fingerWn: this.config.fingerWn,
-      gripperForce: this.config.gripperForce ?? robot.gripper.force,
+      gripperForce: (this.config.gripperForce ?? robot.gripper.force) * (this.physicsSample?.actuatorStrengthScale ?? 1),
+      effortScale: this.physicsSample?.actuatorStrengthScale ?? 1,
+      extraDamping: this.physicsSample?.jointDamping,
       forceGain: probe.gain,
       jointDamping: probe.damping,
       dt: 1 / this.config.physicsHz,
+      toolSpeed: this.config.toolSpeedLimit,
     };
+  }
+
+  /** Keep the controller's targets (an ee_delta hold is a zero delta, which the IK would not reproduce exactly); returns them in action units. */
+  private holdCommand(): number[] {
+    return this.currentCommand();
   }
 
   /** The command currently held by the controller, in action units. */
@@ -225,7 +247,16 @@ export class SimEnv implements Env {
     const fields = actionFieldNames(pw.robot, this.actionMode);
     this.validateAction(action, fields);
     const clamped: string[] = [];
-    const clampedAction = this.applyAction(action, fields, clamped);
+    let clampedAction: number[];
+    const latency = this.physicsSample?.actionLatencySteps ?? 0;
+    if (latency > 0) {
+      // The action reaches the controller `latency` steps late; until then the last command holds.
+      this.pendingActions.push(Array.from(action));
+      const due = this.pendingActions.length > latency ? this.pendingActions.shift()! : null;
+      clampedAction = due ? this.applyAction(due, fields, clamped) : this.holdCommand();
+    } else {
+      clampedAction = this.applyAction(action, fields, clamped);
+    }
     for (let s = 0; s < this.substeps; s++) {
       ctrl.apply();
       pw.step();
@@ -478,6 +509,8 @@ export class SimEnv implements Env {
       rng: this.rng.exportState(),
       randomization: structuredClone(this.randomization as Randomization),
       lastInfo: structuredClone(this.lastInfo as StepInfo),
+      physics: structuredClone(this.physicsSample),
+      pendingActions: structuredClone(this.pendingActions),
     };
     return { kind: 'evovla.env-snapshot', data: pw.world.takeSnapshot(), meta };
   }
@@ -494,6 +527,8 @@ export class SimEnv implements Env {
     const pw = PhysicsWorld.fromSnapshot(this.R, robot, layout, snapshot.data, meta.handles);
     this.pw?.free();
     this.pw = pw;
+    this.physicsSample = structuredClone(meta.physics ?? null);
+    this.pendingActions = structuredClone(meta.pendingActions ?? []);
     this.ctrl = new Controller(pw, this.gains(robot));
     this.ctrl.setState(meta.controller);
     this.stepCount = meta.step;

@@ -36,7 +36,8 @@ const WORLD_GROUPS = (GROUP_WORLD << 16) | 0xffff;
 /** Rapier's cylinders and capsules run along local Y; ours along Z. */
 const Y_TO_Z: Quat = quatFromAxisAngle([1, 0, 0], Math.PI / 2);
 
-const DEFAULT_FRICTION = 0.8;
+/** Friction coefficient of a collider that gives none. */
+export const DEFAULT_FRICTION = 0.8;
 /** Contact prediction distance in metres (Rapier normalises it by its length unit, 1 m here). */
 const CONTACT_PREDICTION_DISTANCE = 0.002;
 /** Natural frequency (Hz) of Rapier's contact position correction. */
@@ -203,13 +204,18 @@ export class PhysicsWorld {
       }
       // A joint's armature (reflected rotor inertia) rides on its child link as an isotropic
       // inertia: isotropic, so the principal frame stays valid.
-      const armature = jointByChild.get(l.name)?.armature ?? 0;
+      // A prismatic joint's armature is a reflected mass: a Rapier body has one scalar mass, so it
+      // is added to the child link in every direction, at the link's centre of mass.
+      const parentJoint = jointByChild.get(l.name);
+      const armature = parentJoint?.armature ?? 0;
+      const rotArmature = parentJoint?.type === 'revolute' ? armature : 0;
+      const linArmature = parentJoint?.type === 'prismatic' ? armature : 0;
       return {
         name: l.name,
         offset,
-        mass: inertial?.mass ?? 0,
+        mass: (inertial?.mass ?? 0) + linArmature,
         com: inertial ? quatRotate(offset, inertial.com) : [0, 0, 0],
-        principal: inertial ? (inertial.principal.map((x) => x + armature) as Vec3) : [0, 0, 0],
+        principal: inertial ? (inertial.principal.map((x) => x + rotArmature) as Vec3) : [0, 0, 0],
         inertiaFrame: inertial ? quatMul(offset, inertial.frame) : [0, 0, 0, 1],
         dofAncestors,
         isFinger,

@@ -3,7 +3,7 @@
  * the Env. Tasks live in tasks/ (one file each) and implement this; the Env only knows this shape.
  */
 import type { Rng } from './rng.ts';
-import type { Action, ActionMode, Pose, SceneDesc, SimState } from './types.ts';
+import type { Action, ActionMode, Pose, SceneDesc, SimState, Vec3 } from './types.ts';
 
 /** Texts for the stage-aligned reward, written without colour words. */
 export interface StageTexts {
@@ -43,6 +43,11 @@ export interface ExpertTools {
   readonly actionMode: ActionMode;
   /** Control period in seconds (1/60 by default). */
   readonly controlDt: number;
+  /**
+   * Optional perturbation of the expert's tool targets (robustness benchmarks): given a target
+   * position and the expert's elapsed time (s), the position it should aim at instead.
+   */
+  perturbTarget?: (p: Vec3, time: number) => Vec3;
 }
 
 /** A scripted expert: a state machine over IK targets that reports the stage it executes. */

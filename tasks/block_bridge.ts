@@ -27,6 +27,8 @@ import {
   TABLE_TOP,
   add,
   boxObject,
+  WOOD_DENSITY,
+  WOOD_FRICTION,
   currentStage,
   graspPredicates,
   distXY,
@@ -52,6 +54,8 @@ import {
 /** Arch half: two legs and a deck, spanning world Y; its origin is the centre of its footprint. */
 export const ARCH = { halfDepth: 0.015, halfSpan: 0.06, legHalfWidth: 0.0075, legHeight: 0.045, deckThickness: 0.015 } as const;
 export const ARCH_HEIGHT = ARCH.legHeight + ARCH.deckThickness;
+/** Volume of one arch half (m^3): two legs and the deck. */
+const ARCH_VOLUME = 2 * (2 * ARCH.halfDepth) * (2 * ARCH.legHalfWidth) * ARCH.legHeight + 2 * ARCH.halfDepth * 2 * ARCH.halfSpan * ARCH.deckThickness;
 /** Centre-to-centre distance of the two halves along X. */
 export const HALF_GAP = 0.03;
 export const BAR_HALF: Vec3 = [0.015, 0.015, 0.03];
@@ -254,14 +258,14 @@ function archHalf(name: string, x: number, y: number): ObjectDesc {
   const leg = (sign: number) => ({
     shape: { kind: 'box' as const, halfExtents: [ARCH.halfDepth, ARCH.legHalfWidth, ARCH.legHeight / 2] as Vec3 },
     pose: { p: [0, sign * (ARCH.halfSpan - ARCH.legHalfWidth), ARCH.legHeight / 2] as Vec3, q: [0, 0, 0, 1] as [number, number, number, number] },
-    friction: 1.0,
+    friction: WOOD_FRICTION,
   });
   return {
     name,
     type: 'dynamic',
     pose: poseXYZYaw(x, y, TABLE_TOP),
-    // Heavy enough that a brush of the arm does not slide it (a wooden arch of this size).
-    mass: 0.25,
+    // Wooden: 94.5 cm^3 at WOOD_DENSITY, 66 g (it was 250 g, 2.65 g/cm^3, stone rather than wood).
+    mass: ARCH_VOLUME * WOOD_DENSITY,
     color: [0.15, 0.65, 0.63],
     colliders: [
       leg(1),
@@ -269,7 +273,7 @@ function archHalf(name: string, x: number, y: number): ObjectDesc {
       {
         shape: { kind: 'box', halfExtents: [ARCH.halfDepth, ARCH.halfSpan, ARCH.deckThickness / 2] },
         pose: { p: [0, 0, ARCH.legHeight + ARCH.deckThickness / 2], q: [0, 0, 0, 1] },
-        friction: 1.0,
+        friction: WOOD_FRICTION,
       },
     ],
   };
@@ -298,8 +302,9 @@ export const blockBridgeTask: Task = {
         tableObject(),
         archHalf('bridge1', BRIDGE1[0], BRIDGE1[1]),
         archHalf('bridge2', BRIDGE1[0] + HALF_GAP, BRIDGE1[1]),
-        ...BARS.map((b) => boxObject(b, poseXYZYaw(starts[b][0], starts[b][1], TABLE_TOP + BAR_HALF[2]), BAR_HALF, 0.03, [0.3, 0.6, 0.075], 1.2)),
-        ...CUBES.map((c) => boxObject(c, poseXYZYaw(starts[c][0], starts[c][1], TABLE_TOP + CUBE_HALF), [CUBE_HALF, CUBE_HALF, CUBE_HALF], 0.015, [0.65, 0.27, 0.64], 1.2)),
+        // Wooden bars (54 cm^3, 38 g) and cubes (15.6 cm^3, 11 g) at WOOD_DENSITY.
+        ...BARS.map((b) => boxObject(b, poseXYZYaw(starts[b][0], starts[b][1], TABLE_TOP + BAR_HALF[2]), BAR_HALF, 8 * BAR_HALF[0] * BAR_HALF[1] * BAR_HALF[2] * WOOD_DENSITY, [0.3, 0.6, 0.075])),
+        ...CUBES.map((c) => boxObject(c, poseXYZYaw(starts[c][0], starts[c][1], TABLE_TOP + CUBE_HALF), [CUBE_HALF, CUBE_HALF, CUBE_HALF], 8 * CUBE_HALF ** 3 * WOOD_DENSITY, [0.65, 0.27, 0.64])),
       ],
     };
   },

@@ -341,7 +341,10 @@ export const jujubeCupTask: Task = {
       { kind: 'move', stage: 10, target: (s) => atHandle(s, HANDLE_GRASP_Z), speed: 0.6 },
       { kind: 'grip', stage: 11, opening: 0 },
       { kind: 'wait', stage: 12, seconds: 0.5 },
-      { kind: 'move', stage: 13, target: (_s, prev) => lifted(prev, CUP_SPEC.liftHeight), speed: 0.5 },
+      // A gentle lift (0.35 rad/s, was 0.5): the cup hangs from a pinch on its handle, and a brisk
+      // start swung it about the pinch, so the settle predicate dropped for a step (4 of seeds 0-5
+      // at 0.5, 2 at 0.35; with the finger drive's reflected mass).
+      { kind: 'move', stage: 13, target: (_s, prev) => lifted(prev, CUP_SPEC.liftHeight), speed: 0.35 },
       { kind: 'move', stage: 14, target: (s) => overPlate(s, HANDLE_GRASP_Z + 0.09), speed: 0.6 },
       { kind: 'move', stage: 15, target: (s) => overPlate(s, HANDLE_GRASP_Z + 0.035), speed: 0.5 },
       { kind: 'move', stage: 16, target: (s) => overPlate(s, HANDLE_GRASP_Z + 0.004), speed: 0.3 },

@@ -10,7 +10,8 @@ import type { SimEnv } from '../sim/env.ts';
 import { EPISODE_FORMAT_VERSION, type EpisodeHeader, type StepRecord } from '../sim/record/types.ts';
 import { EpisodeWriter } from '../sim/record/writer.ts';
 import type { Task } from '../sim/task.ts';
-import type { StepInfo, StepResult } from '../sim/types.ts';
+import { Rng } from '../sim/rng.ts';
+import type { StepInfo, StepResult, Vec3 } from '../sim/types.ts';
 
 /** What one expert episode did. */
 export interface EpisodeResult {
@@ -94,7 +95,12 @@ export function episodeHeader(env: SimEnv, task: Task, seed: number, meta: Recor
     configHash: configHash(task, env.config),
     stages: task.stages.map((s) => s.name),
     cameras: env.config.cameras.map((c) => c.name),
-    meta: { envConfig: structuredClone(env.config), ...(env.randomization ? { scene: task.buildScene(env.randomization) } : {}), ...meta },
+    meta: {
+      envConfig: structuredClone(env.config),
+      ...(env.randomization ? { scene: task.buildScene(env.randomization) } : {}),
+      ...(env.physicsSample ? { physics: structuredClone(env.physicsSample) } : {}),
+      ...meta,
+    },
   };
 }
 
@@ -130,7 +136,39 @@ export function stepRecord(res: StepResult, action: Float32Array, commandedStage
  * record it. An expert that gives up (IK failure) ends the episode as a failure with `error` set;
  * the episode file is still written and closed.
  */
-export function runExpertEpisode(env: SimEnv, task: Task, seed: number, opts: { file?: string; meta?: Record<string, unknown> } = {}): EpisodeResult {
+/**
+ * Gaussian noise on an expert's target positions: an offset of `std` metres per axis, drawn from
+ * `seed` and held for `holdS` seconds, is added to every tool target the expert sets while it is
+ * in force (a robustness test: does the expert still succeed when it aims a little off?).
+ */
+export interface TargetNoise {
+  std: number;
+  holdS: number;
+  seed: number;
+}
+
+/** An ExpertTools perturbation for `noise`. */
+export function targetNoisePerturbation(noise: TargetNoise): (p: Vec3, time: number) => Vec3 {
+  const rng = new Rng(noise.seed);
+  let period = -1;
+  let offset: Vec3 = [0, 0, 0];
+  return (p, time) => {
+    const k = Math.floor(time / noise.holdS);
+    // Draw every period in turn, so the offset at a time does not depend on which steps asked.
+    while (period < k) {
+      offset = [rng.normal(0, noise.std), rng.normal(0, noise.std), rng.normal(0, noise.std)];
+      period++;
+    }
+    return [p[0] + offset[0], p[1] + offset[1], p[2] + offset[2]];
+  };
+}
+
+export function runExpertEpisode(
+  env: SimEnv,
+  task: Task,
+  seed: number,
+  opts: { file?: string; meta?: Record<string, unknown>; targetNoise?: TargetNoise } = {},
+): EpisodeResult {
   const run = expertEpisodeSteps(env, task, seed, opts);
   for (;;) {
     const next = run.next();
@@ -148,11 +186,15 @@ export function* expertEpisodeSteps(
   env: SimEnv,
   task: Task,
   seed: number,
-  opts: { file?: string; meta?: Record<string, unknown> } = {},
+  opts: { file?: string; meta?: Record<string, unknown>; targetNoise?: TargetNoise } = {},
 ): Generator<number, EpisodeResult, void> {
   const reset = env.reset({ seed });
   if (!env.randomization) throw new Error('env.reset() left no randomization');
-  const expert = task.expert(env.randomization, env.expertTools());
+  const tools = env.expertTools();
+  const expert = task.expert(
+    env.randomization,
+    opts.targetNoise ? { ...tools, perturbTarget: targetNoisePerturbation(opts.targetNoise) } : tools,
+  );
   const writer = opts.file ? EpisodeWriter.open(opts.file, episodeHeader(env, task, seed, { writer: 'scripted-expert', ...opts.meta })) : null;
   const n = task.stages.length;
   const firstTrue = new Array<number>(n).fill(-1);

@@ -242,19 +242,29 @@ export const COLOUR_WORDS =
 /** Table surface height in the world frame; tasks place objects relative to it. */
 export const TABLE_TOP = 0;
 
+/**
+ * Friction coefficient of the wooden parts (blocks, bars, cubes, arch, table top): dry wood on wood
+ * is about 0.25-0.5 (engineering handbooks' tables of static friction); 0.45, near the top of the
+ * range. Rapier averages two colliders' coefficients; the finger pads take the larger of theirs
+ * (rubber) and the object's (sim/robot/airbot_play.ts).
+ */
+export const WOOD_FRICTION = 0.45;
+/** Density of the wooden parts (kg/m^3): beech, maple and oak are 650-750. */
+export const WOOD_DENSITY = 700;
+
 /** A fixed table slab whose top face is at TABLE_TOP. */
 export function tableObject(center: Vec3 = [0.35, 0, 0], half: Vec3 = [0.45, 0.6, 0.02]): ObjectDesc {
   return {
     name: 'table',
     type: 'fixed',
     pose: { p: [center[0], center[1], TABLE_TOP - half[2]], q: [0, 0, 0, 1] },
-    colliders: [{ shape: { kind: 'box', halfExtents: half }, friction: 0.8 }],
+    colliders: [{ shape: { kind: 'box', halfExtents: half }, friction: WOOD_FRICTION }],
     color: [0.62, 0.58, 0.52],
   };
 }
 
 /** A dynamic box-shaped object. */
-export function boxObject(name: string, pose: Pose, half: Vec3, mass: number, color: Color, friction = 1.0): ObjectDesc {
+export function boxObject(name: string, pose: Pose, half: Vec3, mass: number, color: Color, friction = WOOD_FRICTION): ObjectDesc {
   return { name, type: 'dynamic', pose, mass, color, colliders: [{ shape: { kind: 'box', halfExtents: half }, friction }] };
 }
 
@@ -335,7 +345,14 @@ export type ExpertStep =
       path?: 'joint' | 'line';
     }
   | { kind: 'grip'; stage: number; opening: number }
-  | { kind: 'wait'; stage: number; seconds: number };
+  | { kind: 'wait'; stage: number; seconds: number }
+  /**
+   * A check: when `ok` holds, go on at once; otherwise go back `back` steps and run them again
+   * (at most `retries` times at this check; then go on, and the episode fails as it would have).
+   * How an expert notices a failed grasp and retries: targets are read again when each step
+   * starts, so the second approach aims at where the object is now.
+   */
+  | { kind: 'check'; stage: number; ok: (state: SimState) => boolean; back: number; retries: number };
 
 /** Tuning shared by every expert. */
 export interface ExpertTuning {
@@ -364,6 +381,12 @@ export const DEFAULT_TUNING: ExpertTuning = {
   gripMin: 0.1,
   lineSpeed: 0.25,
 };
+
+/** Share of the placement tolerance within which an expert with placement retries lets go. */
+const PLACE_AIM = 0.7;
+
+/** Times a pick-and-place expert tries a grasp again after noticing it failed. */
+export const GRASP_RETRIES = 2;
 
 /** Largest joint change accepted between two consecutive points of a straight-line move (rad). */
 const MAX_LINE_JOINT_STEP = 0.15;
@@ -414,6 +437,12 @@ export class ScriptedExpert implements Expert {
   private interpDone = false;
   /** Straight-line move in progress: start and goal poses and progress 0..1. */
   private line: { from: Pose; to: Pose; s: number; ds: number } | null = null;
+  /** Seconds since the first act() (for target perturbations that change over time). */
+  private elapsed = 0;
+  /** Retries used per check step (by step index). */
+  private readonly retried = new Map<number, number>();
+  /** Retries used in all, for reports. */
+  retries = 0;
 
   constructor(
     private readonly steps: ExpertStep[],
@@ -446,6 +475,7 @@ export class ScriptedExpert implements Expert {
       this.begin(this.index + 1, state);
     }
     this.stepTime += dt;
+    this.elapsed += dt;
     let moving = false;
     const step = this.steps[this.index];
     // A line move's `speed` is in m/s; once it has fallen back to joint space, use the joint speed.
@@ -499,8 +529,20 @@ export class ScriptedExpert implements Expert {
     this.interpDone = false;
     const step = this.steps[i];
     if (!step) return;
+    if (step.kind === 'check') {
+      const used = this.retried.get(i) ?? 0;
+      if (step.ok(state) || used >= step.retries || step.back <= 0 || step.back > i) {
+        this.begin(i + 1, state);
+        return;
+      }
+      this.retried.set(i, used + 1);
+      this.retries++;
+      this.begin(i - step.back, state);
+      return;
+    }
     if (step.kind === 'move') {
-      const asked = step.target(state, this.lastGoal);
+      const aimed = step.target(state, this.lastGoal);
+      const asked: Pose = this.tools.perturbTarget ? { p: this.tools.perturbTarget(aimed.p, this.elapsed), q: aimed.q } : aimed;
       // A parallel gripper is symmetric under a half turn about its approach axis: of the two
       // equivalent goals, take the one whose IK solution is nearer in joint space, so the wrist
       // never swings round (and flings the object) between two consecutive targets.
@@ -570,6 +612,8 @@ export class ScriptedExpert implements Expert {
       if (this.stepTime < this.tuning.gripMin) return false;
       return Math.abs(state.gripper - step.opening) <= this.tuning.gripTol || this.stall >= this.tuning.gripStall;
     }
+    // A check step is decided in begin() and never current; count it done if it were.
+    if (step.kind === 'check') return true;
     return this.stepTime >= step.seconds;
   }
 }
@@ -924,6 +968,14 @@ export function pickPlaceScript(
     closeWidth?: number;
     /** Tool speed of the move to hover above the object (m/s, default 0.4). */
     hoverSpeed?: number;
+    /** Times the expert tries the grasp again when the object is not held after the lift (default GRASP_RETRIES). */
+    graspRetries?: number;
+    /**
+     * Times the expert picks the object up and places it again when, after the retreat, it is not
+     * in place (position only; default 0: a task whose object is still moving into place then,
+     * such as a jujube dropped into a cup, must not ask for it).
+     */
+    placeRetries?: number;
   },
 ): ExpertStep[] {
   let yaw = 0;
@@ -957,10 +1009,18 @@ export function pickPlaceScript(
     { kind: 'grip', stage: k + 2, opening: opts.closeWidth ?? 0 },
     { kind: 'wait', stage: k + 3, seconds: opts.settleSeconds ?? 0.2 },
     { kind: 'move', stage: k + 4, target: (_s, prev) => lifted(prev, spec.liftHeight), path: 'line' },
+    // A grasp that missed or slipped out on the lift: open, go back above the object and try again.
+    { kind: 'check', stage: k + 4, ok: (s) => isHeld(s, spec), back: 6, retries: opts.graspRetries ?? GRASP_RETRIES },
     { kind: 'move', stage: k + 5, target: (s) => carried(s, spec, opts.carryHeight - spec.graspOffset[2], yaw) },
     { kind: 'move', stage: k + 6, target: (s) => carried(s, spec, opts.placeHeight - spec.graspOffset[2], yaw), path: 'line', speed: 0.15 },
+    // Lowered beside the target (the hand aimed badly): carry it over the target again before letting go.
+    ...(opts.placeRetries
+      ? [{ kind: 'check' as const, stage: k + 6, ok: (s: SimState) => distXY(objP(s, spec), spec.target(s)) <= PLACE_AIM * spec.placeTolXY, back: 2, retries: opts.placeRetries }]
+      : []),
     { kind: 'grip', stage: k + 7, opening: opts.openWidth },
     { kind: 'move', stage: k + 8, target: (_s, prev) => lifted(prev, opts.raise), path: 'line' },
+    // A placement that still missed its target: pick the object up where it is and place it again.
+    ...(opts.placeRetries ? [{ kind: 'check' as const, stage: k + 8, ok: (s: SimState) => isInPlace(s, spec), back: 12, retries: opts.placeRetries }] : []),
   ];
 }
 

@@ -57,9 +57,25 @@ function origin(p: Vec3, q: Quat = [0, 0, 0, 1]): Pose {
  */
 const ARM_ARMATURE = 0.1;
 const WRIST_ARMATURE = 0.1;
+/**
+ * Reflected mass (kg) of the gripper drive along each finger's travel. Not published. A geared
+ * finger drive reflects its rotor through the gear and screw as a large mass (a 2e-7 kg m^2 rotor
+ * through 30:1 onto a 2 mm lead is ~1,800 kg: such fingers are not backdriven by what they touch).
+ * Rapier gives a body one scalar mass, so it is added to the finger in every direction (the arm's
+ * links have gravity scale 0, so it adds no weight). With the fingers' own 62 g, a hand slammed
+ * onto the table at ~2.5 m/s drove a finger 3-11 mm past its closed end within one physics step
+ * (Rapier's joint limit acts only once crossed, and the contact pushed the lightest part hardest);
+ * with 0.3 kg and the drive's brake (sim/control.ts) no finger left its travel by more than
+ * 1.3 mm in the exploration bench (0.2 kg: one finger 2.2 mm past its end in 180 episodes).
+ * 0.5 kg made the cup's handle pinch fail (Jujube-Cup 0 of 3 at lift_cup).
+ */
+const FINGER_ARMATURE = 0.3;
 
-/** Finger pad friction: rubber pads, combined with the object by taking the larger coefficient. */
-const PAD_FRICTION = 1.0;
+/**
+ * Finger pad friction: rubber pads on wood, about 0.6-0.9 (handbook tables for rubber on dry wood);
+ * combined with the object by taking the larger coefficient.
+ */
+const PAD_FRICTION = 0.8;
 
 export const AIRBOT_PLAY: RobotDescription = {
   id: 'airbot_play',
@@ -150,8 +166,8 @@ export const AIRBOT_PLAY: RobotDescription = {
     { name: 'joint6', type: 'revolute', parent: 'link5', child: 'link6', origin: origin([0, 0.23645, 0], wxyz(0.499998, -0.5, 0.5, 0.500002)), axis: [0, 0, 1], limit: limit(-3.017, 3.017, 6.28, 8), armature: WRIST_ARMATURE },
     // The source model slides the second finger along -Y with a negative range; we flip the axis so
     // both joint values are the opening per finger (0 closed .. 0.04 open).
-    { name: 'finger_left', type: 'prismatic', parent: 'link6', child: 'left_finger', origin: origin([0, 0, 0]), axis: [0, 1, 0], limit: limit(0, 0.04, 0.2, 7.5) },
-    { name: 'finger_right', type: 'prismatic', parent: 'link6', child: 'right_finger', origin: origin([0, 0, 0]), axis: [0, -1, 0], limit: limit(0, 0.04, 0.2, 7.5) },
+    { name: 'finger_left', type: 'prismatic', parent: 'link6', child: 'left_finger', origin: origin([0, 0, 0]), axis: [0, 1, 0], limit: limit(0, 0.04, 0.2, 7.5), armature: FINGER_ARMATURE },
+    { name: 'finger_right', type: 'prismatic', parent: 'link6', child: 'right_finger', origin: origin([0, 0, 0]), axis: [0, -1, 0], limit: limit(0, 0.04, 0.2, 7.5), armature: FINGER_ARMATURE },
   ],
   armJoints: ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6'],
   fingerJoints: ['finger_left', 'finger_right'],

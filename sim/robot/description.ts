@@ -48,9 +48,11 @@ export interface JointDesc {
   /** Required for revolute and prismatic joints. */
   limit?: JointLimit;
   /**
-   * Reflected actuator inertia of a revolute joint (kg m^2; MuJoCo's `armature`): the motor rotor
-   * seen through the gearbox. It is what keeps a geared wrist from spinning up when the arm strikes
-   * something. Simulated as an isotropic inertia added to the joint's child link. Default 0.
+   * Reflected actuator inertia (MuJoCo's `armature`): the motor rotor seen through the gearbox, in
+   * kg m^2 for a revolute joint, in kg (reflected mass) for a prismatic one. It is what keeps a
+   * geared wrist from spinning up when the arm strikes something, and a geared finger from being
+   * slammed along its travel. Simulated as an isotropic inertia (revolute) or mass (prismatic; a
+   * Rapier body has one scalar mass) added to the joint's child link. Default 0.
    */
   armature?: number;
 }
@@ -149,10 +151,10 @@ export function validateRobotDescription(d: RobotDescription): RobotDescription 
     }
     if (j.armature !== undefined) {
       if (!finite(j.armature) || j.armature < 0) {
-        throw new RobotDescriptionError(src, `${at} armature`, `expected a number >= 0 (kg m^2), got ${j.armature}`);
+        throw new RobotDescriptionError(src, `${at} armature`, `expected a number >= 0 (kg m^2, or kg for a prismatic joint), got ${j.armature}`);
       }
-      if (j.armature > 0 && j.type !== 'revolute') {
-        throw new RobotDescriptionError(src, `${at} armature`, `only revolute joints take an armature, this one is ${j.type}`);
+      if (j.armature > 0 && j.type === 'fixed') {
+        throw new RobotDescriptionError(src, `${at} armature`, `only revolute and prismatic joints take an armature, this one is fixed`);
       }
     }
   }
