@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { TASKS } from '../../tasks/index.ts';
 import { rewardConfigSchema } from '../../rewards/config.ts';
 import { poeConfigSchema } from '../../rewards/poe/world_model.ts';
+import { physicsRandomizationSchema } from '../../sim/physics_randomization.ts';
 import { VlaConfigSchema } from '../vla/config.ts';
 import { sarGateOverrideSchema } from '../../rewards/sar/config.ts';
 import { ppoConfigSchema } from './ppo.ts';
@@ -64,6 +65,12 @@ export const PpoPhaseSchema = z.strictObject({
   workers: z.number().int().min(0).max(256).default(2),
   /** Episode length in control steps (time limit: truncation); default the task's. */
   episodeSteps: z.number().int().min(1).optional(),
+  /**
+   * Seeded per-episode physics randomisation of the rollout envs for sim-to-real (object mass and
+   * friction, joint damping, actuator strength, action latency; sim/physics_randomization.ts);
+   * absent: none. Each episode's draw is in its episode header (`meta.physics`).
+   */
+  physicsRandomization: physicsRandomizationSchema.optional(),
   /** EvoVLA's parts, each switchable (the ablation): stage-aligned reward, pose curiosity, memory. */
   sar: z.boolean().default(true),
   poe: z.boolean().default(true),

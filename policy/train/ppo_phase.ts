@@ -109,7 +109,7 @@ export async function runPpoPhase(ctx: PpoPhaseContext, cfg: PpoPhaseConfig, dep
     taskId: task.id,
     numEnvs: cfg.envs,
     workers: Math.min(cfg.workers, cfg.envs),
-    config: { cameras, ...(cfg.episodeSteps ? { maxSteps: cfg.episodeSteps } : {}) },
+    config: { cameras, ...(cfg.episodeSteps ? { maxSteps: cfg.episodeSteps } : {}), ...(cfg.physicsRandomization ? { physicsRandomization: cfg.physicsRandomization } : {}) },
     envSetupModule: ENV_CAMERAS_MODULE,
   });
   const poe = cfg.poe ? await PoseWorldModel.create(parsePoeConfig({ ...cfg.poeModel, threads: 1 })) : null;
