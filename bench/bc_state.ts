@@ -12,6 +12,7 @@
  *                             [--chunk 16] [--frame delta|absolute] [--modes chunk8,ensemble0.05] [--seed 0]
  */
 import * as os from 'node:os';
+import { flag, intFlag } from './args.ts';
 import { l1 } from '../nn/losses.ts';
 import { MLP } from '../nn/layers.ts';
 import * as op from '../nn/ops.ts';
@@ -27,30 +28,16 @@ import type { SimState } from '../sim/types.ts';
 import { getTask } from '../tasks/index.ts';
 import { wilsonInterval } from '../tasks/rollout.ts';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = process.argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
-  return v;
-}
-function positiveInt(name: string, fallback: number): number {
-  const raw = arg(name, String(fallback));
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got '${raw}'`);
-  return n;
-}
-
-const taskId = arg('task', 'stack');
-const nDemos = positiveInt('demos', 100);
-const steps = positiveInt('steps', 3000);
-const batch = positiveInt('batch', 256);
-const nEval = positiveInt('eval', 30);
-const K = positiveInt('chunk', 16);
-const seed = Number(arg('seed', '0'));
-const frame = arg('frame', 'delta');
+const taskId = flag('task') ?? 'stack';
+const nDemos = intFlag('demos', 100);
+const steps = intFlag('steps', 3000);
+const batch = intFlag('batch', 256);
+const nEval = intFlag('eval', 30);
+const K = intFlag('chunk', 16);
+const seed = intFlag('seed', 0, 0);
+const frame = flag('frame') ?? 'delta';
 if (frame !== 'delta' && frame !== 'absolute') throw new Error(`--frame must be delta or absolute, got '${frame}'`);
-const modes: InferenceMode[] = arg('modes', 'chunk8,ensemble0.05')
+const modes: InferenceMode[] = (flag('modes') ?? 'chunk8,ensemble0.05')
   .split(',')
   .map((m) => {
     const chunk = /^chunk(\d+)$/.exec(m);

@@ -22,14 +22,7 @@ import { SimTwin } from '../robot/sim_twin.ts';
 import { baseFrameFk } from '../robot/spec.ts';
 import { createEnv } from '../sim/env.ts';
 import { getTask } from '../tasks/index.ts';
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!(v > 0)) throw new Error(`${name} needs a positive number, got ${process.argv[i + 1]}`);
-  return v;
-}
+import { positiveFlag } from './args.ts';
 
 function stats(ms: number[]) {
   const s = [...ms].sort((a, b) => a - b);
@@ -37,7 +30,7 @@ function stats(ms: number[]) {
   return { p50: +q(0.5).toFixed(3), p99: +q(0.99).toFixed(3), max: +s[s.length - 1].toFixed(3) };
 }
 
-const seconds = arg('--seconds', 10);
+const seconds = positiveFlag('seconds', 10);
 const hz = 60;
 const hidden = [64, 64];
 const dir = mkdtempSync(join(tmpdir(), 'evovla-bench-deploy-'));

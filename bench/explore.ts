@@ -8,29 +8,14 @@
  *   npm run bench:explore -- [--episodes 20] [--steps 300] [--tasks stack,jujube_cup,block_bridge]
  */
 import * as os from 'node:os';
+import { flag, intFlag } from './args.ts';
 import { createEnv } from '../sim/env.ts';
 import { RANDOM_POLICIES, randomPolicy, randomPolicyMode } from '../sim/explore.ts';
 import { getTask } from '../tasks/index.ts';
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return undefined;
-  const v = process.argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
-  return v;
-}
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = arg(name);
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got '${raw}'`);
-  return n;
-}
-
-const episodesPer = positiveInt('episodes', 20);
-const steps = positiveInt('steps', 300);
-const tasks = (arg('tasks') ?? 'stack,jujube_cup,block_bridge').split(',');
+const episodesPer = intFlag('episodes', 20);
+const steps = intFlag('steps', 300);
+const tasks = (flag('tasks') ?? 'stack,jujube_cup,block_bridge').split(',');
 
 let episodes = 0;
 let faults = 0;

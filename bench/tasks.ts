@@ -12,6 +12,7 @@
  * carries the load average so readers can judge.
  */
 import * as os from 'node:os';
+import { flag, intFlag } from './args.ts';
 import { createEnv } from '../sim/env.ts';
 import { getTask } from '../tasks/index.ts';
 import { runExpertEpisode, stageOrderViolations, wilsonInterval, type EpisodeResult } from '../tasks/rollout.ts';
@@ -20,22 +21,6 @@ import { runExpertEpisode, stageOrderViolations, wilsonInterval, type EpisodeRes
 const NOISE_HOLD_S = 0.5;
 
 const DISCOVERSE_L = ['stack', 'jujube_cup', 'block_bridge'];
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return undefined;
-  const v = process.argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
-  return v;
-}
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = arg(name);
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got '${raw}'`);
-  return n;
-}
 
 interface TaskFigures {
   task: string;
@@ -130,15 +115,15 @@ async function benchTask(id: string, seeds: number, speedEpisodes: number, noise
   }
 }
 
-const seeds = positiveInt('seeds', 0);
-const speedEpisodes = positiveInt('episodes', 3);
-const tasks = (arg('tasks') ?? DISCOVERSE_L.join(',')).split(',');
-const noiseArg = arg('noise');
+const seeds = intFlag('seeds', 0, 0);
+const speedEpisodes = intFlag('episodes', 3, 0);
+const tasks = (flag('tasks') ?? DISCOVERSE_L.join(',')).split(',');
+const noiseArg = flag('noise');
 const noiseLevels = noiseArg === undefined ? [] : noiseArg.split(',').map(Number);
 for (const [i, v] of noiseLevels.entries()) {
   if (!Number.isFinite(v) || v <= 0) throw new Error(`--noise must be positive standard deviations in metres separated by commas (e.g. 0.005,0.01,0.02), got '${noiseArg}' (item ${i + 1})`);
 }
-const noiseSeeds = positiveInt('noise-seeds', 20);
+const noiseSeeds = intFlag('noise-seeds', 20, 0);
 const figures: TaskFigures[] = [];
 for (const id of tasks) figures.push(await benchTask(id, seeds, speedEpisodes, noiseLevels, noiseSeeds));
 console.log(

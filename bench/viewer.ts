@@ -24,17 +24,10 @@ import { Rng } from '../sim/rng.ts';
 import { expandEpisodePaths, openEpisodeFiles } from '../viewer/episodes.ts';
 import { viewerPackr, type ServerMessage } from '../viewer/protocol.ts';
 import { startViewerServer } from '../viewer/server.ts';
+import { intFlag } from './args.ts';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!(Number.isInteger(v) && v > 0)) throw new Error(`${name} needs a positive integer, got ${process.argv[i + 1]}`);
-  return v;
-}
-
-const EPISODES = arg('--episodes', 50);
-const STEPS = arg('--steps', 600);
+const EPISODES = intFlag('episodes', 50);
+const STEPS = intFlag('steps', 600);
 const SIDE = 128;
 const CAMERAS = ['eye_side', 'eye_arm'];
 
