@@ -13,18 +13,9 @@ import * as fs from 'node:fs';
 import { withPath } from '../files.ts';
 import { crc32 } from './crc32.ts';
 import { decodeImages } from './images.ts';
-import {
-  EPISODE_MAGIC,
-  FRAME_HEADER_BYTES,
-  KIND_FOOTER,
-  KIND_HEADER,
-  KIND_STEP,
-  MAX_FRAME_BYTES,
-  PREAMBLE_BYTES,
-  episodePackr,
-} from './format.ts';
-import { damage, hex32, hexPrefix, type EpisodeDamage } from './reader.ts';
-import { READABLE_EPISODE_VERSIONS, type EpisodeFooter, type EpisodeHeader, type StepRecord } from './types.ts';
+import { FRAME_HEADER_BYTES, KIND_HEADER, KIND_STEP, PREAMBLE_BYTES, episodePackr } from './format.ts';
+import { checkPreamble, crcDamage, endDamage, frameLengthDamage, frameStartDamage, headerDamage, msgpackDamage, recordKindDamage, type EpisodeDamage } from './reader.ts';
+import type { EpisodeFooter, EpisodeHeader, StepRecord } from './types.ts';
 
 /** Where an episode's records are, plus its header, footer and damage. */
 export interface EpisodeIndex {
@@ -70,87 +61,59 @@ function indexOpenFile(file: string, fd: number): EpisodeIndex {
     stepCrcs: Uint32Array.from(crcs),
     ...extra,
   });
-  const pre = readAt(fd, 0, Math.min(PREAMBLE_BYTES, size));
-  if (size < PREAMBLE_BYTES) {
-    const magicOk = pre.every((b, i) => i >= EPISODE_MAGIC.length || b === EPISODE_MAGIC[i]);
-    return result(
-      magicOk
-        ? damage('truncated', 0, 0, `file is ${size} bytes, shorter than the ${PREAMBLE_BYTES}-byte preamble (empty or truncated recording)`)
-        : damage('bad_magic', 0, 0, `not an evovla episode file: expected magic "EVOVLAEP", got ${hexPrefix(pre, 8)}`),
-    );
-  }
-  for (let i = 0; i < EPISODE_MAGIC.length; i++) {
-    if (pre[i] !== EPISODE_MAGIC[i]) return result(damage('bad_magic', 0, 0, `not an evovla episode file: expected magic "EVOVLAEP", got ${hexPrefix(pre, 8)}`));
-  }
-  const version = pre.readUInt32LE(8);
-  if (!READABLE_EPISODE_VERSIONS.includes(version)) {
-    return result(
-      damage('wrong_version', 8, 0, `episode format version ${version} is not supported (this build reads versions ${READABLE_EPISODE_VERSIONS.join(', ')}); no records were read`),
-    );
-  }
+  const version = checkPreamble(readAt(fd, 0, Math.min(PREAMBLE_BYTES, size)), size);
+  if (typeof version !== 'number') return result(version);
   let header: EpisodeHeader | null = null;
   let footer: EpisodeFooter | null = null;
+  let sawFooter = false;
   const done = (d: EpisodeDamage | null) => result(d, { version, header, footer });
   let offset = PREAMBLE_BYTES;
   let index = 0;
   const frameHead = Buffer.alloc(FRAME_HEADER_BYTES);
   let payloadBuf = Buffer.alloc(64 * 1024);
   while (offset < size) {
-    if (footer) return done(damage('trailing_data', offset, index, `${size - offset} bytes after the footer at byte ${offset} (record ${index}); the episode before them is intact`));
-    if (size - offset < FRAME_HEADER_BYTES) {
-      return done(damage('truncated', offset, index, `file ends inside the frame header of record ${index} at byte ${offset} (${size - offset} of ${FRAME_HEADER_BYTES} bytes); ${index} intact records before it`));
-    }
+    const startDamage = frameStartDamage(size, offset, index, sawFooter);
+    if (startDamage) return done(startDamage);
     readInto(fd, frameHead, FRAME_HEADER_BYTES, offset);
     const length = frameHead.readUInt32LE(0);
     const storedCrc = frameHead.readUInt32LE(4);
-    if (length < 2 || length > MAX_FRAME_BYTES) {
-      return done(damage('bad_length', offset, index, `record ${index} at byte ${offset} declares ${length} payload bytes (expected 2..${MAX_FRAME_BYTES}); ${index} intact records before it`));
-    }
+    const lengthDamage = frameLengthDamage(size, offset, index, length);
+    if (lengthDamage) return done(lengthDamage);
     const start = offset + FRAME_HEADER_BYTES;
-    if (start + length > size) {
-      return done(damage('truncated', offset, index, `file ends inside record ${index} at byte ${offset}: needs ${length} payload bytes, has ${size - start}; ${index} intact records before it`));
-    }
     if (payloadBuf.length < length) payloadBuf = Buffer.alloc(Math.max(length, payloadBuf.length * 2));
     const payload = payloadBuf.subarray(0, length);
     readInto(fd, payload, length, start);
-    const actualCrc = crc32(payload);
-    if (actualCrc !== storedCrc) {
-      return done(damage('crc_mismatch', offset, index, `record ${index} at byte ${offset} fails its CRC-32 check (stored ${hex32(storedCrc)}, computed ${hex32(actualCrc)}); ${index} intact records before it`));
-    }
+    const badCrc = crcDamage(offset, index, storedCrc, crc32(payload));
+    if (badCrc) return done(badCrc);
     const kind = payload[0];
-    if (index === 0 && kind !== KIND_HEADER) return done(damage('missing_header', offset, 0, `the first record at byte ${offset} is not a header (kind byte ${kind})`));
+    const kindDamage = recordKindDamage(offset, index, kind);
+    if (kindDamage) return done(kindDamage);
     if (kind === KIND_HEADER) {
-      if (index !== 0) return done(damage('bad_record', offset, index, `record ${index} at byte ${offset} is a second header`));
       let value: EpisodeHeader;
       try {
         value = episodePackr.unpack(payload.subarray(1)) as EpisodeHeader;
       } catch (err) {
-        return done(damage('bad_record', offset, index, `record ${index} at byte ${offset} passes its CRC but is not valid msgpack (${(err as Error).message})`));
+        return done(msgpackDamage(offset, index, err));
       }
-      if (value === null || typeof value !== 'object' || value.format !== 'evovla.episode') {
-        return done(damage('bad_record', offset, 0, `header record at byte ${offset} lacks format 'evovla.episode'`));
-      }
-      if (value.version !== version) return done(damage('wrong_version', offset, 0, `header declares version ${String(value.version)}, the preamble ${version}`));
+      const bad = headerDamage(value, offset, version);
+      if (bad) return done(bad);
       header = value;
     } else if (kind === KIND_STEP) {
       offsets.push(start);
       lengths.push(length);
       crcs.push(storedCrc);
-    } else if (kind === KIND_FOOTER) {
+    } else {
       try {
         footer = episodePackr.unpack(payload.subarray(1)) as EpisodeFooter;
       } catch (err) {
-        return done(damage('bad_record', offset, index, `record ${index} at byte ${offset} passes its CRC but is not valid msgpack (${(err as Error).message})`));
+        return done(msgpackDamage(offset, index, err));
       }
-    } else {
-      return done(damage('bad_record', offset, index, `record ${index} at byte ${offset} has unknown kind byte ${kind} (expected 'H', 'S' or 'F')`));
+      sawFooter = true;
     }
     offset = start + length;
     index++;
   }
-  if (index === 0) return done(damage('missing_header', offset, 0, 'file has a preamble but no header record (recording stopped before it began)'));
-  if (!footer) return done(damage('missing_footer', offset, index, `no footer after ${index} intact records (the recording was not closed: crashed or still running)`));
-  return done(null);
+  return done(endDamage(offset, index, sawFooter));
 }
 
 /** Thrown when a step cannot be read back (the file changed or went away since it was indexed). */

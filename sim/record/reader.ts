@@ -73,26 +73,8 @@ export class EpisodeFormatError extends Error {
  */
 export function* iterateEpisode(buf: Uint8Array): Generator<EpisodeRecord, EpisodeDamage | null, void> {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (buf.length < PREAMBLE_BYTES) {
-    const magicOk = buf.every((b, i) => i >= EPISODE_MAGIC.length || b === EPISODE_MAGIC[i]);
-    return magicOk
-      ? damage('truncated', 0, 0, `file is ${buf.length} bytes, shorter than the ${PREAMBLE_BYTES}-byte preamble (empty or truncated recording)`)
-      : damage('bad_magic', 0, 0, `not an evovla episode file: expected magic "EVOVLAEP", got ${hexPrefix(buf, 8)}`);
-  }
-  for (let i = 0; i < EPISODE_MAGIC.length; i++) {
-    if (buf[i] !== EPISODE_MAGIC[i]) {
-      return damage('bad_magic', 0, 0, `not an evovla episode file: expected magic "EVOVLAEP", got ${hexPrefix(buf, 8)}`);
-    }
-  }
-  const version = view.getUint32(8, true);
-  if (!READABLE_EPISODE_VERSIONS.includes(version)) {
-    return damage(
-      'wrong_version',
-      8,
-      0,
-      `episode format version ${version} is not supported (this build reads versions ${READABLE_EPISODE_VERSIONS.join(', ')}); no records were read`,
-    );
-  }
+  const version = checkPreamble(buf.subarray(0, PREAMBLE_BYTES), buf.length);
+  if (typeof version !== 'number') return version;
   // Version 1 stored images raw; from version 2 on they are compressed and decoded here.
   const imagesEncoded = version >= 2;
 
@@ -100,45 +82,29 @@ export function* iterateEpisode(buf: Uint8Array): Generator<EpisodeRecord, Episo
   let index = 0;
   let sawFooter = false;
   while (offset < buf.length) {
-    if (sawFooter) {
-      return damage('trailing_data', offset, index, `${buf.length - offset} bytes after the footer at byte ${offset} (record ${index}); the episode before them is intact`);
-    }
-    if (buf.length - offset < FRAME_HEADER_BYTES) {
-      return damage('truncated', offset, index, `file ends inside the frame header of record ${index} at byte ${offset} (${buf.length - offset} of ${FRAME_HEADER_BYTES} bytes); ${index} intact records before it`);
-    }
+    const startDamage = frameStartDamage(buf.length, offset, index, sawFooter);
+    if (startDamage) return startDamage;
     const length = view.getUint32(offset, true);
     const storedCrc = view.getUint32(offset + 4, true);
-    if (length < 2 || length > MAX_FRAME_BYTES) {
-      return damage('bad_length', offset, index, `record ${index} at byte ${offset} declares ${length} payload bytes (expected 2..${MAX_FRAME_BYTES}); ${index} intact records before it`);
-    }
+    const lengthDamage = frameLengthDamage(buf.length, offset, index, length);
+    if (lengthDamage) return lengthDamage;
     const start = offset + FRAME_HEADER_BYTES;
-    if (start + length > buf.length) {
-      return damage('truncated', offset, index, `file ends inside record ${index} at byte ${offset}: needs ${length} payload bytes, has ${buf.length - start}; ${index} intact records before it`);
-    }
     const payload = buf.subarray(start, start + length);
-    const actualCrc = crc32(payload);
-    if (actualCrc !== storedCrc) {
-      return damage('crc_mismatch', offset, index, `record ${index} at byte ${offset} fails its CRC-32 check (stored ${hex32(storedCrc)}, computed ${hex32(actualCrc)}); ${index} intact records before it`);
-    }
+    const badCrc = crcDamage(offset, index, storedCrc, crc32(payload));
+    if (badCrc) return badCrc;
     const kind = payload[0];
     let value: unknown;
     try {
       value = episodePackr.unpack(payload.subarray(1));
     } catch (err) {
-      return damage('bad_record', offset, index, `record ${index} at byte ${offset} passes its CRC but is not valid msgpack (${(err as Error).message})`);
+      return msgpackDamage(offset, index, err);
     }
-    if (index === 0 && kind !== KIND_HEADER) {
-      return damage('missing_header', offset, 0, `the first record at byte ${offset} is not a header (kind byte ${kind})`);
-    }
+    const kindDamage = recordKindDamage(offset, index, kind);
+    if (kindDamage) return kindDamage;
     if (kind === KIND_HEADER) {
-      if (index !== 0) return damage('bad_record', offset, index, `record ${index} at byte ${offset} is a second header`);
       const header = value as EpisodeHeader;
-      if (header === null || typeof header !== 'object' || header.format !== 'evovla.episode') {
-        return damage('bad_record', offset, 0, `header record at byte ${offset} lacks format 'evovla.episode'`);
-      }
-      if (header.version !== version) {
-        return damage('wrong_version', offset, 0, `header declares version ${String(header.version)}, the preamble ${version}`);
-      }
+      const bad = headerDamage(header, offset, version);
+      if (bad) return bad;
       yield { kind: 'header', offset, value: header };
     } else if (kind === KIND_STEP) {
       const step = value as StepRecord;
@@ -151,20 +117,14 @@ export function* iterateEpisode(buf: Uint8Array): Generator<EpisodeRecord, Episo
         }
       }
       yield { kind: 'step', offset, value: step };
-    } else if (kind === KIND_FOOTER) {
+    } else {
       sawFooter = true;
       yield { kind: 'footer', offset, value: value as EpisodeFooter };
-    } else {
-      return damage('bad_record', offset, index, `record ${index} at byte ${offset} has unknown kind byte ${kind} (expected 'H', 'S' or 'F')`);
     }
     offset = start + length;
     index++;
   }
-  if (index === 0) return damage('missing_header', offset, 0, `file has a preamble but no header record (recording stopped before it began)`);
-  if (!sawFooter) {
-    return damage('missing_footer', offset, index, `no footer after ${index} intact records (the recording was not closed: crashed or still running)`);
-  }
-  return null;
+  return endDamage(offset, index, sawFooter);
 }
 
 /** Decode a whole episode held in memory, recovering the intact prefix of a damaged one. */
@@ -211,4 +171,88 @@ export function hex32(x: number): string {
 /** The first `n` bytes of `buf` in hex, for damage messages about a bad magic. */
 export function hexPrefix(buf: Uint8Array, n: number): string {
   return Array.from(buf.subarray(0, n), (b) => b.toString(16).padStart(2, '0')).join(' ') || '(empty)';
+}
+
+/*
+ * The framing checks shared by the whole-file walker (iterateEpisode) and the indexed reader
+ * (indexed.ts): one wording of each damage, whichever way the bytes were read.
+ */
+
+/**
+ * The preamble (`pre`: the file's first PREAMBLE_BYTES bytes, or all of a shorter file of `size`
+ * bytes): the format version, or the damage that stops reading before any record.
+ */
+export function checkPreamble(pre: Uint8Array, size: number): number | EpisodeDamage {
+  if (size < PREAMBLE_BYTES) {
+    const magicOk = pre.every((b, i) => i >= EPISODE_MAGIC.length || b === EPISODE_MAGIC[i]);
+    return magicOk
+      ? damage('truncated', 0, 0, `file is ${size} bytes, shorter than the ${PREAMBLE_BYTES}-byte preamble (empty or truncated recording)`)
+      : damage('bad_magic', 0, 0, `not an evovla episode file: expected magic "EVOVLAEP", got ${hexPrefix(pre, 8)}`);
+  }
+  for (let i = 0; i < EPISODE_MAGIC.length; i++) {
+    if (pre[i] !== EPISODE_MAGIC[i]) return damage('bad_magic', 0, 0, `not an evovla episode file: expected magic "EVOVLAEP", got ${hexPrefix(pre, 8)}`);
+  }
+  const version = new DataView(pre.buffer, pre.byteOffset, pre.byteLength).getUint32(8, true);
+  if (!READABLE_EPISODE_VERSIONS.includes(version)) {
+    return damage('wrong_version', 8, 0, `episode format version ${version} is not supported (this build reads versions ${READABLE_EPISODE_VERSIONS.join(', ')}); no records were read`);
+  }
+  return version;
+}
+
+/** Damage when record `index` at `offset` cannot start: data after the footer, or a cut frame header. */
+export function frameStartDamage(size: number, offset: number, index: number, sawFooter: boolean): EpisodeDamage | null {
+  if (sawFooter) return damage('trailing_data', offset, index, `${size - offset} bytes after the footer at byte ${offset} (record ${index}); the episode before them is intact`);
+  if (size - offset < FRAME_HEADER_BYTES) {
+    return damage('truncated', offset, index, `file ends inside the frame header of record ${index} at byte ${offset} (${size - offset} of ${FRAME_HEADER_BYTES} bytes); ${index} intact records before it`);
+  }
+  return null;
+}
+
+/** Damage when the frame header's declared payload `length` is impossible or runs past the file's end. */
+export function frameLengthDamage(size: number, offset: number, index: number, length: number): EpisodeDamage | null {
+  if (length < 2 || length > MAX_FRAME_BYTES) {
+    return damage('bad_length', offset, index, `record ${index} at byte ${offset} declares ${length} payload bytes (expected 2..${MAX_FRAME_BYTES}); ${index} intact records before it`);
+  }
+  const start = offset + FRAME_HEADER_BYTES;
+  if (start + length > size) {
+    return damage('truncated', offset, index, `file ends inside record ${index} at byte ${offset}: needs ${length} payload bytes, has ${size - start}; ${index} intact records before it`);
+  }
+  return null;
+}
+
+/** Damage when the payload's CRC-32 differs from the stored one. */
+export function crcDamage(offset: number, index: number, storedCrc: number, actualCrc: number): EpisodeDamage | null {
+  if (actualCrc === storedCrc) return null;
+  return damage('crc_mismatch', offset, index, `record ${index} at byte ${offset} fails its CRC-32 check (stored ${hex32(storedCrc)}, computed ${hex32(actualCrc)}); ${index} intact records before it`);
+}
+
+/** Damage of a payload that passed its CRC but is not msgpack. */
+export function msgpackDamage(offset: number, index: number, err: unknown): EpisodeDamage {
+  return damage('bad_record', offset, index, `record ${index} at byte ${offset} passes its CRC but is not valid msgpack (${(err as Error).message})`);
+}
+
+/** Damage of record `index` by its kind byte alone: the first record must be the only header; kinds are H, S, F. */
+export function recordKindDamage(offset: number, index: number, kind: number): EpisodeDamage | null {
+  if (index === 0 && kind !== KIND_HEADER) return damage('missing_header', offset, 0, `the first record at byte ${offset} is not a header (kind byte ${kind})`);
+  if (kind === KIND_HEADER && index !== 0) return damage('bad_record', offset, index, `record ${index} at byte ${offset} is a second header`);
+  if (kind !== KIND_HEADER && kind !== KIND_STEP && kind !== KIND_FOOTER) {
+    return damage('bad_record', offset, index, `record ${index} at byte ${offset} has unknown kind byte ${kind} (expected 'H', 'S' or 'F')`);
+  }
+  return null;
+}
+
+/** Damage of a decoded header record: it must name the format and agree with the preamble's version. */
+export function headerDamage(header: EpisodeHeader, offset: number, version: number): EpisodeDamage | null {
+  if (header === null || typeof header !== 'object' || header.format !== 'evovla.episode') {
+    return damage('bad_record', offset, 0, `header record at byte ${offset} lacks format 'evovla.episode'`);
+  }
+  if (header.version !== version) return damage('wrong_version', offset, 0, `header declares version ${String(header.version)}, the preamble ${version}`);
+  return null;
+}
+
+/** Damage at the end of the file (`index` records read): no header, or no footer. */
+export function endDamage(offset: number, index: number, sawFooter: boolean): EpisodeDamage | null {
+  if (index === 0) return damage('missing_header', offset, 0, 'file has a preamble but no header record (recording stopped before it began)');
+  if (!sawFooter) return damage('missing_footer', offset, index, `no footer after ${index} intact records (the recording was not closed: crashed or still running)`);
+  return null;
 }
