@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { exportLeRobot } from '../../interop/lerobot/export.ts';
 import { importLeRobot } from '../../interop/lerobot/import.ts';
-import { parseTrainConfig } from '../../policy/train/config.ts';
 import { trainRun } from '../../policy/train/run.ts';
-import { TINY_MODEL, writeSyntheticDemos } from '../policy/helpers.ts';
+import { tinyTrainConfig, writeSyntheticDemos } from '../policy/helpers.ts';
 import { scratchDir } from '../tmp.ts';
 import { groupOf } from '../../viewer/app/run_data.ts';
 import { RunWatcher } from '../../viewer/runs.ts';
@@ -38,15 +37,8 @@ test('BC on demos imported from our LeRobot export follows the same loss curve a
 
   const run = (name: string, demoDir: string) =>
     trainRun(
-      parseTrainConfig({
-        name,
-        runsDir: join(root, 'runs'),
-        task: 'stack',
-        threads: 1,
-        model: TINY_MODEL,
-        data: { demoDir, episodes: 3, valEpisodes: 1 },
+      tinyTrainConfig(name, join(root, 'runs'), demoDir, {
         phases: [{ kind: 'bc', steps: 8, batch: 4, warmupSteps: 2, logEvery: 2, checkpointEvery: 4, valBatches: 1 }],
-        eval: { episodes: 0 },
       }),
     );
   const a = await run('from-episodes', demos);

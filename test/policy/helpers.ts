@@ -3,6 +3,7 @@
  * smooth joint trajectory, written with the real episode writer (no simulation, no rendering).
  */
 import { join } from 'node:path';
+import { parseTrainConfig, type TrainConfig } from '../../policy/train/config.ts';
 import { EpisodeWriter } from '../../sim/record/writer.ts';
 import { EPISODE_FORMAT_VERSION, type EpisodeHeader } from '../../sim/record/types.ts';
 import { Rng } from '../../sim/rng.ts';
@@ -62,3 +63,20 @@ export function writeSyntheticDemos(dir: string, opts: { task?: string; episodes
 
 /** A tiny model section: 16x16 images, 4 tokens per camera, width 16. */
 export const TINY_MODEL = { imageSize: 16, stemPatch: 4, stemChannels: 4, groupPatch: 2, width: 16, depth: 1, heads: 2, mlpRatio: 2, chunk: 4, headHidden: 16 };
+
+/**
+ * A tiny training run's config over the synthetic demos in `demoDir` (3 episodes, 1 held out),
+ * run folders under `runsDir`, no final evaluation; `overrides` replace top-level keys (phases ...).
+ */
+export function tinyTrainConfig(name: string, runsDir: string, demoDir: string, overrides: Record<string, unknown> = {}): TrainConfig {
+  return parseTrainConfig({
+    name,
+    runsDir,
+    task: 'stack',
+    threads: 1,
+    model: TINY_MODEL,
+    data: { demoDir, episodes: 3, valEpisodes: 1 },
+    eval: { episodes: 0 },
+    ...overrides,
+  });
+}

@@ -8,22 +8,15 @@ import { applyOverrides, ConfigError, parseTrainConfig, type BcPhaseConfig, type
 import { bcLearningRate } from '../../policy/train/bc.ts';
 import { listCheckpoints, trainRun } from '../../policy/train/run.ts';
 import { scratchDir } from '../tmp.ts';
-import { TINY_MODEL, writeSyntheticDemos } from './helpers.ts';
+import { tinyTrainConfig, writeSyntheticDemos } from './helpers.ts';
 
 const root = scratchDir('evovla-bc-');
 const demoDir = join(root, 'demos');
 writeSyntheticDemos(demoDir, { episodes: 3, steps: 12, size: 16 });
 
 function config(name: string, overrides: Record<string, unknown> = {}): TrainConfig {
-  return parseTrainConfig({
-    name,
-    runsDir: join(root, 'runs'),
-    task: 'stack',
-    threads: 1,
-    model: TINY_MODEL,
-    data: { demoDir, episodes: 3, valEpisodes: 1 },
+  return tinyTrainConfig(name, join(root, 'runs'), demoDir, {
     phases: [{ kind: 'bc', steps: 6, batch: 4, warmupSteps: 2, logEvery: 2, checkpointEvery: 2, valBatches: 1 }],
-    eval: { episodes: 0 },
     ...overrides,
   });
 }

@@ -12,30 +12,22 @@ import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } 
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { decodeSafetensors } from '../../../nn/checkpoint.ts';
-import { parseTrainConfig } from '../../../policy/train/config.ts';
 import { trainRun } from '../../../policy/train/run.ts';
 import { scratchDir } from '../../tmp.ts';
-import { TINY_MODEL, writeSyntheticDemos } from '../helpers.ts';
+import { tinyTrainConfig, writeSyntheticDemos } from '../helpers.ts';
 
 test('PPO checkpoint + --resume continues a killed PPO phase to the same state as an uninterrupted run', async () => {
   const root = scratchDir('evovla-ppo-resume-');
   const demoDir = join(root, 'demos');
   writeSyntheticDemos(demoDir, { episodes: 3, steps: 12, size: 16 });
   const config = (name: string) =>
-    parseTrainConfig({
-      name,
-      runsDir: join(root, 'runs'),
-      task: 'stack',
-      threads: 1,
-      model: TINY_MODEL,
-      data: { demoDir, episodes: 3, valEpisodes: 1 },
+    tinyTrainConfig(name, join(root, 'runs'), demoDir, {
       checkpoints: { keep: 10 },
       phases: [
         { kind: 'bc', steps: 4, batch: 4, warmupSteps: 1, logEvery: 2, checkpointEvery: 4, valBatches: 1 },
         { kind: 'sar', model: { imageSize: 16 }, train: { seeds: [0], steps: 4, batch: 16, nearMissStates: false, threads: 1 } },
         { kind: 'ppo', totalSteps: 96, rolloutSteps: 32, minibatchSize: 16, epochs: 2, envs: 2, workers: 0, episodeSteps: 8, sar: true, poe: true, memory: true, memorySlots: 4, evalEpisodes: 1, checkpointEvery: 1, gate: { window: 1, threshold: 0.3 } },
       ],
-      eval: { episodes: 0 },
     });
   const a = await trainRun(config('a'));
   const ckA = join(a.runDir, 'checkpoints');
