@@ -137,6 +137,8 @@ export const TrainConfigSchema = z.strictObject({
       demoSeed: z.number().int().min(0).max(EVAL_SEED_BASE - 1).default(0),
       /** Demo episodes held out for the validation loss (the last ones by file name). */
       valEpisodes: z.number().int().min(0).default(5),
+      /** Processes recording missing demos in parallel (0 or 1: in the training process). */
+      workers: z.number().int().min(0).max(64).default(2),
     })
     .prefault({}),
   phases: z.array(PhaseSchema).min(1).default([{ kind: 'bc' } as never]),

@@ -99,7 +99,7 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
   // Data: the demos (generated when missing), decoded once into the frame cache.
   const task = getTask(cfg.task);
   const demoDir = demoDirOf(cfg);
-  const files = await ensureDemos(task, demoDir, cfg.data.demoSeed, cfg.data.episodes, cfg.model.cameras, cfg.model.imageSize, log);
+  const files = await ensureDemos(task, demoDir, cfg.data.demoSeed, cfg.data.episodes, cfg.model.cameras, cfg.model.imageSize, log, cfg.data.workers);
   const cache: FrameCache = buildFrameCache(files, join(demoDir, `.frames-${cfg.model.imageSize}-${cfg.model.cameras.join('-')}-${cfg.data.demoSeed}-${cfg.data.episodes}`), cfg.model.cameras, cfg.model.imageSize, log);
   try {
     const nVal = Math.min(cfg.data.valEpisodes, cache.episodes.length - 1);
