@@ -3,7 +3,7 @@
  * reward modules share (zod at the boundary, errors that name the key path, then frozen).
  */
 import { z } from 'zod';
-import { ConfigError } from '../sim/config.ts';
+import { ConfigError, describeConfigIssue } from '../sim/config.ts';
 
 const finite = z.number().refine(Number.isFinite, 'expected a finite number');
 
@@ -32,17 +32,8 @@ export type RewardConfig = z.output<typeof rewardConfigSchema>;
 export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, source: string): Readonly<z.output<S>> {
   const r = schema.safeParse(input ?? {});
   if (!r.success) {
-    const issue = r.error.issues[0];
-    let key = issue.path.map(String).join('.');
-    let message = issue.message;
-    if (issue.code === 'unrecognized_keys') {
-      key = [...issue.path.map(String), issue.keys[0]].join('.');
-      message = `unknown key '${issue.keys[0]}'`;
-    } else {
-      const got = issue.path.reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<PropertyKey, unknown>)[k] : undefined), input);
-      message = `${message}, got ${JSON.stringify(got)}`;
-    }
-    throw new ConfigError(source, key || '(root)', message);
+    const { key, message } = describeConfigIssue(schema, r.error.issues[0], input);
+    throw new ConfigError(source, key, message);
   }
   return deepFreeze(r.data);
 }

@@ -83,21 +83,26 @@ export class ConfigError extends Error {
 export function parseEnvConfig(input: unknown, source = 'env config'): Readonly<EnvConfig> {
   const r = envConfigSchema.safeParse(input ?? {});
   if (!r.success) {
-    const issue = r.error.issues[0];
-    let key = issue.path.map(String).join('.');
-    let message = issue.message;
-    if (issue.code === 'unrecognized_keys') {
-      key = [...issue.path.map(String), issue.keys[0]].join('.');
-      const keys = keysAt(envConfigSchema, issue.path, input);
-      message = `unknown key (expected one of: ${keys ? keys.join(', ') : '?'})`;
-    } else {
-      const got = issue.path.reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<PropertyKey, unknown>)[k] : undefined), input);
-      message = `${message}, got ${JSON.stringify(got)}`;
-    }
-    throw new ConfigError(source, key || '(root)', message);
+    const { key, message } = describeConfigIssue(envConfigSchema, r.error.issues[0], input);
+    throw new ConfigError(source, key, message);
   }
   const c = r.data;
   return Object.freeze({ ...c, rewardScales: Object.freeze({ ...c.rewardScales }), cameras: deepFreeze(c.cameras) });
+}
+
+/**
+ * The key path of a validation issue (the unknown key itself for an unknown key; '(root)' for the
+ * top level) and what was expected: for an unknown key, the keys allowed there (read from
+ * `schema`); otherwise zod's message and the value given. Every config parser of the project
+ * words its errors with this.
+ */
+export function describeConfigIssue(schema: z.ZodType, issue: z.core.$ZodIssue, input: unknown): { key: string; message: string } {
+  if (issue.code === 'unrecognized_keys') {
+    const keys = keysAt(schema, issue.path, input);
+    return { key: [...issue.path.map(String), issue.keys[0]].join('.'), message: `unknown key (expected one of: ${keys ? keys.join(', ') : '?'})` };
+  }
+  const got = issue.path.reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<PropertyKey, unknown>)[k] : undefined), input);
+  return { key: issue.path.map(String).join('.') || '(root)', message: `${issue.message}, got ${JSON.stringify(got)}` };
 }
 
 function deepFreeze<T>(x: T): T {

@@ -22,6 +22,7 @@ import { appendFileSync } from 'node:fs';
 import { makeDirectory } from '../../sim/files.ts';
 import { dirname } from 'node:path';
 import { z } from 'zod';
+import { describeConfigIssue } from '../../sim/config.ts';
 import { Rng } from '../../sim/rng.ts';
 import type { Observation, ResetResult, StepInfo, StepResult } from '../../sim/types.ts';
 import { gaussianEntropy, gaussianLogProb } from '../../nn/losses.ts';
@@ -91,14 +92,8 @@ export type PpoConfig = Readonly<z.output<typeof ppoConfigSchema>>;
 export function parsePpoConfig(input: unknown, source = 'ppo'): PpoConfig {
   const r = ppoConfigSchema.safeParse(input ?? {});
   if (!r.success) {
-    const issue = r.error.issues[0];
-    const path = [source, ...issue.path.map(String)];
-    if (issue.code === 'unrecognized_keys') {
-      path.push(issue.keys[0]);
-      throw new Error(`${path.join('.')}: unknown key (expected one of: ${Object.keys(ppoConfigSchema.shape).join(', ')})`);
-    }
-    const got = issue.path.reduce<unknown>((o, k) => (o as Record<PropertyKey, unknown> | undefined)?.[k], input);
-    throw new Error(`${path.join('.')}: ${issue.message}, got ${JSON.stringify(got)}`);
+    const { key, message } = describeConfigIssue(ppoConfigSchema, r.error.issues[0], input);
+    throw new Error(`${key === '(root)' ? source : `${source}.${key}`}: ${message}`);
   }
   const c = r.data;
   if (c.rolloutSteps < c.minibatchSize) throw new Error(`${source}.minibatchSize: ${c.minibatchSize} is larger than ${source}.rolloutSteps (${c.rolloutSteps})`);
