@@ -134,6 +134,8 @@ async function natsTrainer(flags: Record<string, string | number | boolean | und
   const mode = flags.stale === undefined ? 'drop' : String(flags.stale);
   if (mode !== 'drop' && mode !== 'reweight') throw new UsageError(`--stale: expected 'drop' or 'reweight', got '${mode}'`);
   const { natsPpoTrainer } = await import('../scale/ppo_learner.ts');
+  // --resume trains with the config stored in the run folder: workers must build from that one.
+  if (flags.resume === true && existsSync(join(cfg.runsDir, cfg.name, 'config.yaml'))) cfg = (await import('../policy/train/run.ts')).readRunConfig(join(cfg.runsDir, cfg.name));
   log(`PPO rollouts over NATS at ${url}, run '${run}': start workers with 'evovla worker --nats ${url} --run ${run}'`);
   return natsPpoTrainer(cfg, { url, run, staleness: { maxVersions, mode }, log: (line) => log(`[learner] ${line}`) });
 }

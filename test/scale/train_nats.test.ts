@@ -83,3 +83,18 @@ test('evovla train --nats with 2 evovla worker processes: the VLA PPO phase runs
   }
   assert.match(learner.out, /finished: 2 updates, \d+ segments \(32 env steps\)/);
 });
+
+test('evovla train --nats: bad flags name the flag and the expected form', async () => {
+  const { run } = await import('../../cli/train.ts');
+  const root = scratchDir('evovla-train-nats-flags-');
+  const withPpo = join(root, 'ppo.yaml');
+  writeFileSync(withPpo, stringify(tinyTrainConfig('flags', join(root, 'runs'), join(root, 'demos'), { phases: [{ kind: 'bc' }, { kind: 'ppo', sar: false }] })));
+  const bcOnly = join(root, 'bc.yaml');
+  writeFileSync(bcOnly, stringify(tinyTrainConfig('flags', join(root, 'runs'), join(root, 'demos'))));
+  await assert.rejects(run(['--config', withPpo, '--run', 'x']), /flag '--run' needs --nats URL/);
+  await assert.rejects(run(['--config', withPpo, '--nats', 'localhost:4222']), /--nats: expected nats:\/\/host:port .*got 'localhost:4222'/);
+  await assert.rejects(run(['--config', withPpo, '--nats', 'nats://127.0.0.1:1', '--stale', 'often']), /--stale: expected 'drop' or 'reweight', got 'often'/);
+  await assert.rejects(run(['--config', withPpo, '--nats', 'nats://127.0.0.1:1', '--run', 'a.b']), /--run: expected 1-64 letters, digits, '_' or '-', got 'a\.b'/);
+  await assert.rejects(run(['--config', bcOnly, '--nats', 'nats://127.0.0.1:1']), /--nats: the config has no 'ppo' phase to distribute \(phases: bc\)/);
+  assert.ok(!existsSync(join(root, 'runs')), 'nothing was started');
+});
