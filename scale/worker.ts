@@ -7,7 +7,10 @@
  *  2. read this worker's next sequence number from KV `worker.<id>` (0 on a first start): a worker
  *     restarted after a crash (a Kubernetes Job restarts the pod with the same index) carries on
  *     where its last acknowledged segment ended
- *  3. per segment: pick up a newer policy version if there is one, act + step + record, publish
+ *  3. wait for the learner's first weights; a run with a PPO rollout context (KV `context`, written
+ *     by `evovla train --nats` before them) is handed to scale/ppo_worker.ts's runPpoWorker, which
+ *     publishes format-2 PPO segments the same way; the rest of this file is the deploy-policy run
+ *  4. per segment: pick up a newer policy version if there is one, act + step + record, publish
  *     with message id <run>.<id>.<seq> until JetStream acknowledges it (a full stream or a lost
  *     server means: wait and retry with the same id, so nothing is dropped and nothing is stored
  *     twice), then store seq + 1 in KV
