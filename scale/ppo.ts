@@ -152,6 +152,19 @@ export function rolloutToSegments(ro: Rollout, ac: Pick<ActorCritic, 'inputShape
   return out;
 }
 
+/** Throws unless segment `s` has the actor-critic's inputs and action size (and `steps` steps when given). */
+export function checkSegmentFits(s: PpoSegment, ac: Pick<ActorCritic, 'inputShapes' | 'actionSize'>, steps?: number): void {
+  const id = `segment ${s.run}.${s.workerId}.${s.seq}`;
+  if (steps !== undefined && s.steps !== steps) throw new Error(`${id} has ${s.steps} steps, this run's segments have ${steps} (a worker of an earlier rollout context?)`);
+  if (s.actionSize !== ac.actionSize) throw new Error(`${id} has actions of size ${s.actionSize}, the actor-critic's are ${ac.actionSize}`);
+  const names = Object.keys(ac.inputShapes).sort().join(', ');
+  if (Object.keys(s.inputs).sort().join(', ') !== names) throw new Error(`${id} has inputs ${Object.keys(s.inputs).sort().join(', ')}, the actor-critic takes ${names}`);
+  for (const [k, shape] of Object.entries(ac.inputShapes)) {
+    const want = s.steps * s.numEnvs * shape.reduce((a, b) => a * b, 1);
+    if (s.inputs[k].length !== want) throw new Error(`${id}: input '${k}' has ${s.inputs[k].length} values, expected ${s.steps} x ${s.numEnvs} x [${shape.join(', ')}]`);
+  }
+}
+
 /** A segment and the weight of its policy loss (scale/learner.ts's staleness). */
 export interface WeightedPpoSegment {
   segment: PpoSegment;
@@ -169,13 +182,8 @@ export function mergeSegments(batch: readonly WeightedPpoSegment[], ac: Pick<Act
   const T = batch[0].segment.steps;
   const A = ac.actionSize;
   for (const { segment: s } of batch) {
-    const id = `segment ${s.run}.${s.workerId}.${s.seq}`;
-    if (s.steps !== T) throw new Error(`${id} has ${s.steps} steps, the batch's first has ${T}; every worker of a run uses the context's segmentSteps`);
-    if (s.actionSize !== A) throw new Error(`${id} has actions of size ${s.actionSize}, the actor-critic's are ${A}`);
-    for (const [k, shape] of Object.entries(ac.inputShapes)) {
-      const want = s.steps * s.numEnvs * shape.reduce((a, b) => a * b, 1);
-      if (s.inputs[k]?.length !== want) throw new Error(`${id}: input '${k}' has ${s.inputs[k]?.length ?? 0} values, expected ${s.steps} x ${s.numEnvs} x [${shape.join(', ')}]`);
-    }
+    if (s.steps !== T) throw new Error(`segment ${s.run}.${s.workerId}.${s.seq} has ${s.steps} steps, the batch's first has ${T}; every worker of a run uses the context's segmentSteps`);
+    checkSegmentFits(s, ac);
   }
   const N = batch.reduce((n, b) => n + b.segment.numEnvs, 0);
   const size = T * N;

@@ -25,8 +25,8 @@ import { iterationMetrics, ppoLoss, ppoUpdate, type IterationMetrics, type PpoCh
 import type { PpoTrainer } from '../policy/train/ppo_phase.ts';
 import { sarModelPath } from '../policy/train/sar_phase.ts';
 import { Learner, type LearnerStats, type StalenessConfig } from './learner.ts';
-import type { Log, StreamLimits } from './nats.ts';
-import { encodeContext, encodeParams, mergeSegments, segmentBytesPerStep, type PpoRunContext } from './ppo.ts';
+import { FINISHED_KEY, type Log, type StreamLimits } from './nats.ts';
+import { checkSegmentFits, encodeContext, encodeParams, mergeSegments, segmentBytesPerStep, type PpoRunContext } from './ppo.ts';
 import { CONTEXT_KEY, CONTEXT_OBJECT, decodePpoSegment, type PpoSegment } from './protocol.ts';
 
 /** Where and how the learner talks to its workers. */
@@ -95,6 +95,7 @@ export async function trainPpoOverNats(o: DistributedPpoOptions, n: NatsPpoOptio
     const iterations: IterationMetrics[] = [];
     let envSteps = done * cfg.rolloutSteps;
     let waitStart = performance.now();
+    let segmentSteps = 0;
     // 2. Context, then v1 (Learner.start); 3. one update per learner step.
     learner = await Learner.start<PpoSegment>({
       url: n.url,
@@ -103,7 +104,13 @@ export async function trainPpoOverNats(o: DistributedPpoOptions, n: NatsPpoOptio
       segmentsPerUpdate: 1,
       envStepsPerUpdate: cfg.rolloutSteps,
       staleness: n.staleness ?? PPO_STALENESS,
-      decode: decodePpoSegment,
+      // Checked against this learner's actor-critic and segment length: a segment another context
+      // made (an earlier phase's worker still running) is logged and removed instead of failing the update.
+      decode: (bytes) => {
+        const s = decodePpoSegment(bytes);
+        checkSegmentFits(s, ac, segmentSteps);
+        return s;
+      },
       republish: true,
       stream: n.stream,
       ackWaitS: n.ackWaitS,
@@ -113,7 +120,7 @@ export async function trainPpoOverNats(o: DistributedPpoOptions, n: NatsPpoOptio
         const maxPayload = res.nc.info?.max_payload ?? 1 << 20;
         const perStep = segmentBytesPerStep(ac.inputShapes, ac.actionSize);
         const cap = Math.max(1, Math.floor(maxPayload / 2 / perStep));
-        const segmentSteps = n.segmentSteps ?? Math.max(1, Math.min(cap, Math.floor(cfg.rolloutSteps / n.envs)));
+        segmentSteps = n.segmentSteps ?? Math.max(1, Math.min(cap, Math.floor(cfg.rolloutSteps / n.envs)));
         if (segmentSteps * perStep > maxPayload * 0.9) throw new Error(`segmentSteps ${segmentSteps}: one env's segment would be ${segmentSteps * perStep} bytes, over 90% of the NATS server's max_payload (${maxPayload}); use at most ${cap}`);
         const context: PpoRunContext = {
           format: 'evovla.ppo-context',
@@ -129,6 +136,14 @@ export async function trainPpoOverNats(o: DistributedPpoOptions, n: NatsPpoOptio
           spec: n.spec,
         };
         const bytes = encodeContext(context);
+        // A run id reused (a resumed learner, a second PPO phase): segments left in the stream were
+        // rolled out for weights this learner does not have, and `finished` would stop the workers.
+        const left = (await res.jsm.streams.info(res.names.stream)).state.messages;
+        if (left > 0) {
+          await res.jsm.streams.purge(res.names.stream);
+          log(`discarded ${left} segments an earlier learner of run '${n.run}' left in the stream`);
+        }
+        await res.kv.delete(FINISHED_KEY);
         await res.weights.putBlob({ name: CONTEXT_OBJECT }, bytes);
         await res.kv.put(CONTEXT_KEY, JSON.stringify({ object: CONTEXT_OBJECT, bytes: bytes.length }));
         log(`rollout context for run '${n.run}': task ${n.task}, builder '${n.builder}', ${segmentSteps} steps per segment (${perStep} bytes per env step), ${bytes.length} bytes`);

@@ -34,7 +34,7 @@ import { createVla, type NormStats } from '../policy/vla/model.ts';
 import { taskTokenizer } from '../policy/vla/tokenizer.ts';
 import { currentVersion, fetchWeights, runFinished, type Log, type ScaleResources } from './nats.ts';
 import { decodeContext, loadParams, rolloutToSegments, segmentBytesPerStep, type PpoRunContext } from './ppo.ts';
-import { CONTEXT_OBJECT, encodePpoSegment, workerKey } from './protocol.ts';
+import { CONTEXT_KEY, CONTEXT_OBJECT, encodePpoSegment, workerKey } from './protocol.ts';
 import { publishSegment, retrying, type WorkerOptions, type WorkerStats } from './worker.ts';
 
 /** What a worker rolls out with: trainPpo's parts, built from a run's context. */
@@ -125,11 +125,27 @@ function sameShapes(a: Readonly<Record<string, readonly number[]>>, b: Readonly<
   return ka.join() === kb.join() && ka.every((k) => a[k].join() === b[k].join());
 }
 
+/** Why runPpoWorker returned: done (stopped, finished, maxSegments), or a new context to build from. */
+export interface PpoWorkerExit {
+  /** The next sequence number. */
+  seq: number;
+  /** The learner's new rollout context (a restarted learner, a new PPO phase), or null when done. */
+  newContext: Uint8Array | null;
+}
+
+/** The KV revision of the run's context key (0 when absent). */
+async function contextRevision(res: ScaleResources): Promise<number> {
+  const e = await res.kv.get(CONTEXT_KEY);
+  return e && e.operation === 'PUT' ? e.revision : 0;
+}
+
 /**
  * Runs PPO rollouts for the run whose context is `contextBytes`, from sequence number `seq`, until
- * `maxSegments` are published, the learner finishes the run, or the signal aborts.
+ * `maxSegments` are published, the learner finishes the run, the signal aborts, or the learner
+ * publishes a different context (then it returns it, for the caller to build again).
  */
-export async function runPpoWorker(res: ScaleResources, opts: WorkerOptions, seq: number, contextBytes: Uint8Array, log: Log, stats: WorkerStats): Promise<WorkerStats> {
+export async function runPpoWorker(res: ScaleResources, opts: WorkerOptions, seq: number, contextBytes: Uint8Array, log: Log, stats: WorkerStats): Promise<PpoWorkerExit> {
+  let revision = await retrying(log, opts.signal, 'read the context revision', () => contextRevision(res));
   const context = decodeContext(contextBytes);
   if (opts.taskId !== undefined && opts.taskId !== context.task) throw new Error(`worker task '${opts.taskId}': run '${opts.run}' trains '${context.task}' (leave --task out for a PPO run)`);
   const build = opts.ppoBuilders?.[context.builder] ?? PPO_BUILDERS[context.builder];
@@ -161,6 +177,15 @@ export async function runPpoWorker(res: ScaleResources, opts: WorkerOptions, seq
         log(`the learner finished run '${opts.run}'; exiting`);
         break;
       }
+      const rev = await retrying(log, opts.signal, 'read the context revision', () => contextRevision(res));
+      if (rev !== revision) {
+        const bytes = await retrying(log, opts.signal, `fetch ${CONTEXT_OBJECT}`, () => fetchWeights(res, CONTEXT_OBJECT));
+        revision = rev;
+        if (Buffer.compare(bytes, contextBytes) !== 0) {
+          log(`the learner of run '${opts.run}' published a new rollout context; rebuilding the rollout`);
+          return { seq, newContext: bytes };
+        }
+      }
       const current = await retrying(log, opts.signal, 'read the policy version', () => currentVersion(res));
       if (current && current.version !== version) {
         const bytes = await retrying(log, opts.signal, `fetch ${current.object}`, () => fetchWeights(res, current.object));
@@ -185,7 +210,7 @@ export async function runPpoWorker(res: ScaleResources, opts: WorkerOptions, seq
       }
       seq += segments.length;
     }
-    return stats;
+    return { seq, newContext: null };
   } finally {
     await runner?.dispose();
     await parts.close();

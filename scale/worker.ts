@@ -115,7 +115,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
     }
     if (kind !== 'policy') {
       const { runPpoWorker } = await import('./ppo_worker.ts');
-      return await runPpoWorker(res, opts, seq, kind, log, stats);
+      for (let context: Uint8Array | null = kind; context; ) ({ seq, newContext: context } = await runPpoWorker(res, opts, seq, context, log, stats));
+      return stats;
     }
     const taskId = opts.taskId ?? 'stack';
     const numEnvs = opts.numEnvs ?? 4;

@@ -158,6 +158,36 @@ test('distributed PPO: a learner and 2 workers train for 3 updates; the weights 
   assert.match(lines.join('\n'), /12 steps per segment/);
 });
 
+test('distributed PPO: a learner that dies is replaced by one with a new context; the running worker rebuilds its rollout and the new learner finishes', { timeout: 120_000 }, async () => {
+  const server = await startTestServer();
+  cleanups.push(() => server.stop());
+  const logs: string[] = [];
+  const worker = runWorker({ url: server.url, run: 'dppo-new', workerId: 0, numEnvs: 2, seed: 0, ppoBuilders: { state: stateBuilder }, log: (l) => logs.push(l) });
+  const failedWorker = worker.then(() => null, (err: Error) => err);
+  const config = parsePpoConfig({ totalSteps: 3 * 48, rolloutSteps: 48, minibatchSize: 24, epochs: 1, warmupSteps: 0, seed: 4 });
+  // Learner A dies after its first update (no `finished`: the worker keeps going).
+  const crash = new AbortController();
+  await assert.rejects(
+    trainPpoOverNats(
+      { config, actorCritic: stateActorCritic(), actionMap: STATE_ACTION_MAP, onIteration: () => crash.abort(new Error('learner A killed')) },
+      { url: server.url, run: 'dppo-new', builder: 'state', spec: {}, task: 'blocks', envs: 2, segmentSteps: 12, log: () => {}, signal: crash.signal },
+    ),
+    /learner A killed/,
+  );
+  // Learner B: other segment length, so another context; segments of A's context are refused.
+  const linesB: string[] = [];
+  const result = await trainPpoOverNats(
+    { config: parsePpoConfig({ ...config, totalSteps: 2 * 48 }), actorCritic: stateActorCritic(), actionMap: STATE_ACTION_MAP },
+    { url: server.url, run: 'dppo-new', builder: 'state', spec: {}, task: 'blocks', envs: 2, segmentSteps: 8, log: (l) => linesB.push(l) },
+  );
+  assert.equal(result.iterations.length, 2);
+  assert.equal(await failedWorker, null, 'the worker ends normally when learner B finishes');
+  assert.match(logs.join('\n'), /published a new rollout context; rebuilding the rollout/);
+  assert.match(linesB.join('\n'), /had policy v2; published this learner's weights as v3/);
+  assert.deepEqual(result.iterations.map((m) => m.policy_version), [3, 4]);
+  for (const l of linesB.filter((x) => x.startsWith('discarding'))) assert.match(l, /has 12 steps, this run's segments have 8/);
+});
+
 interface Proc {
   child: ChildProcess;
   stderr: string;
