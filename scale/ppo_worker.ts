@@ -32,7 +32,7 @@ import { sarStageScorer } from '../policy/train/sar_phase.ts';
 import { vlaEncoder, vlaPpoModel } from '../policy/train/vla_ppo.ts';
 import { createVla, type NormStats } from '../policy/vla/model.ts';
 import { taskTokenizer } from '../policy/vla/tokenizer.ts';
-import { currentVersion, fetchWeights, runFinished, type Log, type ScaleResources } from './nats.ts';
+import { currentVersion, fetchWeights, runFinished, sleep, type Log, type ScaleResources } from './nats.ts';
 import { decodeContext, loadParams, rolloutToSegments, segmentBytesPerStep, type PpoRunContext } from './ppo.ts';
 import { CONTEXT_KEY, CONTEXT_OBJECT, encodePpoSegment, workerKey } from './protocol.ts';
 import { publishSegment, retrying, type WorkerOptions, type WorkerStats } from './worker.ts';
@@ -171,6 +171,7 @@ export async function runPpoWorker(res: ScaleResources, opts: WorkerOptions, seq
     const envsPerSegment = Math.max(1, Math.floor((maxPayload * 0.8) / columnBytes));
     let cur: Cursor | null = null;
     let version = 0;
+    let misfit = 0;
     while (opts.maxSegments === undefined || stats.segments < opts.maxSegments) {
       if (opts.signal?.aborted) break;
       if (await retrying(log, opts.signal, 'read the run state', () => runFinished(res))) {
@@ -189,7 +190,15 @@ export async function runPpoWorker(res: ScaleResources, opts: WorkerOptions, seq
       const current = await retrying(log, opts.signal, 'read the policy version', () => currentVersion(res));
       if (current && current.version !== version) {
         const bytes = await retrying(log, opts.signal, `fetch ${current.object}`, () => fetchWeights(res, current.object));
-        loadParams(ac.model.params, bytes, 'trained', `${current.object} of run '${opts.run}'`);
+        try {
+          loadParams(ac.model.params, bytes, 'trained', `${current.object} of run '${opts.run}'`);
+        } catch (err) {
+          // Right after a new context, the version key may still name the previous learner's weights.
+          if (misfit !== current.version) log(`${(err as Error).message}; waiting for weights that fit the run's context`);
+          misfit = current.version;
+          await sleep(300, opts.signal);
+          continue;
+        }
         version = current.version;
         stats.versions.push(version);
         log(`rolling out with policy v${version} (${bytes.length} bytes)`);
