@@ -203,6 +203,11 @@ export async function runPpoWorker(res: ScaleResources, opts: WorkerOptions, seq
         stats.versions.push(version);
         log(`rolling out with policy v${version} (${bytes.length} bytes)`);
       }
+      if (version === 0) {
+        // No weights yet (the version key was removed): never roll out with the context's start weights untagged.
+        await sleep(200, opts.signal);
+        continue;
+      }
       cur ??= await startEpisodes(ctx);
       const ro = await collectRollout(ctx, cur);
       const rewardMetrics = (await parts.rewards.afterRollout?.()) ?? {};
