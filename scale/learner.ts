@@ -184,8 +184,16 @@ export class Learner<S extends SegmentHeader = Segment> {
     let lastNote = Date.now();
     const needSteps = opts.envStepsPerUpdate ?? 0;
     const steps = (): number => batch.reduce((n, b) => n + b.segment.steps * b.segment.numEnvs, 0);
+    // A batch of many env steps can take longer to fill than JetStream's ack wait: tell it the
+    // segments held so far are in progress, so it does not deliver them again meanwhile.
+    const ackWaitMs = (opts.ackWaitS ?? 120) * 1000;
+    let lastProgress = Date.now();
     while (batch.length < opts.segmentsPerUpdate || steps() < needSteps) {
       if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
+      if (Date.now() - lastProgress >= ackWaitMs / 3) {
+        lastProgress = Date.now();
+        for (const m of msgs) m.working();
+      }
       const m = await this.next(250);
       if (m) {
         this.take(m, batch, msgs);
@@ -206,6 +214,7 @@ export class Learner<S extends SegmentHeader = Segment> {
       return this.stats.version;
     }
     const version = this.stats.version;
+    for (const m of msgs) m.working();
     const bytes = await opts.update(batch, { version, update: this.stats.updates });
     await this.publish(bytes);
     // Ack after the new weights are out: a crash before this point redelivers the batch.
