@@ -83,6 +83,33 @@ test('PPO segments: a rollout cut along the env axis merges back to itself; each
   assert.throws(() => encodePpoSegment(bad), /PPO segment\.logProbs: expected Float32Array\(6\) for 3 steps x 2 envs, got Float32Array\(3\)/);
 });
 
+test('weights: a version carries the trained parameters only (not trunk.*); a context or weights that do not fit are refused by name', async () => {
+  const { ParamSet, init } = await import('../../nn/params.ts');
+  const { decodeContext, encodeContext, loadParams } = await import('../../scale/ppo.ts');
+  const make = (seed: number) => {
+    const p = new ParamSet(seed);
+    p.add('trunk.w', [4, 3], init.normal(1));
+    p.add('head.w', [3, 2], init.normal(1));
+    return p;
+  };
+  const a = make(1);
+  const b = make(2);
+  loadParams(b, encodeParams(a, 'trained'), 'trained', 'policy-v2');
+  assert.deepEqual(b.get('head.w').data, a.get('head.w').data);
+  assert.notDeepEqual(b.get('trunk.w').data, a.get('trunk.w').data, 'the trunk is not in a version');
+  loadParams(b, encodeParams(a, 'all'), 'all', 'ppo-context');
+  assert.deepEqual(b.get('trunk.w').data, a.get('trunk.w').data);
+  const other = new ParamSet(3);
+  other.add('head.w', [2, 3], init.normal(1));
+  other.add('head.v', [1], init.zeros());
+  assert.throws(() => loadParams(other, encodeParams(a, 'trained'), 'trained', 'policy-v2'), /policy-v2: parameters do not match this worker's model \(missing: head\.v; unknown: none\)/);
+  const onlyHead = new ParamSet(4);
+  onlyHead.add('head.w', [2, 3], init.normal(1));
+  assert.throws(() => loadParams(onlyHead, encodeParams(a, 'trained'), 'trained', 'policy-v2'), /policy-v2: head\.w is F32 \[3,2\], the model's is F32 \[2,3\]/);
+  assert.throws(() => decodeContext(encodeContext({ format: 'evovla.ppo-context', version: 2 } as never)), /PPO context version 2: this program reads version 1/);
+  assert.throws(() => decodeContext(new Uint8Array([0xa3, 0x61])), /PPO context: (not valid msgpack|expected format 'evovla.ppo-context')/);
+});
+
 test('reweight: advantageWeights scale the policy loss exactly; weight 0 leaves the actor untouched while the critics learn', async () => {
   const ac = stateActorCritic();
   const F = ac.inputShapes.features[0];
