@@ -21,7 +21,8 @@ const USAGE = `usage: evovla train [--config <file.yaml>] [--set key.path=value 
   --export       write the policy.onnx of a checkpoint (default next to it), e.g. to evaluate a learning curve
   --no-progress  plain lines instead of the progress bar (the default when stderr is not a terminal)
   --nats         PPO phases roll out on 'evovla worker --nats URL --run ID' processes (docs/scale.md);
-                 this process only updates: --run names the run (default: the config's name),
+                 this process runs the other phases, the PPO updates and the evaluations;
+                 --run names the run (default: the config's name),
                  segments more than --staleness policy versions old are dropped or, with
                  --stale reweight, weigh 0.5^(age - staleness) in the policy loss
 outputs in <runsDir>/<name>/: config.yaml, metrics.jsonl, checkpoints/, policy.onnx, eval.json`;
