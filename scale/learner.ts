@@ -13,9 +13,12 @@ import { AckPolicy, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { FINISHED_KEY, connectWithRetry, currentVersion, ensureResources, natsReason, publishWeights, type Log, type ScaleResources, type StreamLimits } from './nats.ts';
 import { decodeSegment, segmentMessageId, type Segment } from './protocol.ts';
 
+/** What the learner reads of any segment format. */
+export type SegmentHeader = Pick<Segment, 'run' | 'workerId' | 'seq' | 'policyVersion' | 'numEnvs' | 'steps'>;
+
 /** A segment and the weight the update should give it. */
-export interface WeightedSegment {
-  segment: Segment;
+export interface WeightedSegment<S extends SegmentHeader = Segment> {
+  segment: S;
   /** 1 for fresh segments, < 1 for re-weighted stale ones. */
   weight: number;
   /** Policy versions between the segment's and the one being updated. */
@@ -23,7 +26,7 @@ export interface WeightedSegment {
 }
 
 /** Turns a batch into the next weights (ONNX policy bytes, as workers load them). */
-export type UpdateFn = (batch: WeightedSegment[], ctx: { version: number; update: number }) => Promise<Uint8Array>;
+export type UpdateFn<S extends SegmentHeader = Segment> = (batch: WeightedSegment<S>[], ctx: { version: number; update: number }) => Promise<Uint8Array>;
 
 /** What to do with segments rolled out more than `maxVersions` versions ago. */
 export interface StalenessConfig {
@@ -34,15 +37,35 @@ export interface StalenessConfig {
 }
 
 /** Options of `Learner.start`. */
-export interface LearnerOptions {
+export interface LearnerOptions<S extends SegmentHeader = Segment> {
   url: string;
   run: string;
   /** Weights published as version 1 when the run has none yet. */
   initialWeights: Uint8Array;
   /** Segments per update (counted after staleness drops). */
   segmentsPerUpdate: number;
+  /**
+   * Also wait for this many env steps (steps x envs, summed over the batch) before an update
+   * (default 0: segmentsPerUpdate alone decides). A PPO learner sets it to its rollout size.
+   */
+  envStepsPerUpdate?: number;
   staleness: StalenessConfig;
-  update: UpdateFn;
+  update: UpdateFn<S>;
+  /**
+   * Bytes -> segment (default: decodeSegment, format 1). A message it refuses is logged with the
+   * reason and removed from the stream (it could never be used).
+   */
+  decode?: (bytes: Uint8Array) => S;
+  /**
+   * Runs after the run's resources exist and before any weights are published (a PPO learner
+   * stores its rollout context here, so a worker that sees a version always finds it).
+   */
+  beforePublish?: (res: ScaleResources) => Promise<void>;
+  /**
+   * When the run already has weights: publish `initialWeights` as the next version (true; a
+   * restarted learner whose own weights are the truth) instead of continuing from them (default).
+   */
+  republish?: boolean;
   stream?: StreamLimits;
   /** Seconds JetStream waits for an ack before delivering a segment again (default 120). */
   ackWaitS?: number;
@@ -68,13 +91,14 @@ export interface LearnerStats {
   version: number;
 }
 
-function checkOptions(o: LearnerOptions): void {
+function checkOptions<S extends SegmentHeader>(o: LearnerOptions<S>): void {
   if (!Number.isInteger(o.segmentsPerUpdate) || o.segmentsPerUpdate < 1) throw new Error(`learner segmentsPerUpdate: expected an integer >= 1, got ${o.segmentsPerUpdate}`);
   const s = o.staleness;
   if (!Number.isInteger(s?.maxVersions) || s.maxVersions < 0) throw new Error(`learner staleness.maxVersions: expected an integer >= 0, got ${s?.maxVersions}`);
   if (s.mode !== 'drop' && s.mode !== 'reweight') throw new Error(`learner staleness.mode: expected 'drop' or 'reweight', got ${JSON.stringify(s.mode)}`);
   if (s.decay !== undefined && !(s.decay > 0 && s.decay <= 1)) throw new Error(`learner staleness.decay: expected a number in (0, 1], got ${s.decay}`);
-  if (!(o.initialWeights instanceof Uint8Array) || o.initialWeights.length === 0) throw new Error('learner initialWeights: expected non-empty ONNX bytes');
+  if (!(o.initialWeights instanceof Uint8Array) || o.initialWeights.length === 0) throw new Error('learner initialWeights: expected non-empty weights bytes');
+  if (o.envStepsPerUpdate !== undefined && !(Number.isInteger(o.envStepsPerUpdate) && o.envStepsPerUpdate >= 0)) throw new Error(`learner envStepsPerUpdate: expected an integer >= 0, got ${o.envStepsPerUpdate}`);
 }
 
 /** The weight of a segment of age `age` under `s`, or null when it is dropped. */
@@ -85,7 +109,7 @@ export function stalenessWeight(age: number, s: StalenessConfig): number | null 
 }
 
 /** A learner attached to a run's stream. */
-export class Learner {
+export class Learner<S extends SegmentHeader = Segment> {
   readonly stats: LearnerStats = { updates: 0, segments: 0, envSteps: 0, bytes: 0, dropped: 0, redelivered: 0, byWorker: new Map(), version: 0 };
   private readonly seen = new Set<string>();
   /** The consumer's message stream (pulls continuously; the client re-pulls after reconnects). */
@@ -97,13 +121,13 @@ export class Learner {
 
   private constructor(
     readonly res: ScaleResources,
-    private readonly opts: LearnerOptions,
+    private readonly opts: LearnerOptions<S>,
   ) {
     this.log = opts.log ?? ((line) => console.error(`[learner] ${line}`));
   }
 
   /** Connects, creates the run's resources, publishes version 1 unless the run already has weights. */
-  static async start(opts: LearnerOptions): Promise<Learner> {
+  static async start<S extends SegmentHeader = Segment>(opts: LearnerOptions<S>): Promise<Learner<S>> {
     checkOptions(opts);
     const log = opts.log ?? ((line: string) => console.error(`[learner] ${line}`));
     const nc = await connectWithRetry(opts.url, { name: 'evovla-learner', log, signal: opts.signal });
@@ -115,9 +139,14 @@ export class Learner {
         deliver_policy: DeliverPolicy.All,
         ack_wait: (opts.ackWaitS ?? 120) * 1e9,
       });
-      const l = new Learner(res, { ...opts, log });
+      const l = new Learner<S>(res, { ...opts, log });
+      await opts.beforePublish?.(res);
       const current = await currentVersion(res);
-      if (current) {
+      if (current && opts.republish) {
+        await publishWeights(res, current.version + 1, opts.initialWeights);
+        l.stats.version = current.version + 1;
+        log(`run '${opts.run}' had policy v${current.version}; published this learner's weights as v${l.stats.version}`);
+      } else if (current) {
         l.stats.version = current.version;
         log(`run '${opts.run}' already has policy v${current.version}; continuing from it`);
       } else {
@@ -149,12 +178,22 @@ export class Learner {
    */
   async step(opts_: { partialAfterIdleMs?: number } = {}): Promise<number> {
     const { opts } = this;
-    const batch: WeightedSegment[] = [];
+    const batch: WeightedSegment<S>[] = [];
     const msgs: JsMsg[] = [];
     let idleSince = Date.now();
     let lastNote = Date.now();
-    while (batch.length < opts.segmentsPerUpdate) {
+    const needSteps = opts.envStepsPerUpdate ?? 0;
+    const steps = (): number => batch.reduce((n, b) => n + b.segment.steps * b.segment.numEnvs, 0);
+    // A batch of many env steps can take longer to fill than JetStream's ack wait: tell it the
+    // segments held so far are in progress, so it does not deliver them again meanwhile.
+    const ackWaitMs = (opts.ackWaitS ?? 120) * 1000;
+    let lastProgress = Date.now();
+    while (batch.length < opts.segmentsPerUpdate || steps() < needSteps) {
       if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
+      if (Date.now() - lastProgress >= ackWaitMs / 3) {
+        lastProgress = Date.now();
+        for (const m of msgs) m.working();
+      }
       const m = await this.next(250);
       if (m) {
         this.take(m, batch, msgs);
@@ -166,7 +205,8 @@ export class Learner {
         if (idle >= opts_.partialAfterIdleMs) break;
       } else if (Date.now() - lastNote >= 10_000) {
         lastNote = Date.now();
-        this.log(`no segments for ${(idle / 1000).toFixed(0)} s (${batch.length}/${opts.segmentsPerUpdate} in this batch); are workers running on run '${opts.run}'?`);
+        const have = needSteps ? `${steps()}/${needSteps} env steps` : `${batch.length}/${opts.segmentsPerUpdate} segments`;
+        this.log(`no segments for ${(idle / 1000).toFixed(0)} s (${have} in this batch); are workers running on run '${opts.run}'?`);
       }
     }
     if (batch.length === 0) {
@@ -174,6 +214,7 @@ export class Learner {
       return this.stats.version;
     }
     const version = this.stats.version;
+    for (const m of msgs) m.working();
     const bytes = await opts.update(batch, { version, update: this.stats.updates });
     await this.publish(bytes);
     // Ack after the new weights are out: a crash before this point redelivers the batch.
@@ -202,10 +243,10 @@ export class Learner {
     return r.value;
   }
 
-  private take(m: JsMsg, batch: WeightedSegment[], msgs: JsMsg[]): void {
-    let seg: Segment;
+  private take(m: JsMsg, batch: WeightedSegment<S>[], msgs: JsMsg[]): void {
+    let seg: S;
     try {
-      seg = decodeSegment(m.data);
+      seg = this.opts.decode ? this.opts.decode(m.data) : (decodeSegment(m.data) as unknown as S);
     } catch (err) {
       // A malformed message can never be used: say so and remove it rather than redeliver forever.
       this.log(`discarding message ${m.seq} on ${m.subject}: ${(err as Error).message}`);

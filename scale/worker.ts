@@ -7,7 +7,10 @@
  *  2. read this worker's next sequence number from KV `worker.<id>` (0 on a first start): a worker
  *     restarted after a crash (a Kubernetes Job restarts the pod with the same index) carries on
  *     where its last acknowledged segment ended
- *  3. per segment: pick up a newer policy version if there is one, act + step + record, publish
+ *  3. wait for the learner's first weights; a run with a PPO rollout context (KV `context`, written
+ *     by `evovla train --nats` before them) is handed to scale/ppo_worker.ts's runPpoWorker, which
+ *     publishes format-2 PPO segments the same way; the rest of this file is the deploy-policy run
+ *  4. per segment: pick up a newer policy version if there is one, act + step + record, publish
  *     with message id <run>.<id>.<seq> until JetStream acknowledges it (a full stream or a lost
  *     server means: wait and retry with the same id, so nothing is dropped and nothing is stored
  *     twice), then store seq + 1 in KV
@@ -22,7 +25,8 @@ import { VecEnv } from '../sim/vec_env.ts';
 import type { EnvConfig } from '../sim/env.ts';
 import { connectWithRetry, currentVersion, fetchWeights, natsReason, openResources, runFinished, sleep, type Log, type ScaleResources } from './nats.ts';
 import { onnxPolicyLoader, type PolicyLoader, type RolloutPolicy } from './policy.ts';
-import { SEGMENT_FORMAT, encodeSegment, segmentMessageId, workerKey, type Segment } from './protocol.ts';
+import { CONTEXT_KEY, SEGMENT_FORMAT, encodeSegment, segmentMessageId, workerKey, type Segment } from './protocol.ts';
+import type { PpoRolloutBuilder } from './ppo_worker.ts';
 
 /** Options of `runWorker`. */
 export interface WorkerOptions {
@@ -32,10 +36,12 @@ export interface WorkerOptions {
   run: string;
   /** This worker's id (Kubernetes: JOB_COMPLETION_INDEX); its subject and sequence key. */
   workerId: number;
-  taskId: string;
-  numEnvs: number;
-  /** Env steps per segment. */
-  segmentSteps: number;
+  /** Task of a deploy-policy run (default stack); a PPO run's task comes from its context (a different one is an error). */
+  taskId?: string;
+  /** Envs of this worker (default: 4; a PPO run: its phase's `envs`). */
+  numEnvs?: number;
+  /** Env steps per segment (default 32; a PPO run uses its learner's choice). */
+  segmentSteps?: number;
   seed: number;
   /** VecEnv worker threads (0: step in this thread). */
   vecWorkers?: number;
@@ -50,6 +56,8 @@ export interface WorkerOptions {
   signal?: AbortSignal;
   /** Called after every acknowledged segment (for progress displays and tests). */
   onSegment?: (info: { seq: number; policyVersion: number; bytes: number; duplicate: boolean }) => void;
+  /** PPO rollout builders besides the built-in ones (scale/ppo_worker.ts's PPO_BUILDERS), by the name a run's context gives. */
+  ppoBuilders?: Readonly<Record<string, PpoRolloutBuilder>>;
 }
 
 /** What a worker did. */
@@ -68,13 +76,13 @@ export interface WorkerStats {
 const TASKS_MODULE = new URL('../tasks/index.ts', import.meta.url).href;
 
 function checkOptions(o: WorkerOptions): void {
-  const ints: Array<[string, number, number]> = [
+  const ints: Array<[string, number | undefined, number]> = [
     ['workerId', o.workerId, 0],
     ['numEnvs', o.numEnvs, 1],
     ['segmentSteps', o.segmentSteps, 1],
     ['seed', o.seed, 0],
   ];
-  for (const [k, v, min] of ints) if (!Number.isInteger(v) || v < min) throw new Error(`worker ${k}: expected an integer >= ${min}, got ${v}`);
+  for (const [k, v, min] of ints) if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new Error(`worker ${k}: expected an integer >= ${min}, got ${v}`);
   if (o.noiseStd !== undefined && !(o.noiseStd >= 0)) throw new Error(`worker noiseStd: expected a number >= 0, got ${o.noiseStd}`);
 }
 
@@ -99,10 +107,24 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
       return e && e.operation === 'PUT' && e.length > 0 ? Number(e.string()) : 0;
     });
     if (seq > 0) log(`resuming at segment ${seq}`);
+    // Which kind of run: a PPO learner stores its rollout context before its first weights.
+    const kind = await runKind(res, opts, log);
+    if (kind === 'finished') {
+      log(`the learner finished run '${opts.run}'; exiting`);
+      return stats;
+    }
+    if (kind !== 'policy') {
+      const { runPpoWorker } = await import('./ppo_worker.ts');
+      for (let context: Uint8Array | null = kind; context; ) ({ seq, newContext: context } = await runPpoWorker(res, opts, seq, context, log, stats));
+      return stats;
+    }
+    const taskId = opts.taskId ?? 'stack';
+    const numEnvs = opts.numEnvs ?? 4;
+    const segmentSteps = opts.segmentSteps ?? 32;
     // Seeds depend on where this process starts, so a restarted worker does not repeat episodes.
     const rng = new Rng(opts.seed * 1_000_003 + opts.workerId * 7919 + seq);
-    vec = await VecEnv.create({ taskModule: TASKS_MODULE, taskId: opts.taskId, numEnvs: opts.numEnvs, workers: opts.vecWorkers ?? 0, config: opts.envConfig });
-    const newSeeds = () => Array.from({ length: opts.numEnvs }, () => rng.int(2 ** 31));
+    vec = await VecEnv.create({ taskModule: TASKS_MODULE, taskId, numEnvs, workers: opts.vecWorkers ?? 0, config: opts.envConfig });
+    const newSeeds = () => Array.from({ length: numEnvs }, () => rng.int(2 ** 31));
     let obs: Observation[] = (await vec.reset(newSeeds())).map((r) => r.obs);
     let version = 0;
 
@@ -129,15 +151,15 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
         log(`rolling out with policy v${version} (${bytes.length} bytes)`);
       }
       // 2. Roll out one segment.
-      const E = opts.numEnvs;
-      const T = opts.segmentSteps;
+      const E = numEnvs;
+      const T = segmentSteps;
       const seg: Segment = {
         format: SEGMENT_FORMAT,
         run: opts.run,
         workerId: opts.workerId,
         seq,
         policyVersion: version,
-        task: opts.taskId,
+        task: taskId,
         numEnvs: E,
         steps: T,
         proprio: new Float32Array(T * E * 7),
@@ -194,12 +216,30 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
   }
 }
 
+/**
+ * Waits for the run's first weights and says what kind of run it is: 'policy' (deploy-policy
+ * rollouts), the PPO rollout context's bytes, or 'finished'.
+ */
+async function runKind(res: ScaleResources, opts: WorkerOptions, log: Log): Promise<'policy' | 'finished' | Uint8Array> {
+  for (let waited = false; ; waited = true) {
+    if (await retrying(log, opts.signal, 'read the run state', () => runFinished(res))) return 'finished';
+    if (await retrying(log, opts.signal, 'read the policy version', () => currentVersion(res))) break;
+    if (!waited) log(`waiting for the learner to publish policy weights (KV ${res.names.kvBucket}/version)`);
+    await sleep(200, opts.signal);
+  }
+  const entry = await retrying(log, opts.signal, 'read the run kind', () => res.kv.get(CONTEXT_KEY));
+  if (!entry || entry.operation !== 'PUT' || entry.length === 0) return 'policy';
+  const { object } = entry.json<{ object: string }>();
+  return retrying(log, opts.signal, `fetch ${object}`, () => fetchWeights(res, object));
+}
+
 /** JetStream's answer when a discard-new stream is at its max-bytes limit. */
 function isStreamFull(err: unknown): boolean {
   return err instanceof JetStreamApiError && /maximum bytes/i.test(err.message);
 }
 
-async function publishSegment(res: ScaleResources, opts: WorkerOptions, seq: number, bytes: Uint8Array, log: Log, stats: WorkerStats): Promise<boolean> {
+/** Publishes a segment until JetStream acknowledges it (same message id on every try); true when it was a duplicate. */
+export async function publishSegment(res: ScaleResources, opts: WorkerOptions, seq: number, bytes: Uint8Array, log: Log, stats: WorkerStats): Promise<boolean> {
   const subject = `${res.names.subjectPrefix}.${opts.workerId}`;
   const msgID = segmentMessageId(opts.run, opts.workerId, seq);
   let wait = 100;
@@ -228,7 +268,7 @@ async function publishSegment(res: ScaleResources, opts: WorkerOptions, seq: num
  * Runs `fn` until it succeeds, waiting between tries: NATS calls fail while the server is away,
  * and the worker's job is to wait for it, not to exit.
  */
-async function retrying<T>(log: Log, signal: AbortSignal | undefined, what: string, fn: () => Promise<T>): Promise<T> {
+export async function retrying<T>(log: Log, signal: AbortSignal | undefined, what: string, fn: () => Promise<T>): Promise<T> {
   let wait = 100;
   for (;;) {
     try {

@@ -377,6 +377,12 @@ export interface Rollout {
   termSums: Record<string, number>;
   /** Episodes that ended during the rollout. */
   episodes: EpisodeStats[];
+  /**
+   * Per-transition weight of the policy loss (default 1): the (normalised) advantage is multiplied
+   * by it, which scales that transition's clipped surrogate exactly. Distributed rollouts give
+   * stale segments a weight < 1 (scale/ppo_learner.ts).
+   */
+  advantageWeights?: Float32Array;
 }
 
 /** One finished episode. */
@@ -659,6 +665,7 @@ export async function ppoUpdate(cfg: PpoConfig, trainer: Trainer, ac: ActorCriti
       const n = idx.length;
       const adv = gather(advantages, 1, idx);
       if (cfg.normalizeAdvantages) normalizeInPlace(adv);
+      if (ro.advantageWeights) for (let r = 0; r < n; r++) adv[r] *= ro.advantageWeights[idx[r]];
       const batch: Record<string, HostTensor> = {
         actions: { data: gather(ro.actions, ac.actionSize, idx), shape: [n, ac.actionSize] },
         old_log_prob: { data: gather(ro.logProbs, 1, idx), shape: [n] },
@@ -853,7 +860,7 @@ export function rolloutContext(o: Omit<TrainPpoOptions, 'metricsPath' | 'onItera
 }
 
 /** Flattens a rollout and an update into one metrics line. */
-function iterationMetrics(iteration: number, envSteps: number, ro: Rollout, update: UpdateStats, rewardMetrics: Record<string, number>): IterationMetrics {
+export function iterationMetrics(iteration: number, envSteps: number, ro: Rollout, update: UpdateStats, rewardMetrics: Record<string, number>): IterationMetrics {
   const size = ro.numSteps * ro.numEnvs;
   const m: IterationMetrics = { iteration, env_steps: envSteps, ...update };
   let ext = 0;

@@ -19,7 +19,8 @@ import { MemoryBank, parseMemoryBankConfig } from '../memory/bank.ts';
 import type { PhaseContext } from './bc.ts';
 import { EVAL_SEED_BASE, type PpoPhaseConfig } from './config.ts';
 import { evovlaRewards, type StageScorer } from './evovla_rewards.ts';
-import { evaluateGreedy, parsePpoConfig, ppoConfigSchema, trainPpo, type GreedyEval, type IterationMetrics } from './ppo.ts';
+import { evaluateGreedy, parsePpoConfig, ppoConfigSchema, trainPpo, type GreedyEval, type IterationMetrics, type TrainPpoOptions, type TrainPpoResult } from './ppo.ts';
+import type { Vla } from '../vla/model.ts';
 import { loadPpoCheckpoint, savePpoCheckpoint, type PpoCheckpointParts } from './ppo_checkpoint.ts';
 import { vlaEncoder, vlaPpoModel } from './vla_ppo.ts';
 
@@ -69,7 +70,15 @@ export interface PpoPhaseDeps {
    * `checkpointEvery` iterations of the phase config, and after the last.
    */
   checkpoints?: { dir: string; keep: number; resumeFrom: string | null };
+  /** Runs PPO's iterations in trainPpo's place (`evovla train --nats`: rollouts by remote workers). */
+  trainer?: PpoTrainer;
 }
+
+/**
+ * A replacement for trainPpo: the same options and result, plus the phase's VLA (trunk weights
+ * and statistics, for workers that build the same rollout) and config.
+ */
+export type PpoTrainer = (o: TrainPpoOptions, phase: { vla: Vla; config: PpoPhaseConfig; index: number }) => Promise<TrainPpoResult>;
 
 /** Summarises a greedy evaluation. */
 export function phaseEval(r: GreedyEval): PhaseEval {
@@ -142,7 +151,8 @@ export async function runPpoPhase(ctx: PpoPhaseContext, cfg: PpoPhaseConfig, dep
     const total = Math.floor(ppo.totalSteps / ppo.rolloutSteps);
     let last: IterationMetrics | null = null;
     let done = 0;
-    const { iterations } = deps.skipTraining ? { iterations: [] } : await trainPpo({
+    const train = deps.trainer ? (o: TrainPpoOptions) => deps.trainer!(o, { vla, config: cfg, index: ctx.phaseIndex }) : trainPpo;
+    const { iterations } = deps.skipTraining ? { iterations: [] } : await train({
       ...run,
       config: ppo,
       rewards,

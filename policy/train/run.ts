@@ -28,7 +28,7 @@ import { runBcPhase, type PhaseContext } from './bc.ts';
 import { EVAL_SEED_BASE, demoDirOf, parseTrainConfig, type PhaseConfig, type TrainConfig } from './config.ts';
 import { buildFrameCache, type FrameCache } from './dataset.ts';
 import { ensureDemos } from './demos.ts';
-import { runPpoPhase, type PpoPhaseDeps } from './ppo_phase.ts';
+import { runPpoPhase, type PpoPhaseDeps, type PpoTrainer } from './ppo_phase.ts';
 import { runSarPhase, sarModelPath, sarStageScorer } from './sar_phase.ts';
 import { SarScorer } from '../../rewards/sar/scorer.ts';
 import type { SarGateOverride } from '../../rewards/sar/config.ts';
@@ -44,6 +44,8 @@ export interface TrainOptions {
   progress?: (phase: string, step: number, total: number, note: string) => void;
   /** Tests: stop as if killed after the checkpoint at this step (of the first phase). */
   haltAfterStep?: number;
+  /** Runs the PPO phases' iterations in trainPpo's place (`evovla train --nats`). */
+  ppoTrainer?: PpoTrainer;
 }
 
 /** What a run produced. */
@@ -169,7 +171,7 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
         },
       };
       const checkpoints = { dir: ckptDir, keep: cfg.checkpoints.keep, resumeFrom: latest && latest.phase === p ? latest.file : null };
-      const result = await runPhase(ctx, phase, { task, sar, log, runDir, setSar: (s) => (sar = s), checkpoints });
+      const result = await runPhase(ctx, phase, { task, sar, log, runDir, setSar: (s) => (sar = s), checkpoints, trainer: opts.ppoTrainer });
       phases.push({ kind: phase.kind, ...result });
       // A phase may change how the policy must be played (PPO trains the first action of each chunk).
       if ('inference' in result) inference = result.inference;

@@ -185,3 +185,23 @@ test('workers wait for a nats-server that is not up yet, and retry through a res
   await learner.close();
   await local.stop();
 });
+
+test('a batch that takes longer to fill than the ack wait is not delivered again (the learner marks it in progress)', { timeout: 60_000 }, async () => {
+  const run = 'slowbatch';
+  const { learner } = await startLearner(run, { segmentsPerUpdate: 3, ackWaitS: 1 });
+  // Three segments 0.9 s apart: the batch fills after ~1.8 s, past the 1 s ack wait.
+  const publisher = (async () => {
+    for (let seq = 0; seq < 3; seq++) {
+      await learner.res.js.publish(`${learner.res.names.subjectPrefix}.0`, encodeSegment(segment({ run, seq })), { msgID: segmentMessageId(run, 0, seq) });
+      await new Promise((r) => setTimeout(r, 900));
+    }
+  })();
+  await learner.step();
+  await publisher;
+  assert.equal(learner.stats.updates, 1);
+  assert.deepEqual(learner.stats.byWorker.get(0), [0, 1, 2]);
+  // Wait past another ack wait: nothing comes back.
+  await learner.step({ partialAfterIdleMs: 1500 });
+  assert.equal(learner.stats.redelivered, 0, 'no segment of the batch was delivered twice');
+  assert.equal((await learner.res.jsm.streams.info(learner.res.names.stream)).state.messages, 0);
+});
