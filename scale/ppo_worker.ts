@@ -19,17 +19,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModelRunner } from '../nn/runner.ts';
-import { PoseWorldModel, parsePoeConfig } from '../rewards/poe/world_model.ts';
 import { SarScorer } from '../rewards/sar/scorer.ts';
-import { ENV_CAMERAS_MODULE } from '../sim/render/vec_cameras.ts';
-import { VecEnv } from '../sim/vec_env.ts';
 import { getTask } from '../tasks/index.ts';
-import { MemoryBank, parseMemoryBankConfig } from '../policy/memory/bank.ts';
 import { parseTrainConfig } from '../policy/train/config.ts';
-import { evovlaRewards, type EvoVlaRewards } from '../policy/train/evovla_rewards.ts';
 import { collectRollout, parsePpoConfig, rolloutContext, startEpisodes, type ActionMap, type ActorCritic, type Cursor, type ObservationEncoder, type RewardModel, type RolloutEnv } from '../policy/train/ppo.ts';
+import { buildVlaRollout } from '../policy/train/ppo_phase.ts';
 import { sarStageScorer } from '../policy/train/sar_phase.ts';
-import { vlaEncoder, vlaPpoModel } from '../policy/train/vla_ppo.ts';
 import { createVla, type NormStats } from '../policy/vla/model.ts';
 import { taskTokenizer } from '../policy/vla/tokenizer.ts';
 import { currentVersion, fetchWeights, runFinished, sleep, type Log, type ScaleResources } from './nats.ts';
@@ -60,58 +55,44 @@ interface VlaSpec {
 }
 
 /**
- * The rollout of the local PPO phase (policy/train/ppo_phase.ts's runPpoPhase builds the same
- * parts; keep the two in step): the run's VLA with PPO's memory fusion, a VecEnv with the policy's
- * cameras, the frozen SAR scorer, a fresh POE world model, the key-frame bank.
+ * The rollout of the local PPO phase, built by the same function (policy/train/ppo_phase.ts's
+ * buildVlaRollout): the run's VLA with PPO's memory fusion, a VecEnv with the policy's cameras, the
+ * run's frozen SAR scorer (from the context), a fresh POE world model, the key-frame bank.
  */
 export const vlaRolloutBuilder: PpoRolloutBuilder = async (context, o) => {
   const spec = context.spec as unknown as VlaSpec;
   const train = parseTrainConfig(spec.train, 'PPO context spec.train');
   const phase = train.phases[spec.phaseIndex];
   if (phase?.kind !== 'ppo') throw new Error(`PPO context spec.phaseIndex: phase ${spec.phaseIndex} of the run's config is ${phase ? `'${phase.kind}'` : 'missing'}, expected 'ppo'`);
-  const task = getTask(train.task);
   const vla = createVla(train.model, taskTokenizer({ buckets: train.model.tokenizerBuckets, maxLength: train.model.maxTokens }), spec.normStats, train.seed);
-  const model = vlaPpoModel(vla, phase.memory ? phase.memorySlots : 0);
-  const c = vla.config;
-  const cameras = c.cameras.map((name) => ({ name, width: c.imageSize, height: c.imageSize, depth: false, segmentation: false }));
-  const env = await VecEnv.create({
-    taskModule: new URL('../tasks/index.ts', import.meta.url).href,
-    taskId: task.id,
-    numEnvs: o.numEnvs,
-    workers: o.vecWorkers ?? Math.min(phase.workers, o.numEnvs),
-    config: { cameras, ...(phase.episodeSteps ? { maxSteps: phase.episodeSteps } : {}), ...(phase.physicsRandomization ? { physicsRandomization: phase.physicsRandomization } : {}) },
-    envSetupModule: ENV_CAMERAS_MODULE,
-  });
-  const closers: Array<() => Promise<void> | void> = [() => env.close()];
-  const close = async (): Promise<void> => {
-    for (const f of closers.reverse()) await f();
-  };
-  try {
-    const poe = phase.poe ? await PoseWorldModel.create(parsePoeConfig({ ...phase.poeModel, threads: 1 })) : null;
-    if (poe) closers.push(() => poe.dispose());
-    let sar = null;
-    if (phase.sar) {
-      if (!spec.sar) throw new Error(`PPO context: phase ${spec.phaseIndex} uses SAR but the context carries no SAR model`);
-      // SarScorer loads from files: the model and its sar.json go through a private temp folder.
-      const dir = mkdtempSync(join(tmpdir(), 'evovla-sar-'));
-      try {
-        writeFileSync(join(dir, 'sar.onnx'), spec.sar.onnx);
-        writeFileSync(join(dir, 'sar.json'), spec.sar.json);
-        sar = sarStageScorer(await SarScorer.load(join(dir, 'sar.onnx')));
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-      const s = sar;
-      closers.push(() => s.dispose());
+  let sar: ReturnType<typeof sarStageScorer> | null = null;
+  if (phase.sar) {
+    if (!spec.sar) throw new Error(`PPO context: phase ${spec.phaseIndex} uses SAR but the context carries no SAR model`);
+    // SarScorer loads from files: the model and its sar.json go through a private temp folder.
+    const dir = mkdtempSync(join(tmpdir(), 'evovla-sar-'));
+    try {
+      writeFileSync(join(dir, 'sar.onnx'), spec.sar.onnx);
+      writeFileSync(join(dir, 'sar.json'), spec.sar.json);
+      sar = sarStageScorer(await SarScorer.load(join(dir, 'sar.onnx')));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    const shaping = phase.shaping ? { scale: phase.shaping.scale, gamma: context.ppo.gamma } : null;
-    const rewards: EvoVlaRewards = evovlaRewards({ task, numEnvs: o.numEnvs, sar, poe, shaping, gate: phase.gate ?? undefined, rewards: phase.rewards });
-    const bank = phase.memory ? new MemoryBank(o.numEnvs, c.width, parseMemoryBankConfig({ slots: phase.memorySlots })) : null;
-    const encoder = await vlaEncoder(vla, { task, numEnvs: o.numEnvs, threads: o.threads, bank, stageScore: (e) => rewards.stageScore(e), sarStage: (e) => rewards.sarStage(e) });
-    closers.push(() => encoder.dispose());
-    return { env, actorCritic: model.actorCritic, encoder, rewards, actionMap: model.actionMap, close };
+  }
+  try {
+    const r = await buildVlaRollout({ vla, task: getTask(train.task), phase, numEnvs: o.numEnvs, workers: o.vecWorkers ?? Math.min(phase.workers, o.numEnvs), threads: o.threads, gamma: context.ppo.gamma, sar });
+    return {
+      env: r.env,
+      actorCritic: r.model.actorCritic,
+      encoder: r.encoder,
+      rewards: r.rewards,
+      actionMap: r.model.actionMap,
+      close: async () => {
+        await r.close();
+        await sar?.dispose();
+      },
+    };
   } catch (err) {
-    await close();
+    await sar?.dispose();
     throw err;
   }
 };

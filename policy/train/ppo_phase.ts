@@ -18,11 +18,11 @@ import { VecEnv } from '../../sim/vec_env.ts';
 import { MemoryBank, parseMemoryBankConfig } from '../memory/bank.ts';
 import type { PhaseContext } from './bc.ts';
 import { EVAL_SEED_BASE, type PpoPhaseConfig } from './config.ts';
-import { evovlaRewards, type StageScorer } from './evovla_rewards.ts';
+import { evovlaRewards, type EvoVlaRewards, type StageScorer } from './evovla_rewards.ts';
 import { evaluateGreedy, parsePpoConfig, ppoConfigSchema, trainPpo, type GreedyEval, type IterationMetrics, type TrainPpoOptions, type TrainPpoResult } from './ppo.ts';
 import type { Vla } from '../vla/model.ts';
 import { loadPpoCheckpoint, savePpoCheckpoint, type PpoCheckpointParts } from './ppo_checkpoint.ts';
-import { vlaEncoder, vlaPpoModel } from './vla_ppo.ts';
+import { vlaEncoder, vlaPpoModel, type VlaEncoder, type VlaPpoModel } from './vla_ppo.ts';
 
 /** Success and hallucination of one greedy evaluation. */
 export interface PhaseEval {
@@ -102,6 +102,78 @@ export function formatPhaseEval(e: PhaseEval): string {
   return `success ${e.successes}/${e.episodes} = ${pct(e.success.rate)} [95% CI ${pct(e.success.low)}, ${pct(e.success.high)}], mean furthest stage ${e.furthestStage.toFixed(2)}; ${hall}`;
 }
 
+/** The rollout of a VLA PPO phase: what the local phase and a distributed worker both train on. */
+export interface VlaRollout {
+  env: VecEnv;
+  /** PPO's view of the VLA (frozen trunk -> memory fusion -> heads) and its action map. */
+  model: VlaPpoModel;
+  encoder: VlaEncoder;
+  /** EvoVLA's reward model: task success (+ shaping), SAR stage reward and gate, POE. */
+  rewards: EvoVlaRewards;
+  poe: PoseWorldModel | null;
+  /** Releases the encoder, the POE world model and the env. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the rollout of PPO phase `phase` on `vla`: a VecEnv of `numEnvs` envs with the policy's
+ * cameras in `workers` processes, the frozen SAR scorer `sar` (null: no stage reward), a fresh POE
+ * world model, the key-frame bank, and the trunk encoder. The bank reads its stage score and stage
+ * object from `stageSource()` when it returns a reward model (the phase's evaluations swap in their
+ * own), else from the rollout's. Used by runPpoPhase and by `evovla worker` on a distributed run
+ * (scale/ppo_worker.ts), so both roll out the same way.
+ */
+export async function buildVlaRollout(o: {
+  vla: Vla;
+  task: Task;
+  phase: PpoPhaseConfig;
+  numEnvs: number;
+  workers: number;
+  threads: number;
+  gamma: number;
+  sar: StageScorer | null;
+  stageSource?: () => EvoVlaRewards | null;
+}): Promise<VlaRollout> {
+  const { vla, task, phase } = o;
+  const model = vlaPpoModel(vla, phase.memory ? phase.memorySlots : 0);
+  const c = vla.config;
+  const cameras = c.cameras.map((name) => ({ name, width: c.imageSize, height: c.imageSize, depth: false, segmentation: false }));
+  const env = await VecEnv.create({
+    taskModule: new URL('../../tasks/index.ts', import.meta.url).href,
+    taskId: task.id,
+    numEnvs: o.numEnvs,
+    workers: o.workers,
+    config: { cameras, ...(phase.episodeSteps ? { maxSteps: phase.episodeSteps } : {}), ...(phase.physicsRandomization ? { physicsRandomization: phase.physicsRandomization } : {}) },
+    envSetupModule: ENV_CAMERAS_MODULE,
+  });
+  let poe: PoseWorldModel | null = null;
+  try {
+    poe = phase.poe ? await PoseWorldModel.create(parsePoeConfig({ ...phase.poeModel, threads: 1 })) : null;
+    const shaping = phase.shaping ? { scale: phase.shaping.scale, gamma: o.gamma } : null;
+    const rewards = evovlaRewards({ task, numEnvs: o.numEnvs, sar: o.sar, poe, shaping, gate: phase.gate ?? undefined, rewards: phase.rewards });
+    const bank = phase.memory ? new MemoryBank(o.numEnvs, c.width, parseMemoryBankConfig({ slots: phase.memorySlots })) : null;
+    const from = (): EvoVlaRewards => o.stageSource?.() ?? rewards;
+    const encoder = await vlaEncoder(vla, { task, numEnvs: o.numEnvs, threads: o.threads, bank, stageScore: (e) => from().stageScore(e), sarStage: (e) => from().sarStage(e) });
+    const w = poe;
+    return {
+      env,
+      model,
+      encoder,
+      rewards,
+      poe,
+      close: async () => {
+        await encoder.dispose();
+        await w?.dispose();
+        await env.close();
+      },
+    };
+  } catch (err) {
+    await poe?.dispose();
+    await env.close();
+    throw err;
+  }
+}
+
 /** Runs the phase on ctx.vla (its heads and memory gate change in place). */
 export async function runPpoPhase(ctx: PpoPhaseContext, cfg: PpoPhaseConfig, deps: PpoPhaseDeps): Promise<PpoPhaseResult> {
   const { task, log } = deps;
@@ -110,27 +182,12 @@ export async function runPpoPhase(ctx: PpoPhaseContext, cfg: PpoPhaseConfig, dep
   const ppoKeys = Object.keys(ppoConfigSchema.shape);
   const ppo = parsePpoConfig(Object.fromEntries(Object.entries(cfg).filter(([k]) => ppoKeys.includes(k))), `phases.${ctx.phaseIndex}`);
   if (cfg.initLogStd !== null) vla.params.get('head.log_std').data = new Float32Array(vla.head.logStd.data.length).fill(cfg.initLogStd);
-  const model = vlaPpoModel(vla, cfg.memory ? cfg.memorySlots : 0);
-  const c = vla.config;
-  const cameras = c.cameras.map((name) => ({ name, width: c.imageSize, height: c.imageSize, depth: false, segmentation: false }));
-  const env = await VecEnv.create({
-    taskModule: new URL('../../tasks/index.ts', import.meta.url).href,
-    taskId: task.id,
-    numEnvs: cfg.envs,
-    workers: Math.min(cfg.workers, cfg.envs),
-    config: { cameras, ...(cfg.episodeSteps ? { maxSteps: cfg.episodeSteps } : {}), ...(cfg.physicsRandomization ? { physicsRandomization: cfg.physicsRandomization } : {}) },
-    envSetupModule: ENV_CAMERAS_MODULE,
-  });
-  const poe = cfg.poe ? await PoseWorldModel.create(parsePoeConfig({ ...cfg.poeModel, threads: 1 })) : null;
-  const sar = cfg.sar ? deps.sar : null;
-  const shaping = cfg.shaping ? { scale: cfg.shaping.scale, gamma: ppo.gamma } : null;
-  const rewards = evovlaRewards({ task, numEnvs: cfg.envs, sar, poe, shaping, gate: cfg.gate ?? undefined, rewards: cfg.rewards });
+  let stageFrom: EvoVlaRewards | null = null;
+  const rollout = await buildVlaRollout({ vla, task, phase: cfg, numEnvs: cfg.envs, workers: Math.min(cfg.workers, cfg.envs), threads: ctx.threads, gamma: ppo.gamma, sar: cfg.sar ? deps.sar : null, stageSource: () => stageFrom });
+  const { env, model, encoder, rewards, poe } = rollout;
   // Evaluation judges the SAR gate's claims whenever a SAR model exists (also for arms that do not
   // train on SAR: hallucination is a property of the trajectories), and trains nothing (no POE).
   const evalRewards = evovlaRewards({ task, numEnvs: cfg.envs, sar: deps.sar, poe: null, gate: cfg.gate ?? undefined, rewards: cfg.rewards });
-  const bank = cfg.memory ? new MemoryBank(cfg.envs, c.width, parseMemoryBankConfig({ slots: cfg.memorySlots })) : null;
-  let stageFrom = rewards;
-  const encoder = await vlaEncoder(vla, { task, numEnvs: cfg.envs, threads: ctx.threads, bank, stageScore: (e) => stageFrom.stageScore(e), sarStage: (e) => stageFrom.sarStage(e) });
   const run = { env, actorCritic: model.actorCritic, encoder, actionMap: model.actionMap, threads: ctx.threads };
   const seeds = deps.evalSeeds ?? Array.from({ length: cfg.evalEpisodes }, (_, i) => EVAL_SEED_BASE + 500_000 + i);
   const ckpt = deps.checkpoints;
@@ -202,8 +259,6 @@ export async function runPpoPhase(ctx: PpoPhaseContext, cfg: PpoPhaseConfig, dep
       inference: { mode: 'chunk', execute: 1, ensembleDecay: 0.1 },
     };
   } finally {
-    await encoder.dispose();
-    await poe?.dispose();
-    await env.close();
+    await rollout.close();
   }
 }
