@@ -357,10 +357,11 @@ export const jujubeCupTask: Task = {
       { kind: 'align', stage: 10, key: 'handle', error: handleError, ok: (e) => graspAligned(e, 0), back: () => 1, retries: ALIGN_RETRIES },
       { kind: 'grip', stage: 11, opening: 0 },
       { kind: 'wait', stage: 12, seconds: 0.5 },
-      // A gentle lift (0.35 rad/s, was 0.5): the cup hangs from a pinch on its handle, and a brisk
-      // start swung it about the pinch, so the settle predicate dropped for a step (4 of seeds 0-5
-      // at 0.5, 2 at 0.35; with the finger drive's reflected mass).
-      { kind: 'move', stage: 13, target: (_s, prev) => lifted(prev, CUP_SPEC.liftHeight), speed: 0.35 },
+      // A gentle lift: the cup hangs from a pinch on its handle, and an abrupt start left it behind
+      // the hand (2.4 cm/s relative to the tool for a step), so the settle predicate dropped (seeds
+      // 0-9: 6 episodes, 16 drops with a 0.35 rad/s joint move). A straight line whose speed ramps
+      // up over 0.4 s.
+      { kind: 'move', stage: 13, target: (_s, prev) => lifted(prev, CUP_SPEC.liftHeight), path: 'line', speed: 0.2, rampS: 0.4 },
       // Not held after the lift: open, go back above the handle and try again.
       { kind: 'check', stage: 13, ok: (s) => isHeld(s, CUP_SPEC), back: 7, retries: 2 },
       { kind: 'move', stage: 14, target: (s) => overPlate(s, HANDLE_GRASP_Z + 0.09), speed: 0.6 },

@@ -344,6 +344,12 @@ export type ExpertStep =
        */
       path?: 'joint' | 'line';
       /**
+       * For a line move: seconds over which the tool speed ramps up from zero (default 0, full
+       * speed from the first step). A light object hanging from a pinch lags a hand that starts
+       * abruptly and swings.
+       */
+      rampS?: number;
+      /**
        * Name of an aim correction (set by `align` steps) to add to this move's target: the expert's
        * estimate of how far its moves land from where it aims them.
        */
@@ -467,7 +473,7 @@ export class ScriptedExpert implements Expert {
   private stall = 0;
   private interpDone = false;
   /** Straight-line move in progress: start and goal poses and progress 0..1. */
-  private line: { from: Pose; to: Pose; s: number; ds: number } | null = null;
+  private line: { from: Pose; to: Pose; s: number; ds: number; steps: number; rampSteps: number } | null = null;
   /** Seconds since the first act() (for target perturbations that change over time). */
   private elapsed = 0;
   /** Retries used per check step (by step index). */
@@ -518,7 +524,8 @@ export class ScriptedExpert implements Expert {
     if (this.line) {
       // Straight line: the next pose on the segment, IK seeded from the current command.
       const L = this.line;
-      L.s = Math.min(1, L.s + L.ds);
+      L.steps++;
+      L.s = Math.min(1, L.s + L.ds * Math.min(1, L.steps / L.rampSteps));
       const pose = lerpPose(L.from, L.to, L.s);
       const r = this.tools.ik(pose, this.command);
       if (r.ok && jointDistance(r.q, this.command) <= MAX_LINE_JOINT_STEP) {
@@ -640,7 +647,8 @@ export class ScriptedExpert implements Expert {
         const to: Pose = step.wrist === 'centred' ? goal : nearer;
         const len = dist(from.p, to.p);
         const lineSpeed = step.speed ?? this.tuning.lineSpeed;
-        this.line = { from, to, s: 0, ds: len > 1e-6 ? Math.min(1, (lineSpeed * this.tools.controlDt) / len) : 1 };
+        const rampSteps = Math.max(1, Math.round((step.rampS ?? 0) / this.tools.controlDt));
+        this.line = { from, to, s: 0, ds: len > 1e-6 ? Math.min(1, (lineSpeed * this.tools.controlDt) / len) : 1, steps: 0, rampSteps };
         this.lastGoal = to;
       }
       const diffs = this.target.map((t, j) => Math.abs(t - this.command[j]));
