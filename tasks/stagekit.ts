@@ -1113,7 +1113,8 @@ export function pickPlaceScript(
           stage: k + 6,
           key: 'place',
           error: (s) => sub(objP(s, spec), placeAt(s, PLACE_LIFT)),
-          // Held low (pressed onto the support) is fine: only too high or beside the target is not.
+          // Vertically too: an object pressed onto its support (an aim too low) reads ~7 mm low and
+          // is raised to its release height before the fingers open.
           ok: placeOk,
           back: () => 1,
           retries: ALIGN_RETRIES,
@@ -1170,7 +1171,7 @@ export function pickPlaceScript(
   return steps;
 }
 
-/** Height above the grasp point at which an aligning expert aims first (m): the open pads (2 cm below the tool point) clear the object's top. */
+/** Height above the grasp point (m) through which an aligning expert comes down: the open pads (2 cm below the tool point) clear the object's top there. */
 const PREGRASP_HEIGHT = 0.04;
 /** A tool this far (m) above the grasp point after the descent is held up by the object (a pad on its top). */
 const PAD_ON_TOP = 0.01;
@@ -1197,9 +1198,9 @@ export const ALIGN_RETRIES = 6;
 
 /**
  * Is a tool error `e` (world, tool minus grasp point) small enough to close on the object? Across
- * the fingers within 4 mm (the pads, 10.5 mm wide, then squeeze the face near its middle, so the
- * object does not swing about the pinch); along them within 8 mm (the closing fingers centre the
- * object); vertically within GRASP_TOL_Z.
+ * the fingers within GRASP_TOL_ACROSS (the pads, 10.5 mm wide, then squeeze the face near enough
+ * its middle that the object does not swing about the pinch); along them within GRASP_TOL_ALONG
+ * (the closing fingers centre the object); vertically within GRASP_TOL_Z.
  */
 export function graspAligned(e: Vec3, yaw: number): boolean {
   const along = -Math.sin(yaw) * e[0] + Math.cos(yaw) * e[1];
