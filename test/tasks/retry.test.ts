@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { createEnv } from '../../sim/env.ts';
 import type { Vec3 } from '../../sim/types.ts';
 import { getTask } from '../../tasks/index.ts';
-import { ScriptedExpert, add, isInPlace, pickPlaceScript, type PickPlaceSpec } from '../../tasks/stagekit.ts';
+import { ScriptedExpert, add, graspAligned, isInPlace, pickPlaceScript, type PickPlaceSpec } from '../../tasks/stagekit.ts';
 
 test('stack: an approach 6 cm off the block is measured before closing and corrected; the grasp holds first time', async () => {
   const task = getTask('stack');
@@ -115,4 +115,16 @@ test('stack: without a failure the expert never retries', async () => {
   assert.equal(r.info.success, true);
   assert.equal(expert.retries, 0);
   env.free();
+});
+
+test('graspAligned reads the tool error across and along the fingers of the grasp yaw', () => {
+  // Yaw 0: the fingers open along world Y. 1 cm along them is fine, 1 cm across is not.
+  assert.equal(graspAligned([0, 0.01, 0], 0), true);
+  assert.equal(graspAligned([0.01, 0, 0], 0), false);
+  // Yaw 90 degrees: the fingers open along world X, so the same errors swap verdicts.
+  assert.equal(graspAligned([0.01, 0, 0], Math.PI / 2), true);
+  assert.equal(graspAligned([0, 0.01, 0], Math.PI / 2), false);
+  // Vertical: a tool 1.2 cm high (a pad on the object's top) is not aligned.
+  assert.equal(graspAligned([0, 0, 0.012], 0), false);
+  assert.equal(graspAligned([0.002, -0.003, 0.004], 0), true);
 });
