@@ -341,6 +341,7 @@ export const blockBridgeTask: Task = {
           openWidth: OPEN_WIDTH,
           raise: 0.06,
           hoverSpeed: HOVER_SPEED,
+          align: true,
         }),
       );
       k += 10;
@@ -354,6 +355,7 @@ export const blockBridgeTask: Task = {
           openWidth: OPEN_WIDTH,
           raise: 0.06,
           hoverSpeed: HOVER_SPEED,
+          align: true,
         }),
       );
       k += 9;

@@ -209,7 +209,7 @@ export const stackTask: Task = {
 
   expert(_r: Randomization, tools: ExpertTools): Expert {
     // A block that ends up off its target (the hand aimed badly) is picked up and placed again.
-    const common = { carryHeight: 0.01 + 0.05, placeHeight: 0.01 + 0.003, openWidth: 0.03, raise: 0.08, placeRetries: 2 };
+    const common = { carryHeight: 0.01 + 0.05, placeHeight: 0.01 + 0.003, openWidth: 0.03, raise: 0.08, placeRetries: 2, align: true };
     return new ScriptedExpert(
       [
         ...pickPlaceScript(0, MIDDLE, { ...common, yaw: (s) => clearestYaw(s, 'middle_block', ['top_block', 'base_block']) }),

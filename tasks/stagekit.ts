@@ -8,10 +8,10 @@
 import type { Rng } from '../sim/rng.ts';
 import type { Expert, ExpertTools, Stage } from '../sim/task.ts';
 import type { ColliderDesc, Color, ObjectDesc, Pose, Quat, SimState, Vec3 } from '../sim/types.ts';
-import { add, quatMul, quatRotate as rotate } from '../sim/math.ts';
+import { add, quatMul, quatRotate as rotate, sub } from '../sim/math.ts';
 
 // The tasks' pose arithmetic is the simulator's; re-exported under the names the task files use.
-export { add, quatMul, rotate };
+export { add, quatMul, rotate, sub };
 
 // ---------------------------------------------------------------------------------------------
 // Pose arithmetic (quaternions are [x, y, z, w], as everywhere in sim/).
@@ -343,6 +343,24 @@ export type ExpertStep =
        * the fingers through something.
        */
       path?: 'joint' | 'line';
+      /**
+       * For a line move: seconds over which the tool speed ramps up from zero (default 0, full
+       * speed from the first step). A light object hanging from a pinch lags a hand that starts
+       * abruptly and swings.
+       */
+      rampS?: number;
+      /**
+       * Name of an aim correction (set by `align` steps) to add to this move's target: the expert's
+       * estimate of how far its moves land from where it aims them.
+       */
+      correct?: string;
+      /** Forget every aim correction before this move (the first move of a round). */
+      resetCorrections?: boolean;
+      /**
+       * Done as soon as the commanded path ends, without waiting for the joints to converge (default
+       * false): for moves followed by an align step, which waits for the tool to come to rest itself.
+       */
+      noSettle?: boolean;
     }
   | { kind: 'grip'; stage: number; opening: number }
   | { kind: 'wait'; stage: number; seconds: number }
@@ -352,7 +370,20 @@ export type ExpertStep =
    * How an expert notices a failed grasp and retries: targets are read again when each step
    * starts, so the second approach aims at where the object is now.
    */
-  | { kind: 'check'; stage: number; ok: (state: SimState) => boolean; back: number; retries: number };
+  | { kind: 'check'; stage: number; ok: (state: SimState) => boolean; back: number; retries: number }
+  /**
+   * Closed-loop aiming: wait until the tool is still, measure `error` (world frame: where the thing
+   * being aimed is, minus where it should be, e.g. the tool against the grasp point of the object,
+   * or the held object against its target), and when `ok` does not hold, subtract the error from
+   * the aim correction named `key` and go back `back(error)` steps (moves that name the key
+   * re-aim with it). At most `retries` times per round (`resetCorrections` starts a round); then
+   * go on. How an expert whose moves land off their targets still closes the gripper where the
+   * object is and lets go over the target: it acts on where things are measured to be, not on
+   * where its commands should have put them.
+   */
+  | { kind: 'align'; stage: number; key: string; error: (state: SimState) => Vec3; ok: (error: Vec3, state: SimState) => boolean; back: (error: Vec3) => number; retries: number };
+
+type MoveStep = Extract<ExpertStep, { kind: 'move' }>;
 
 /** Tuning shared by every expert. */
 export interface ExpertTuning {
@@ -370,6 +401,10 @@ export interface ExpertTuning {
   gripMin: number;
   /** Tool speed of straight-line moves (m/s). */
   lineSpeed: number;
+  /** An align step measures once the tool moves slower than this (m/s) ... */
+  alignStill: number;
+  /** ... or after this long (s). */
+  alignTimeout: number;
 }
 
 export const DEFAULT_TUNING: ExpertTuning = {
@@ -380,6 +415,8 @@ export const DEFAULT_TUNING: ExpertTuning = {
   gripStall: 0.08,
   gripMin: 0.1,
   lineSpeed: 0.25,
+  alignStill: 0.015,
+  alignTimeout: 0.25,
 };
 
 /** Share of the placement tolerance within which an expert with placement retries lets go. */
@@ -436,11 +473,15 @@ export class ScriptedExpert implements Expert {
   private stall = 0;
   private interpDone = false;
   /** Straight-line move in progress: start and goal poses and progress 0..1. */
-  private line: { from: Pose; to: Pose; s: number; ds: number } | null = null;
+  private line: { from: Pose; to: Pose; s: number; ds: number; steps: number; rampSteps: number } | null = null;
   /** Seconds since the first act() (for target perturbations that change over time). */
   private elapsed = 0;
   /** Retries used per check step (by step index). */
   private readonly retried = new Map<number, number>();
+  /** Re-aims used per align step (by step index) since the round began. */
+  private readonly realigned = new Map<number, number>();
+  /** Aim corrections by name (added to the targets of moves that name them). */
+  private readonly corrections = new Map<string, Vec3>();
   /** Retries used in all, for reports. */
   retries = 0;
 
@@ -472,7 +513,7 @@ export class ScriptedExpert implements Expert {
       this.gripperCmd = state.gripper;
       this.begin(0, state);
     } else if (!this.finished && this.stepDone(state)) {
-      this.begin(this.index + 1, state);
+      this.begin(this.nextIndex(state), state);
     }
     this.stepTime += dt;
     this.elapsed += dt;
@@ -483,7 +524,8 @@ export class ScriptedExpert implements Expert {
     if (this.line) {
       // Straight line: the next pose on the segment, IK seeded from the current command.
       const L = this.line;
-      L.s = Math.min(1, L.s + L.ds);
+      L.steps++;
+      L.s = Math.min(1, L.s + L.ds * Math.min(1, L.steps / L.rampSteps));
       const pose = lerpPose(L.from, L.to, L.s);
       const r = this.tools.ik(pose, this.command);
       if (r.ok && jointDistance(r.q, this.command) <= MAX_LINE_JOINT_STEP) {
@@ -521,6 +563,23 @@ export class ScriptedExpert implements Expert {
     };
   }
 
+  /** Step to run after the current one: the next, or for an align step that missed, the re-aim. */
+  private nextIndex(state: SimState): number {
+    const i = this.index;
+    const step = this.steps[i];
+    if (step.kind !== 'align') return i + 1;
+    const e = step.error(state);
+    const used = this.realigned.get(i) ?? 0;
+    const back = step.back(e);
+    if (step.ok(e, state) || used >= step.retries || back <= 0 || back > i) return i + 1;
+    this.realigned.set(i, used + 1);
+    this.retries++;
+    const c = this.corrections.get(step.key) ?? [0, 0, 0];
+    const clamp = (v: number) => Math.max(-MAX_CORRECTION, Math.min(MAX_CORRECTION, v));
+    this.corrections.set(step.key, [clamp(c[0] - e[0]), clamp(c[1] - e[1]), clamp(c[2] - e[2])]);
+    return i - back;
+  }
+
   private begin(i: number, state: SimState): void {
     this.index = i;
     this.stepTime = 0;
@@ -541,7 +600,13 @@ export class ScriptedExpert implements Expert {
       return;
     }
     if (step.kind === 'move') {
-      const aimed = step.target(state, this.lastGoal);
+      if (step.resetCorrections) {
+        this.corrections.clear();
+        this.realigned.clear();
+      }
+      const raw = step.target(state, this.lastGoal);
+      const c = step.correct ? this.corrections.get(step.correct) : undefined;
+      const aimed: Pose = c ? { p: add(raw.p, c), q: raw.q } : raw;
       const asked: Pose = this.tools.perturbTarget ? { p: this.tools.perturbTarget(aimed.p, this.elapsed), q: aimed.q } : aimed;
       // A parallel gripper is symmetric under a half turn about its approach axis: of the two
       // equivalent goals, take the one whose IK solution is nearer in joint space, so the wrist
@@ -582,7 +647,8 @@ export class ScriptedExpert implements Expert {
         const to: Pose = step.wrist === 'centred' ? goal : nearer;
         const len = dist(from.p, to.p);
         const lineSpeed = step.speed ?? this.tuning.lineSpeed;
-        this.line = { from, to, s: 0, ds: len > 1e-6 ? Math.min(1, (lineSpeed * this.tools.controlDt) / len) : 1 };
+        const rampSteps = Math.max(1, Math.round((step.rampS ?? 0) / this.tools.controlDt));
+        this.line = { from, to, s: 0, ds: len > 1e-6 ? Math.min(1, (lineSpeed * this.tools.controlDt) / len) : 1, steps: 0, rampSteps };
         this.lastGoal = to;
       }
       const diffs = this.target.map((t, j) => Math.abs(t - this.command[j]));
@@ -601,6 +667,7 @@ export class ScriptedExpert implements Expert {
     const dt = this.tools.controlDt;
     if (step.kind === 'move') {
       if (!this.interpDone) return false;
+      if (step.noSettle) return true;
       const converged = state.q.slice(0, 6).every((q, j) => Math.abs(q - this.target[j]) <= this.tuning.jointTol);
       return converged || this.stepTime >= this.tuning.settleTimeout;
     }
@@ -614,6 +681,12 @@ export class ScriptedExpert implements Expert {
     }
     // A check step is decided in begin() and never current; count it done if it were.
     if (step.kind === 'check') return true;
+    if (step.kind === 'align') {
+      // Measure once the arm has come to rest: a tool still moving would read a stale error.
+      const v = state.eeVel;
+      const still = v !== undefined && Math.hypot(v[0], v[1], v[2]) < this.tuning.alignStill;
+      return (still && this.stepTime >= dt) || this.stepTime >= this.tuning.alignTimeout;
+    }
     return this.stepTime >= step.seconds;
   }
 }
@@ -971,6 +1044,12 @@ export function pickPlaceScript(
     /** Times the expert tries the grasp again when the object is not held after the lift (default GRASP_RETRIES). */
     graspRetries?: number;
     /**
+     * Closed-loop aiming: measure the tool against the grasp point before closing and the held
+     * object against its target before letting go, and correct the aim until they agree (see the
+     * 'align' step). Default off.
+     */
+    align?: boolean;
+    /**
      * Times the expert picks the object up and places it again when, after the retreat, it is not
      * in place (position only; default 0: a task whose object is still moving into place then,
      * such as a jujube dropped into a cup, must not ask for it).
@@ -981,7 +1060,74 @@ export function pickPlaceScript(
   let yaw = 0;
   const at = (p: Vec3, dz: number): Pose => ({ p: [p[0] + spec.graspOffset[0], p[1] + spec.graspOffset[1], p[2] + dz], q: topDown(yaw) });
   const k = firstStage;
-  return [
+  const hoverSpeed = opts.hoverSpeed ?? 0.4;
+  const graspRetries = opts.graspRetries ?? GRASP_RETRIES;
+  // Closed-loop aiming (opts.align): before closing, the tool must be measured at the grasp point;
+  // before letting go, the held object must be measured over its target. A miss is corrected from
+  // the measured error (see the 'align' step) instead of being found after the lift or the retreat.
+  // Each aim is measured right after a short move (a probe: the same target again, one or two
+  // control steps from where the hand already is), so the correction that follows comes about
+  // 0.1 s after the move it corrects: an aim error that changes over time has rarely changed yet.
+  const graspAt = (s: SimState, dz: number) => at(objP(s, spec), spec.graspOffset[2] + dz);
+  const aimGrasp = (dz: number, noSettle: boolean): MoveStep => ({ kind: 'move', stage: k + 1, path: 'line', correct: 'grasp', noSettle, target: (s) => graspAt(s, dz) });
+  const grasp: ExpertStep[] = opts.align
+    ? [
+        // Down to just above the object, where the open fingers clear it, then onto the grasp
+        // point, then a probe; measure there before closing.
+        { ...aimGrasp(PREGRASP_HEIGHT, true), speed: hoverSpeed },
+        aimGrasp(0, true),
+        { ...aimGrasp(0, true), speed: PROBE_SPEED },
+        {
+          kind: 'align',
+          stage: k + 1,
+          key: 'grasp',
+          error: (s) => sub(s.ee.p, graspAt(s, 0).p),
+          ok: (e) => graspAligned(e, yaw),
+          // A small miss is corrected where the hand is (the probe again); a hand held up (a pad
+          // on the object's top) or far off goes back above the object first.
+          back: (e) => (e[2] > PAD_ON_TOP || Math.hypot(e[0], e[1]) > 2 * GRASP_TOL_ACROSS ? 3 : 1),
+          retries: ALIGN_RETRIES,
+        },
+      ]
+    : [{ kind: 'move', stage: k + 1, target: (s) => at(objP(s, spec), spec.graspOffset[2]), path: 'line' }];
+  const placeAt = (s: SimState, dz: number) => add(spec.target(s), [0, 0, opts.placeHeight - spec.graspOffset[2] + dz]);
+  const aimPlace = (dz: number, noSettle: boolean): MoveStep => ({
+    kind: 'move',
+    stage: k + 6,
+    target: (s) => carried(s, spec, opts.placeHeight - spec.graspOffset[2] + dz, yaw),
+    path: 'line',
+    speed: 0.15,
+    correct: 'place',
+    noSettle,
+  });
+  // Not held any more: no aim can help; the check after the retreat picks it up again.
+  const placeOk = (e: Vec3, s: SimState) => !isHeld(s, spec) || (Math.hypot(e[0], e[1]) <= PLACE_ALIGN * spec.placeTolXY && Math.abs(e[2]) <= PLACE_TOL_Z);
+  const place: ExpertStep[] = opts.align
+    ? [
+        // Down to PLACE_LIFT above the release point, then measure the object against its target
+        // and correct (short moves from where it is) until it is over the target.
+        aimPlace(PLACE_LIFT, true),
+        { ...aimPlace(PLACE_LIFT, true), speed: PROBE_SPEED },
+        {
+          kind: 'align',
+          stage: k + 6,
+          key: 'place',
+          error: (s) => sub(objP(s, spec), placeAt(s, PLACE_LIFT)),
+          // Vertically too: an object pressed onto its support (an aim too low) reads ~7 mm low and
+          // is raised to its release height before the fingers open.
+          ok: placeOk,
+          back: () => 1,
+          retries: ALIGN_RETRIES,
+        },
+      ]
+    : [
+        { kind: 'move', stage: k + 6, target: (s) => carried(s, spec, opts.placeHeight - spec.graspOffset[2], yaw), path: 'line', speed: 0.15 },
+        // Lowered beside the target (the hand aimed badly): carry it over the target again before letting go.
+        ...(opts.placeRetries
+          ? [{ kind: 'check' as const, stage: k + 6, ok: (s: SimState) => distXY(objP(s, spec), spec.target(s)) <= PLACE_AIM * spec.placeTolXY, back: 2, retries: opts.placeRetries }]
+          : []),
+      ];
+  const pick: ExpertStep[] = [
     // Hover in two straight legs: across at the higher of the current and the hover height, then
     // down. A single diagonal line from the top of a tower would cut its corner with a fingertip.
     {
@@ -990,7 +1136,8 @@ export function pickPlaceScript(
       gripper: opts.openWidth,
       wrist: 'centred',
       path: 'line',
-      speed: opts.hoverSpeed ?? 0.4,
+      speed: hoverSpeed,
+      resetCorrections: true,
       target: (s) => {
         yaw = opts.yaw(s);
         const h = at(objP(s, spec), spec.hoverHeight);
@@ -1002,26 +1149,63 @@ export function pickPlaceScript(
       kind: 'move',
       stage: k,
       path: 'line',
-      speed: opts.hoverSpeed ?? 0.4,
+      speed: hoverSpeed,
       target: (s) => at(objP(s, spec), spec.hoverHeight),
     },
-    { kind: 'move', stage: k + 1, target: (s) => at(objP(s, spec), spec.graspOffset[2]), path: 'line' },
+    ...grasp,
     { kind: 'grip', stage: k + 2, opening: opts.closeWidth ?? 0 },
     { kind: 'wait', stage: k + 3, seconds: opts.settleSeconds ?? 0.2 },
     { kind: 'move', stage: k + 4, target: (_s, prev) => lifted(prev, spec.liftHeight), path: 'line' },
-    // A grasp that missed or slipped out on the lift: open, go back above the object and try again.
-    { kind: 'check', stage: k + 4, ok: (s) => isHeld(s, spec), back: 6, retries: opts.graspRetries ?? GRASP_RETRIES },
+  ];
+  // A grasp that missed or slipped out on the lift: open, go back above the object and try again.
+  pick.push({ kind: 'check', stage: k + 4, ok: (s) => isHeld(s, spec), back: pick.length, retries: graspRetries });
+  const steps: ExpertStep[] = [
+    ...pick,
     { kind: 'move', stage: k + 5, target: (s) => carried(s, spec, opts.carryHeight - spec.graspOffset[2], yaw) },
-    { kind: 'move', stage: k + 6, target: (s) => carried(s, spec, opts.placeHeight - spec.graspOffset[2], yaw), path: 'line', speed: 0.15 },
-    // Lowered beside the target (the hand aimed badly): carry it over the target again before letting go.
-    ...(opts.placeRetries
-      ? [{ kind: 'check' as const, stage: k + 6, ok: (s: SimState) => distXY(objP(s, spec), spec.target(s)) <= PLACE_AIM * spec.placeTolXY, back: 2, retries: opts.placeRetries }]
-      : []),
+    ...place,
     { kind: 'grip', stage: k + 7, opening: opts.openWidth },
     { kind: 'move', stage: k + 8, target: (_s, prev) => lifted(prev, opts.raise), path: 'line' },
-    // A placement that still missed its target: pick the object up where it is and place it again.
-    ...(opts.placeRetries ? [{ kind: 'check' as const, stage: k + 8, ok: (s: SimState) => isInPlace(s, spec), back: 12, retries: opts.placeRetries }] : []),
   ];
+  // A placement that still missed its target: pick the object up where it is and place it again.
+  if (opts.placeRetries) steps.push({ kind: 'check', stage: k + 8, ok: (s: SimState) => isInPlace(s, spec), back: steps.length, retries: opts.placeRetries });
+  return steps;
+}
+
+/** Height above the grasp point (m) through which an aligning expert comes down: the open pads (2 cm below the tool point) clear the object's top there. */
+const PREGRASP_HEIGHT = 0.04;
+/** A tool this far (m) above the grasp point after the descent is held up by the object (a pad on its top). */
+const PAD_ON_TOP = 0.01;
+/** Aim tolerances at the grasp point (m): across the fingers, along them, vertical. */
+const GRASP_TOL_ACROSS = 0.008;
+const GRASP_TOL_ALONG = 0.014;
+const GRASP_TOL_Z = 0.009;
+/**
+ * Tool speed (m/s) of the probe before an align step and of the corrections that follow: they are
+ * short, and the sooner a correction follows the move it corrects, the likelier the aim error is
+ * still the one measured.
+ */
+export const PROBE_SPEED = 0.4;
+/** How much higher (m) than its release point an aligning expert lets the object go: a noisy aim then presses it onto its support less often. */
+const PLACE_LIFT = 0.004;
+/** Largest aim correction per axis (m): an object that does not follow the hand (stuck on something) must not wind the aim up. */
+const MAX_CORRECTION = 0.03;
+/** Share of the placement tolerance within which an aligning expert lets go. */
+export const PLACE_ALIGN = 0.6;
+/** Largest height (m) above its release point at which an aligning expert lets the object go. */
+const PLACE_TOL_Z = 0.005;
+/** Re-aims per align step and round. */
+export const ALIGN_RETRIES = 6;
+
+/**
+ * Is a tool error `e` (world, tool minus grasp point) small enough to close on the object? Across
+ * the fingers within GRASP_TOL_ACROSS (the pads, 10.5 mm wide, then squeeze the face near enough
+ * its middle that the object does not swing about the pinch); along them within GRASP_TOL_ALONG
+ * (the closing fingers centre the object); vertically within GRASP_TOL_Z.
+ */
+export function graspAligned(e: Vec3, yaw: number): boolean {
+  const along = -Math.sin(yaw) * e[0] + Math.cos(yaw) * e[1];
+  const across = Math.cos(yaw) * e[0] + Math.sin(yaw) * e[1];
+  return Math.abs(across) <= GRASP_TOL_ACROSS && Math.abs(along) <= GRASP_TOL_ALONG && Math.abs(e[2]) <= GRASP_TOL_Z;
 }
 
 /**
