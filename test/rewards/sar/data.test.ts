@@ -80,6 +80,9 @@ test('empty-handed replays: the grasp closes on air beside the block and the arm
     for (const f of frames) {
       assert.equal(f.source, 'near_miss');
       assert.ok(f.targetStage >= 2 && f.targetStage < task.stages.length);
+      // A gate stuck from the reach before the missed grasp on sees this frame.
+      assert.ok(f.contextFrom === 1 || f.contextFrom === 10, `contextFrom ${f.contextFrom}`);
+      assert.ok(f.contextFrom! < f.targetStage, `contextFrom ${f.contextFrom} before target ${f.targetStage}`);
       assert.equal(f.done[f.targetStage], f.predicates[task.stages[f.targetStage].name] ? 1 : 0, 'labelled by the ground truth');
     }
     // Hard negatives for the stages after the grasp: frames where the expert would be lifting,

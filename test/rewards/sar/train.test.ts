@@ -125,6 +125,27 @@ test('rows: near-miss frames only when asked, for their target stage, labelled b
   assert.ok(without.some((r) => r.stage === 0 && r.label === 1));
 });
 
+test('rows: an empty-handed frame also asks one earlier stage a stuck gate could wait on, labelled by the ground truth', () => {
+  const rng = new Rng(5);
+  // Five stages; the frame's expert stage is 4, a gate stuck anywhere from stage 1 could see it;
+  // stage 2 happens to be done (an offset grasp that caught the object).
+  const f: LabelledFrame = { ...frame(rng, false, false, 'near_miss'), done: Uint8Array.from([1, 0, 1, 0, 0]), targetStage: 4, contextFrom: 1 };
+  const asked = new Map<number, number>();
+  for (let seed = 0; seed < 200; seed++) {
+    const rows = buildRows([f], 5, new Rng(seed), true);
+    assert.equal(rows.length, 2);
+    assert.deepEqual(rows[0], { frame: 0, stage: 4, label: 0, nearMiss: true });
+    const extra = rows[1];
+    assert.ok(extra.nearMiss && extra.stage >= 1 && extra.stage < 4, `stage ${extra.stage}`);
+    assert.equal(extra.label, f.done[extra.stage]);
+    asked.set(extra.stage, (asked.get(extra.stage) ?? 0) + 1);
+  }
+  assert.deepEqual([...asked.keys()].sort(), [1, 2, 3], 'every stage of the context range is asked');
+  // Without near-miss states the frame gives no row; without a context range only its target.
+  assert.equal(buildRows([f], 5, new Rng(1), false).length, 0);
+  assert.equal(buildRows([{ ...f, contextFrom: undefined }], 5, new Rng(1), true).length, 1);
+});
+
 test('auroc: perfect, reversed, ties and one class', () => {
   assert.equal(auroc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]), 1);
   assert.equal(auroc([0.9, 0.8, 0.2], [0, 0, 1]), 0);
