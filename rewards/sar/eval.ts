@@ -142,6 +142,21 @@ function runGate(scorer: SarScorer, cfgGate: Readonly<SarConfig['gate']>, emb: F
   return out;
 }
 
+/**
+ * Where each stage is asked on a probe episode, and which stages the probe fakes. `starts[k]`: the
+ * first probe frame at or after the step where the expert of the same seed reached stage k (-1:
+ * the expert never did, k is not asked). `faked[k]`: k is asked and its ground truth
+ * (`isTrueCompletion`) never holds from there to the end, so any claim of k is false.
+ */
+export function probeContext(names: readonly string[], frames: readonly Pick<LabelledFrame, 'step' | 'predicates' | 'gtStage'>[], expertInfos: readonly { stage: number }[]): { starts: number[]; faked: boolean[] } {
+  const starts = names.map((_, k) => {
+    const reached = expertInfos.findIndex((info) => info.stage >= k);
+    return reached < 0 ? -1 : frames.findIndex((f) => f.step >= reached);
+  });
+  const faked = names.map((_, k) => starts[k] >= 0 && frames.slice(starts[k]).every((f) => !isTrueCompletion(k, names, f.predicates, f.gtStage)));
+  return { starts, faked };
+}
+
 /** Evaluates `scorers` (by label) on `cfg.eval` seeds; images are rendered once for all of them. */
 export async function evaluateSar(
   env: SimEnv,
@@ -210,11 +225,7 @@ export async function evaluateSar(
     // k (the probe keeps the expert's timing) to the end. The probe FAKES k when k's ground truth
     // never holds there; stages it really does (its first hover, or an offset grasp that catches
     // the block after all) are not counted, neither in its credit nor in the stages it fakes.
-    const starts = names.map((_, k) => {
-      const reached = demo.infos.findIndex((info) => info.stage >= k);
-      return reached < 0 ? -1 : frames.findIndex((f) => f.step >= reached);
-    });
-    const faked = names.map((_, k) => starts[k] >= 0 && frames.slice(starts[k]).every((f) => !isTrueCompletion(k, names, f.predicates, f.gtStage)));
+    const { starts, faked } = probeContext(names, frames, demo.infos);
     const fakedCount = faked.filter(Boolean).length;
     const genuine = names.filter((_, k) => starts[k] >= 0 && !faked[k]);
     for (const [label, scorer] of Object.entries(scorers)) {

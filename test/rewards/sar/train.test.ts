@@ -5,7 +5,7 @@ import { Rng } from '../../../sim/rng.ts';
 import type { Task } from '../../../sim/task.ts';
 import { parseSarConfig } from '../../../rewards/sar/config.ts';
 import type { LabelledFrame } from '../../../rewards/sar/data.ts';
-import { auroc } from '../../../rewards/sar/eval.ts';
+import { auroc, probeContext } from '../../../rewards/sar/eval.ts';
 import { SarScorer } from '../../../rewards/sar/scorer.ts';
 import { SarRewarder } from '../../../rewards/sar/online.ts';
 import type { StepInfo } from '../../../sim/types.ts';
@@ -144,6 +144,27 @@ test('rows: an empty-handed frame also asks one earlier stage a stuck gate could
   // Without near-miss states the frame gives no row; without a context range only its target.
   assert.equal(buildRows([f], 5, new Rng(1), false).length, 0);
   assert.equal(buildRows([{ ...f, contextFrom: undefined }], 5, new Rng(1), true).length, 1);
+});
+
+test('probe context: each stage asked from where the expert reached it; stages the probe really does are not faked', () => {
+  const names = ['above', 'reach', 'grasp', 'lift'];
+  // The expert reaches stage 1 at step 2, stage 2 at step 4, stage 3 at step 6, never finishes lift.
+  const expert = [0, 0, 1, 1, 2, 2, 3, 3].map((stage) => ({ stage }));
+  // The probe: hovers for real (above holds at steps 1-2), then works beside the object; at step
+  // 7 an offset grasp catches it after all (grasp holds), lift never holds.
+  const frames = [1, 2, 3, 4, 5, 6, 7].map((step) => ({
+    step,
+    gtStage: step <= 2 ? 1 : step === 7 ? 3 : 1,
+    predicates: { above: step <= 2, reach: false, grasp: step === 7, lift: false },
+  }));
+  const { starts, faked } = probeContext(names, frames, expert);
+  assert.deepEqual(starts, [0, 1, 3, 5]);
+  // above: done for real; reach: the ground-truth stage passes it at step 7 (a late claim is true);
+  // grasp: done at step 7; lift: never true from step 6 on -> the only faked stage.
+  assert.deepEqual(faked, [false, false, false, true]);
+  // A stage the expert never reached is not asked.
+  assert.deepEqual(probeContext(names, frames, expert.slice(0, 5)).starts, [0, 1, 3, -1]);
+  assert.deepEqual(probeContext(names, frames, expert.slice(0, 5)).faked, [false, false, false, false]);
 });
 
 test('auroc: perfect, reversed, ties and one class', () => {
