@@ -110,7 +110,7 @@ export const sarConfigSchema = z.strictObject({
       offsetMin: z.number().positive().default(0.02),
       offsetMax: z.number().positive().default(0.03),
       /** Also replay each grasp 2-3 cm beside the object to the demo's end, empty-handed (rewards/sar/data.ts). */
-      emptyHanded: z.boolean().default(false),
+      emptyHanded: z.boolean().default(true),
       /** Longest empty-handed replay (control steps; unset: to the demo's end). Bounds a long task's cost. */
       emptyHandedSteps: z.number().int().positive().optional(),
     })

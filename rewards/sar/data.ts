@@ -61,6 +61,12 @@ export interface LabelledFrame {
    * watches this frame, so training asks about all of them (rewards/sar/train.ts).
    */
   contextFrom?: number;
+  /**
+   * Empty-handed replays only: the stages from `contextFrom` on that the expert had done at this
+   * step (their predicate held in its frame) and that the ground truth denies here: the same arm
+   * motion with the object left behind. The hardest negatives for a stuck gate (train.ts).
+   */
+  expertOnly?: number[];
   perturbation: Perturbation | 'none';
 }
 
@@ -307,6 +313,9 @@ export function emptyHandedFrames(env: SimEnv, task: Task, demo: DemoRecord, ren
       const expert = demo.infos[Math.min(f.step, demo.infos.length - 1)].stage;
       f.targetStage = Math.max(k, Math.min(task.stages.length - 1, expert));
       f.contextFrom = Math.max(0, k - 1);
+      const shown = demo.infos[Math.min(f.step, demo.infos.length - 1)].predicates;
+      f.expertOnly = [];
+      for (let j = f.contextFrom; j <= f.targetStage; j++) if (shown[task.stages[j].name] && !f.done[j]) f.expertOnly.push(j);
       out.push(f);
     }
   });

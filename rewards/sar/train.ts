@@ -13,8 +13,10 @@
  *   positive T-_k or one of k's near-miss texts, negative T+_k (the hard negative: a frame that
  *   looks almost done must score below T+_k); label 1 (the perturbation did not prevent
  *   completion) as a demo row. Empty-handed frames (data.ts `emptyHandedFrames`) give a second
- *   row, for a random earlier stage from their `contextFrom`: a gate stuck on the lift must not
- *   fire while the empty hand carries, lowers and opens. A share `train.nearMissShare` (default
+ *   row, for a random earlier stage from their `contextFrom` (a gate stuck on the lift must not
+ *   fire while the empty hand carries, lowers and opens), and a third for one of their
+ *   `expertOnly` stages: done in the expert's frame of the same step, not here (the hand hovers
+ *   over the next object as the expert's does, but the last object was never placed). A share `train.nearMissShare` (default
  *   half) of each batch is drawn from these rows when there are any.
  * - class balance (`train.balance`): demo rows are drawn by (stage, label) bucket, each bucket
  *   equally likely, so a stage whose predicate holds in few frames (or never fails) weighs as much
@@ -50,10 +52,16 @@ export function buildRows(frames: readonly LabelledFrame[], stages: number, rng:
     if (f.source === 'near_miss') {
       if (!useNearMiss) return;
       rows.push({ frame: i, stage: f.targetStage, label: f.done[f.targetStage] ? 1 : 0, nearMiss: true });
-      // Empty-handed frames: also one earlier stage a stuck gate could be waiting on here.
+      // Empty-handed frames: also one earlier stage a stuck gate could be waiting on here, and
+      // one the expert had done at this step while the ground truth here says not (the demo rows
+      // of that step teach "done" for the same arm pose).
       if (f.contextFrom !== undefined && f.contextFrom < f.targetStage) {
         const k = f.contextFrom + rng.int(f.targetStage - f.contextFrom);
         rows.push({ frame: i, stage: k, label: f.done[k] ? 1 : 0, nearMiss: true });
+      }
+      if (f.expertOnly && f.expertOnly.length > 0) {
+        const k = f.expertOnly[rng.int(f.expertOnly.length)];
+        rows.push({ frame: i, stage: k, label: 0, nearMiss: true });
       }
       return;
     }

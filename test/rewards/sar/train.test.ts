@@ -144,6 +144,10 @@ test('rows: an empty-handed frame also asks one earlier stage a stuck gate could
   // Without near-miss states the frame gives no row; without a context range only its target.
   assert.equal(buildRows([f], 5, new Rng(1), false).length, 0);
   assert.equal(buildRows([{ ...f, contextFrom: undefined }], 5, new Rng(1), true).length, 1);
+  // A stage the expert had done at this step and the ground truth denies: one more row, label 0.
+  const hard = buildRows([{ ...f, expertOnly: [1, 3] }], 5, new Rng(7), true);
+  assert.equal(hard.length, 3);
+  assert.ok([1, 3].includes(hard[2].stage) && hard[2].label === 0 && hard[2].nearMiss, JSON.stringify(hard[2]));
 });
 
 test('probe context: each stage asked from where the expert reached it; stages the probe really does are not faked', () => {
@@ -178,6 +182,9 @@ test('SAR config: defaults (tau 0.05, alpha 0.05) and errors that name the key p
   const c = parseSarConfig({});
   assert.equal(c.tau, 0.05);
   assert.equal(c.alpha, 0.05);
+  assert.equal(c.nearMiss.emptyHanded, true);
+  assert.equal(c.train.nearMissShare, 0.5);
+  assert.throws(() => parseSarConfig({ train: { nearMissShare: 1 } }), /train\.nearMissShare/);
   assert.throws(() => parseSarConfig({ gate: { threshold: 1.5 } }), (e: Error) => e instanceof ConfigError && /gate\.threshold/.test(e.message) && /1\.5/.test(e.message));
   assert.throws(() => parseSarConfig({ model: { imageSize: 64, patch: 7 } }), /model\.patch.*must divide/);
   assert.throws(() => parseSarConfig({ train: { seeds: [] } }), /train\.seeds/);
