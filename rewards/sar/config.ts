@@ -84,7 +84,7 @@ export const sarConfigSchema = z.strictObject({
       /** Draw demo rows by (stage, label) bucket, each equally likely (rewards/sar/train.ts). */
       balance: z.boolean().default(true),
       /** Optimisation steps. */
-      steps: z.number().int().positive().default(1500),
+      steps: z.number().int().positive().default(2500),
       /** Triplets per step. */
       batch: z.number().int().positive().default(128),
       lr: z.number().positive().default(1e-3),
