@@ -80,7 +80,7 @@ export const sarConfigSchema = z.strictObject({
       /** Also train on near-miss states made in the simulator (false: the ablation). */
       nearMissStates: z.boolean().default(true),
       /** Share of each batch drawn from the near-miss rows (when there are any). */
-      nearMissShare: z.number().gt(0).lt(1).default(0.5),
+      nearMissShare: z.number().gt(0).lt(1).default(0.4),
       /** Draw demo rows by (stage, label) bucket, each equally likely (rewards/sar/train.ts). */
       balance: z.boolean().default(true),
       /** Optimisation steps. */

@@ -16,8 +16,8 @@
  *   row, for a random earlier stage from their `contextFrom` (a gate stuck on the lift must not
  *   fire while the empty hand carries, lowers and opens), and a third for one of their
  *   `expertOnly` stages: done in the expert's frame of the same step, not here (the hand hovers
- *   over the next object as the expert's does, but the last object was never placed). A share `train.nearMissShare` (default
- *   half) of each batch is drawn from these rows when there are any.
+ *   over the next object as the expert's does, but the last object was never placed). A share
+ *   `train.nearMissShare` (default 0.4) of each batch is drawn from these rows when there are any.
  * - class balance (`train.balance`): demo rows are drawn by (stage, label) bucket, each bucket
  *   equally likely, so a stage whose predicate holds in few frames (or never fails) weighs as much
  *   as the others and its done frames as much as its not-done ones. Without it a brief stage's few

@@ -183,7 +183,7 @@ test('SAR config: defaults (tau 0.05, alpha 0.05) and errors that name the key p
   assert.equal(c.tau, 0.05);
   assert.equal(c.alpha, 0.05);
   assert.equal(c.nearMiss.emptyHanded, true);
-  assert.equal(c.train.nearMissShare, 0.5);
+  assert.equal(c.train.nearMissShare, 0.4);
   assert.throws(() => parseSarConfig({ train: { nearMissShare: 1 } }), /train\.nearMissShare/);
   assert.throws(() => parseSarConfig({ gate: { threshold: 1.5 } }), (e: Error) => e instanceof ConfigError && /gate\.threshold/.test(e.message) && /1\.5/.test(e.message));
   assert.throws(() => parseSarConfig({ model: { imageSize: 64, patch: 7 } }), /model\.patch.*must divide/);
