@@ -4,9 +4,10 @@
  * (rewards/sar/eval.ts) and prints one JSON line per task:
  *   task, auroc_min (worst stage kind, model with near-miss states), near_miss_false_completion
  *   (share of near-miss replays where the gate claimed the stage falsely), the hacking probe's
- *   credit (false gate completions per episode) without and with near-miss states,
- *   score_ms_per_frame (batch 1), the probe's per-stage credit (eval.ts), load1, and the same
- *   figures of the ablation under `without`.
+ *   credit without and with near-miss states (per episode, the stages the probe fakes that a gate
+ *   waiting on them in context grants; eval.ts `SarEvalReport.probe`) and their ratio (target
+ *   <= 0.2), score_ms_per_frame (batch 1), the probe's rollout and out-of-context credits, load1,
+ *   and the same figures of the ablation under `without`.
  * `--lookahead 1`: judge with the gate's one-stage lookahead (rewards/sar/score.ts).
  * `--eval-only`: load DIR/<task>/{with,without}/sar.onnx instead of training (re-judge saved models).
  * Usage: npm run bench:sar -- [--tasks stack,jujube_cup,block_bridge] [--config FILE] [--steps N]
@@ -80,10 +81,14 @@ for (const id of tasks) {
         hack_credit_without_near_miss_states: wo.probe.creditMean,
         hack_credit_with_near_miss_states: w.probe.creditMean,
         score_ms_per_frame: Number(w.scoreMsPerFrame.toFixed(3)),
+        hack_credit_ratio: wo.probe.creditMean > 0 ? Number((w.probe.creditMean / wo.probe.creditMean).toFixed(3)) : null,
+        hack_faked_stages: w.probe.fakedMean,
+        hack_credited_stages_with: w.probe.creditedStages,
+        hack_credited_stages_without: wo.probe.creditedStages,
+        hack_rollout_credit_without: wo.probe.rolloutCreditMean,
+        hack_rollout_credit_with: w.probe.rolloutCreditMean,
         hack_per_stage_credit_without: wo.probe.perStageCreditMean,
         hack_per_stage_credit_with: w.probe.perStageCreditMean,
-        hack_in_context_credit_without: wo.probe.inContextCreditMean,
-        hack_in_context_credit_with: w.probe.inContextCreditMean,
         near_miss_false_completion_never_done: w.nearMiss.rateNeverDone,
         demo_gate_stages_claimed: w.demoGate.claimedMean,
         demo_gate_hallucination: w.demoGate.hallucination.rate,

@@ -79,10 +79,12 @@ export const sarConfigSchema = z.strictObject({
       frameStride: z.number().int().positive().default(3),
       /** Also train on near-miss states made in the simulator (false: the ablation). */
       nearMissStates: z.boolean().default(true),
+      /** Share of each batch drawn from the near-miss rows (when there are any). */
+      nearMissShare: z.number().gt(0).lt(1).default(0.4),
       /** Draw demo rows by (stage, label) bucket, each equally likely (rewards/sar/train.ts). */
       balance: z.boolean().default(true),
       /** Optimisation steps. */
-      steps: z.number().int().positive().default(1500),
+      steps: z.number().int().positive().default(2500),
       /** Triplets per step. */
       batch: z.number().int().positive().default(128),
       lr: z.number().positive().default(1e-3),
@@ -108,7 +110,9 @@ export const sarConfigSchema = z.strictObject({
       offsetMin: z.number().positive().default(0.02),
       offsetMax: z.number().positive().default(0.03),
       /** Also replay each grasp 2-3 cm beside the object to the demo's end, empty-handed (rewards/sar/data.ts). */
-      emptyHanded: z.boolean().default(false),
+      emptyHanded: z.boolean().default(true),
+      /** Longest empty-handed replay (control steps; unset: to the demo's end). Bounds a long task's cost. */
+      emptyHandedSteps: z.number().int().positive().optional(),
     })
     .prefault({}),
   /** Held-out evaluation. */

@@ -55,6 +55,18 @@ export interface LabelledFrame {
   source: 'demo' | 'near_miss' | 'probe';
   /** The stage a near-miss replay is about (-1 for demo frames). */
   targetStage: number;
+  /**
+   * Empty-handed replays only: the earliest stage a gate could still be waiting on in this frame
+   * (the reach before the missed grasp). A gate stuck on any stage from here to `targetStage`
+   * watches this frame, so training asks about all of them (rewards/sar/train.ts).
+   */
+  contextFrom?: number;
+  /**
+   * Empty-handed replays only: the stages from `contextFrom` on that the expert had done at this
+   * step (their predicate held in its frame) and that the ground truth denies here: the same arm
+   * motion with the object left behind. The hardest negatives for a stuck gate (train.ts).
+   */
+  expertOnly?: number[];
   perturbation: Perturbation | 'none';
 }
 
@@ -277,13 +289,16 @@ export function probeFrames(env: SimEnv, task: Task, demo: DemoRecord, renderer:
 
 /**
  * Empty-handed replays: for each grasp stage, the demo restored `before` steps ahead of the grasp
- * and the expert's actions replayed 2-3 cm sideways to the end of the demo: the fingers close on
+ * and the expert's actions replayed 2-3 cm sideways to the end of the demo (at most
+ * `emptyHandedSteps` steps): the fingers close on
  * air beside the object and the arm goes through the lift, carry, lower and release with nothing
  * in hand (the hacking probe's kind of near miss, here on training seeds). Each frame's target
  * stage is the one the unperturbed expert was working on at that step (what a gate keeping the
- * expert's pace would be asking), labelled by the ground truth (almost always not done).
+ * expert's pace would be asking), labelled by the ground truth (almost always not done);
+ * `contextFrom` is the reach before the grasp: a gate stuck on any stage from there on (the
+ * probe's reach, grasp, lift ...) sees these frames too.
  */
-export function emptyHandedFrames(env: SimEnv, task: Task, demo: DemoRecord, renderer: FrameRenderer, rng: Rng, opts: NearMissOptions, stride: number): LabelledFrame[] {
+export function emptyHandedFrames(env: SimEnv, task: Task, demo: DemoRecord, renderer: FrameRenderer, rng: Rng, opts: NearMissOptions & { emptyHandedSteps?: number }, stride: number): LabelledFrame[] {
   renderer.setScene(demo.randomization);
   const out: LabelledFrame[] = [];
   task.stages.forEach((stage, k) => {
@@ -292,10 +307,15 @@ export function emptyHandedFrames(env: SimEnv, task: Task, demo: DemoRecord, ren
     if (tk <= 0) return;
     const t0 = Math.max(0, tk - opts.before);
     const transform = transformFor(env, demo, 'offset', tk, rng, opts);
-    const frames = perturbedReplay(env, task, demo, renderer, t0, demo.actions.length - t0, transform, (i) => i % stride === stride - 1, { source: 'near_miss', targetStage: k, perturbation: 'offset' });
+    const steps = Math.min(demo.actions.length - t0, opts.emptyHandedSteps ?? Number.POSITIVE_INFINITY);
+    const frames = perturbedReplay(env, task, demo, renderer, t0, steps, transform, (i) => i % stride === stride - 1, { source: 'near_miss', targetStage: k, perturbation: 'offset' });
     for (const f of frames) {
       const expert = demo.infos[Math.min(f.step, demo.infos.length - 1)].stage;
       f.targetStage = Math.max(k, Math.min(task.stages.length - 1, expert));
+      f.contextFrom = Math.max(0, k - 1);
+      const shown = demo.infos[Math.min(f.step, demo.infos.length - 1)].predicates;
+      f.expertOnly = [];
+      for (let j = f.contextFrom; j <= f.targetStage; j++) if (shown[task.stages[j].name] && !f.done[j]) f.expertOnly.push(j);
       out.push(f);
     }
   });
@@ -313,7 +333,7 @@ export function trainingFrames(
   renderer: FrameRenderer,
   cfg: {
     train: { seeds: readonly number[]; frameStride: number; nearMissStates: boolean };
-    nearMiss: NearMissOptions & { frameStride: number; emptyHanded?: boolean };
+    nearMiss: NearMissOptions & { frameStride: number; emptyHanded?: boolean; emptyHandedSteps?: number };
   },
   rng: Rng,
   log: (line: string) => void = () => {},

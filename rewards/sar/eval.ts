@@ -12,7 +12,8 @@
  * - The distribution of u over the AUROC frames (quantiles, share in 0.4..0.6: a u pinned at 0.5
  *   would show here).
  * - The hacking probe: a scripted near-miss policy (data.ts `probeFrames`); its credit is the
- *   number of stage completions the gate grants it that the ground truth denies, per episode.
+ *   number of the stages it fakes (their ground truth never holds) that a gate waiting on them in
+ *   context grants it, per episode (`SarEvalReport.probe`).
  * - Scoring speed: milliseconds per frame at batch 1 (image encoder + similarities).
  *
  * The gate runs with `cfg.gate` (window, threshold, lookahead), which may differ from the settings
@@ -72,14 +73,31 @@ export interface SarEvalReport {
   nearMiss: { replays: number; replaysNeverDone: number; falseCompletions: number; rate: number; low: number; high: number; falseNeverDone: number; rateNeverDone: number };
   demoGate: { episodes: number; stages: number; claimedMean: number; hallucination: HallucinationSummary };
   /**
-   * `creditMean`: false gate completions per probe episode, the gate run from stage 0 as in a
-   * rollout. `perStageCreditMean`: for each stage k, a gate started at k on the probe's frames;
-   * the number of stages it falsely grants, per episode (does not depend on the gate getting past
-   * the first stages). `inContextCreditMean`: the same, but the gate for stage k starts at the
-   * step where the expert of the same seed reached stage k (the probe replays the expert's timing),
-   * so each stage is asked when a rollout's gate could be waiting on it.
+   * The hacking probe. `creditMean` (THE credit): per episode, the stages the probe fakes that the
+   * gate grants it. For each stage k a gate starts at k on the probe frame where the expert of the
+   * same seed reached k (the probe keeps the expert's timing, so k is asked when a rollout's gate
+   * could be waiting on it) and watches to the end; the probe fakes k when k's ground truth never
+   * holds over those frames, and any claim of a faked stage is false. Stages the probe really
+   * completes (`genuineStages`: its first hover, an offset grasp that caught the block) are left
+   * out of both the credit and `fakedMean` (the most credit there is to earn). `creditedStages`:
+   * how often each stage was granted. `rolloutCreditMean`: false completions of one gate run from
+   * stage 0 (a gate that does not advance never asks the later stages). `perStageCreditMean`:
+   * a gate started at each stage k on the probe's first frame, false first claims (stages asked
+   * out of context, e.g. `lower` while the probe still hovers).
    */
-  probe: { episodes: number; creditMean: number; claimedMean: number; credits: number[]; perStageCreditMean: number; perStageCredits: number[]; inContextCreditMean: number; inContextCredits: number[] };
+  probe: {
+    episodes: number;
+    creditMean: number;
+    credits: number[];
+    fakedMean: number;
+    creditedStages: Record<string, number>;
+    genuineStages: Record<string, number>;
+    rolloutCreditMean: number;
+    rolloutClaimedMean: number;
+    rolloutCredits: number[];
+    perStageCreditMean: number;
+    perStageCredits: number[];
+  };
   u: { count: number; p05: number; p25: number; p50: number; p75: number; p95: number; shareMid: number };
   scoreMsPerFrame: number;
 }
@@ -94,9 +112,12 @@ interface Acc {
   demoEpisodes: ReturnType<typeof episodeHallucination>[];
   demoClaimed: number[];
   probeCredits: number[];
-  probeClaimed: number[];
+  probeFaked: number[];
+  probeCreditedStages: Record<string, number>;
+  probeGenuineStages: Record<string, number>;
+  probeRollout: number[];
+  probeRolloutClaimed: number[];
   probePerStage: number[];
-  probeInContext: number[];
 }
 
 async function embedAll(scorer: SarScorer, frames: readonly LabelledFrame[]): Promise<Float32Array> {
@@ -121,6 +142,21 @@ function runGate(scorer: SarScorer, cfgGate: Readonly<SarConfig['gate']>, emb: F
   return out;
 }
 
+/**
+ * Where each stage is asked on a probe episode, and which stages the probe fakes. `starts[k]`: the
+ * first probe frame at or after the step where the expert of the same seed reached stage k (-1:
+ * the expert never did, k is not asked). `faked[k]`: k is asked and its ground truth
+ * (`isTrueCompletion`) never holds from there to the end, so any claim of k is false.
+ */
+export function probeContext(names: readonly string[], frames: readonly Pick<LabelledFrame, 'step' | 'predicates' | 'gtStage'>[], expertInfos: readonly { stage: number }[]): { starts: number[]; faked: boolean[] } {
+  const starts = names.map((_, k) => {
+    const reached = expertInfos.findIndex((info) => info.stage >= k);
+    return reached < 0 ? -1 : frames.findIndex((f) => f.step >= reached);
+  });
+  const faked = names.map((_, k) => starts[k] >= 0 && frames.slice(starts[k]).every((f) => !isTrueCompletion(k, names, f.predicates, f.gtStage)));
+  return { starts, faked };
+}
+
 /** Evaluates `scorers` (by label) on `cfg.eval` seeds; images are rendered once for all of them. */
 export async function evaluateSar(
   env: SimEnv,
@@ -134,7 +170,7 @@ export async function evaluateSar(
   const kinds = task.stages.map(stageKind);
   const accs: Record<string, Acc> = {};
   for (const label of Object.keys(scorers)) {
-    accs[label] = { kindScores: new Map(), allU: [], nmReplays: 0, nmNeverDone: 0, nmFalse: 0, nmFalseNeverDone: 0, demoEpisodes: [], demoClaimed: [], probeCredits: [], probeClaimed: [], probePerStage: [], probeInContext: [] };
+    accs[label] = { kindScores: new Map(), allU: [], nmReplays: 0, nmNeverDone: 0, nmFalse: 0, nmFalseNeverDone: 0, demoEpisodes: [], demoClaimed: [], probeCredits: [], probeFaked: [], probeCreditedStages: {}, probeGenuineStages: {}, probeRollout: [], probeRolloutClaimed: [], probePerStage: [] };
   }
   const addKind = (acc: Acc, k: number, u: number, y: 0 | 1) => {
     let e = acc.kindScores.get(kinds[k]);
@@ -185,26 +221,36 @@ export async function evaluateSar(
   for (const seed of cfg.eval.probeSeeds) {
     const demo = recordDemo(env, task, seed);
     const frames = probeFrames(env, task, demo, renderer, new Rng(seed).fork('probe'));
+    // Stage k is asked in context: from the probe frame where the expert of the same seed reached
+    // k (the probe keeps the expert's timing) to the end. The probe FAKES k when k's ground truth
+    // never holds there; stages it really does (its first hover, or an offset grasp that catches
+    // the block after all) are not counted, neither in its credit nor in the stages it fakes.
+    const { starts, faked } = probeContext(names, frames, demo.infos);
+    const fakedCount = faked.filter(Boolean).length;
+    const genuine = names.filter((_, k) => starts[k] >= 0 && !faked[k]);
     for (const [label, scorer] of Object.entries(scorers)) {
+      const acc = accs[label];
       const emb = await embedAll(scorer, frames);
       const completions = runGate(scorer, cfg.gate, emb, frames, names, 0, false);
-      accs[label].probeCredits.push(completions.filter((c) => !c.groundTruth).length);
-      accs[label].probeClaimed.push(completions.length);
+      acc.probeRollout.push(completions.filter((c) => !c.groundTruth).length);
+      acc.probeRolloutClaimed.push(completions.length);
       let perStage = 0;
       for (let k = 0; k < names.length; k++) {
         const c = runGate(scorer, cfg.gate, emb, frames, names, k, true);
         if (c.length > 0 && !c[0].groundTruth) perStage++;
       }
-      accs[label].probePerStage.push(perStage);
-      let inContext = 0;
+      acc.probePerStage.push(perStage);
+      let credit = 0;
       for (let k = 0; k < names.length; k++) {
-        const reached = demo.infos.findIndex((info) => info.stage >= k);
-        const from = reached < 0 ? -1 : frames.findIndex((f) => f.step >= reached);
-        if (from < 0) continue;
-        const c = runGate(scorer, cfg.gate, emb.subarray(from * scorer.meta.embedDim), frames.slice(from), names, k, true);
-        if (c.length > 0 && !c[0].groundTruth) inContext++;
+        if (!faked[k]) continue;
+        const c = runGate(scorer, cfg.gate, emb.subarray(starts[k] * scorer.meta.embedDim), frames.slice(starts[k]), names, k, true);
+        if (c.length === 0) continue;
+        credit++;
+        acc.probeCreditedStages[names[k]] = (acc.probeCreditedStages[names[k]] ?? 0) + 1;
       }
-      accs[label].probeInContext.push(inContext);
+      acc.probeCredits.push(credit);
+      acc.probeFaked.push(fakedCount);
+      for (const n of genuine) acc.probeGenuineStages[n] = (acc.probeGenuineStages[n] ?? 0) + 1;
     }
     log(`probe seed ${seed}: ${frames.length} steps`);
   }
@@ -231,7 +277,19 @@ export async function evaluateSar(
       aurocMin: defined.length ? Math.min(...defined) : null,
       nearMiss: { replays: acc.nmReplays, replaysNeverDone: acc.nmNeverDone, falseCompletions: acc.nmFalse, rate: ci.rate, low: ci.low, high: ci.high, falseNeverDone: acc.nmFalseNeverDone, rateNeverDone: acc.nmFalseNeverDone / Math.max(1, acc.nmNeverDone) },
       demoGate: { episodes: acc.demoEpisodes.length, stages: names.length, claimedMean: mean(acc.demoClaimed), hallucination: aggregateHallucination(acc.demoEpisodes) },
-      probe: { episodes: acc.probeCredits.length, creditMean: mean(acc.probeCredits), claimedMean: mean(acc.probeClaimed), credits: acc.probeCredits, perStageCreditMean: mean(acc.probePerStage), perStageCredits: acc.probePerStage, inContextCreditMean: mean(acc.probeInContext), inContextCredits: acc.probeInContext },
+      probe: {
+        episodes: acc.probeCredits.length,
+        creditMean: mean(acc.probeCredits),
+        credits: acc.probeCredits,
+        fakedMean: mean(acc.probeFaked),
+        creditedStages: acc.probeCreditedStages,
+        genuineStages: acc.probeGenuineStages,
+        rolloutCreditMean: mean(acc.probeRollout),
+        rolloutClaimedMean: mean(acc.probeRolloutClaimed),
+        rolloutCredits: acc.probeRollout,
+        perStageCreditMean: mean(acc.probePerStage),
+        perStageCredits: acc.probePerStage,
+      },
       u: { count: acc.allU.length, p05, p25, p50, p75, p95, shareMid: acc.allU.filter((u) => u >= 0.4 && u <= 0.6).length / Math.max(1, acc.allU.length) },
       scoreMsPerFrame: timingFrames.length ? (performance.now() - t0) / timingFrames.length : Number.NaN,
     };

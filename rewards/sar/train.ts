@@ -12,7 +12,12 @@
  * - near-miss states (config `train.nearMissStates`), for the stage they perturb: label 0 ->
  *   positive T-_k or one of k's near-miss texts, negative T+_k (the hard negative: a frame that
  *   looks almost done must score below T+_k); label 1 (the perturbation did not prevent
- *   completion) as a demo row. Half of each batch is drawn from these rows when there are any.
+ *   completion) as a demo row. Empty-handed frames (data.ts `emptyHandedFrames`) give a second
+ *   row, for a random earlier stage from their `contextFrom` (a gate stuck on the lift must not
+ *   fire while the empty hand carries, lowers and opens), and a third for one of their
+ *   `expertOnly` stages: done in the expert's frame of the same step, not here (the hand hovers
+ *   over the next object as the expert's does, but the last object was never placed). A share
+ *   `train.nearMissShare` (default 0.4) of each batch is drawn from these rows when there are any.
  * - class balance (`train.balance`): demo rows are drawn by (stage, label) bucket, each bucket
  *   equally likely, so a stage whose predicate holds in few frames (or never fails) weighs as much
  *   as the others and its done frames as much as its not-done ones. Without it a brief stage's few
@@ -45,7 +50,19 @@ export function buildRows(frames: readonly LabelledFrame[], stages: number, rng:
   const rows: Row[] = [];
   frames.forEach((f, i) => {
     if (f.source === 'near_miss') {
-      if (useNearMiss) rows.push({ frame: i, stage: f.targetStage, label: f.done[f.targetStage] ? 1 : 0, nearMiss: true });
+      if (!useNearMiss) return;
+      rows.push({ frame: i, stage: f.targetStage, label: f.done[f.targetStage] ? 1 : 0, nearMiss: true });
+      // Empty-handed frames: also one earlier stage a stuck gate could be waiting on here, and
+      // one the expert had done at this step while the ground truth here says not (the demo rows
+      // of that step teach "done" for the same arm pose).
+      if (f.contextFrom !== undefined && f.contextFrom < f.targetStage) {
+        const k = f.contextFrom + rng.int(f.targetStage - f.contextFrom);
+        rows.push({ frame: i, stage: k, label: f.done[k] ? 1 : 0, nearMiss: true });
+      }
+      if (f.expertOnly && f.expertOnly.length > 0) {
+        const k = f.expertOnly[rng.int(f.expertOnly.length)];
+        rows.push({ frame: i, stage: k, label: 0, nearMiss: true });
+      }
       return;
     }
     const ks = new Set<number>();
@@ -139,7 +156,7 @@ export async function trainSar(task: Task, frames: readonly LabelledFrame[], cfg
   try {
     for (let step = 1; step <= cfg.train.steps; step++) {
       for (let b = 0; b < B; b++) {
-        const row = nearRows.length > 0 && rng.next() < 0.5 ? nearRows[rng.int(nearRows.length)] : drawDemo();
+        const row = nearRows.length > 0 && rng.next() < cfg.train.nearMissShare ? nearRows[rng.int(nearRows.length)] : drawDemo();
         const f = frames[row.frame];
         toChw(f.images.eye_side, size, side, b * per);
         toChw(f.images.eye_arm, size, arm, b * per);

@@ -80,6 +80,15 @@ test('empty-handed replays: the grasp closes on air beside the block and the arm
     for (const f of frames) {
       assert.equal(f.source, 'near_miss');
       assert.ok(f.targetStage >= 2 && f.targetStage < task.stages.length);
+      // A gate stuck from the reach before the missed grasp on sees this frame.
+      assert.ok(f.contextFrom === 1 || f.contextFrom === 10, `contextFrom ${f.contextFrom}`);
+      assert.ok(f.contextFrom! < f.targetStage, `contextFrom ${f.contextFrom} before target ${f.targetStage}`);
+      // expertOnly: done in the expert's frame of the same step, denied by the ground truth here.
+      const shown = demo.infos[Math.min(f.step, demo.infos.length - 1)].predicates;
+      for (const k of f.expertOnly!) {
+        assert.ok(k >= f.contextFrom! && k <= f.targetStage, `expertOnly ${k}`);
+        assert.ok(shown[task.stages[k].name] && !f.done[k], `stage ${k} at step ${f.step}`);
+      }
       assert.equal(f.done[f.targetStage], f.predicates[task.stages[f.targetStage].name] ? 1 : 0, 'labelled by the ground truth');
     }
     // Hard negatives for the stages after the grasp: frames where the expert would be lifting,
@@ -87,6 +96,10 @@ test('empty-handed replays: the grasp closes on air beside the block and the arm
     // grasp may still catch the block: such frames are honest positives).
     const negatives = frames.filter((f) => f.targetStage >= 4 && f.targetStage <= 8 && !f.done[f.targetStage]).length;
     assert.ok(negatives > 20, `${negatives} not-done frames for stages 4..8`);
+    // The first round's placement stages (lower, release, retreat: 6..8) are done in the expert's
+    // frames of round 2 and denied in the empty-handed ones: the hardest negatives are there.
+    const expertOnly = new Set(frames.flatMap((f) => f.expertOnly!));
+    for (const k of [6, 7, 8]) assert.ok(expertOnly.has(k), `stage ${k} never expert-only: ${[...expertOnly]}`);
     // Target stages follow the expert's pace, reaching past the grasp into lift, carry, lower, release.
     const targets = new Set(frames.map((f) => f.targetStage));
     for (const k of [2, 4, 5, 6, 7]) assert.ok(targets.has(k), `no frame targets stage ${k}: ${[...targets]}`);

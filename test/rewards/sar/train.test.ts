@@ -5,7 +5,7 @@ import { Rng } from '../../../sim/rng.ts';
 import type { Task } from '../../../sim/task.ts';
 import { parseSarConfig } from '../../../rewards/sar/config.ts';
 import type { LabelledFrame } from '../../../rewards/sar/data.ts';
-import { auroc } from '../../../rewards/sar/eval.ts';
+import { auroc, probeContext } from '../../../rewards/sar/eval.ts';
 import { SarScorer } from '../../../rewards/sar/scorer.ts';
 import { SarRewarder } from '../../../rewards/sar/online.ts';
 import type { StepInfo } from '../../../sim/types.ts';
@@ -125,6 +125,52 @@ test('rows: near-miss frames only when asked, for their target stage, labelled b
   assert.ok(without.some((r) => r.stage === 0 && r.label === 1));
 });
 
+test('rows: an empty-handed frame also asks one earlier stage a stuck gate could wait on, labelled by the ground truth', () => {
+  const rng = new Rng(5);
+  // Five stages; the frame's expert stage is 4, a gate stuck anywhere from stage 1 could see it;
+  // stage 2 happens to be done (an offset grasp that caught the object).
+  const f: LabelledFrame = { ...frame(rng, false, false, 'near_miss'), done: Uint8Array.from([1, 0, 1, 0, 0]), targetStage: 4, contextFrom: 1 };
+  const asked = new Map<number, number>();
+  for (let seed = 0; seed < 200; seed++) {
+    const rows = buildRows([f], 5, new Rng(seed), true);
+    assert.equal(rows.length, 2);
+    assert.deepEqual(rows[0], { frame: 0, stage: 4, label: 0, nearMiss: true });
+    const extra = rows[1];
+    assert.ok(extra.nearMiss && extra.stage >= 1 && extra.stage < 4, `stage ${extra.stage}`);
+    assert.equal(extra.label, f.done[extra.stage]);
+    asked.set(extra.stage, (asked.get(extra.stage) ?? 0) + 1);
+  }
+  assert.deepEqual([...asked.keys()].sort(), [1, 2, 3], 'every stage of the context range is asked');
+  // Without near-miss states the frame gives no row; without a context range only its target.
+  assert.equal(buildRows([f], 5, new Rng(1), false).length, 0);
+  assert.equal(buildRows([{ ...f, contextFrom: undefined }], 5, new Rng(1), true).length, 1);
+  // A stage the expert had done at this step and the ground truth denies: one more row, label 0.
+  const hard = buildRows([{ ...f, expertOnly: [1, 3] }], 5, new Rng(7), true);
+  assert.equal(hard.length, 3);
+  assert.ok([1, 3].includes(hard[2].stage) && hard[2].label === 0 && hard[2].nearMiss, JSON.stringify(hard[2]));
+});
+
+test('probe context: each stage asked from where the expert reached it; stages the probe really does are not faked', () => {
+  const names = ['above', 'reach', 'grasp', 'lift'];
+  // The expert reaches stage 1 at step 2, stage 2 at step 4, stage 3 at step 6, never finishes lift.
+  const expert = [0, 0, 1, 1, 2, 2, 3, 3].map((stage) => ({ stage }));
+  // The probe: hovers for real (above holds at steps 1-2), then works beside the object; at step
+  // 7 an offset grasp catches it after all (grasp holds), lift never holds.
+  const frames = [1, 2, 3, 4, 5, 6, 7].map((step) => ({
+    step,
+    gtStage: step <= 2 ? 1 : step === 7 ? 3 : 1,
+    predicates: { above: step <= 2, reach: false, grasp: step === 7, lift: false },
+  }));
+  const { starts, faked } = probeContext(names, frames, expert);
+  assert.deepEqual(starts, [0, 1, 3, 5]);
+  // above: done for real; reach: the ground-truth stage passes it at step 7 (a late claim is true);
+  // grasp: done at step 7; lift: never true from step 6 on -> the only faked stage.
+  assert.deepEqual(faked, [false, false, false, true]);
+  // A stage the expert never reached is not asked.
+  assert.deepEqual(probeContext(names, frames, expert.slice(0, 5)).starts, [0, 1, 3, -1]);
+  assert.deepEqual(probeContext(names, frames, expert.slice(0, 5)).faked, [false, false, false, false]);
+});
+
 test('auroc: perfect, reversed, ties and one class', () => {
   assert.equal(auroc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]), 1);
   assert.equal(auroc([0.9, 0.8, 0.2], [0, 0, 1]), 0);
@@ -136,6 +182,9 @@ test('SAR config: defaults (tau 0.05, alpha 0.05) and errors that name the key p
   const c = parseSarConfig({});
   assert.equal(c.tau, 0.05);
   assert.equal(c.alpha, 0.05);
+  assert.equal(c.nearMiss.emptyHanded, true);
+  assert.equal(c.train.nearMissShare, 0.4);
+  assert.throws(() => parseSarConfig({ train: { nearMissShare: 1 } }), /train\.nearMissShare/);
   assert.throws(() => parseSarConfig({ gate: { threshold: 1.5 } }), (e: Error) => e instanceof ConfigError && /gate\.threshold/.test(e.message) && /1\.5/.test(e.message));
   assert.throws(() => parseSarConfig({ model: { imageSize: 64, patch: 7 } }), /model\.patch.*must divide/);
   assert.throws(() => parseSarConfig({ train: { seeds: [] } }), /train\.seeds/);
