@@ -8,8 +8,12 @@
  *
  * Demos come from the task's expert on seeds 0..demos-1 (no cameras); evaluation runs on held-out
  * seeds from 1,000,000, as `evovla eval` does. Prints one JSON line per execution mode.
+ * `--noise STD` records the demos with action noise (DART, tasks/action_noise.ts) as `evovla demos
+ * --action-noise` does: the env executes the expert's joint targets plus a Gaussian offset of STD
+ * rad held for `--noise-hold` steps, and the policy learns the expert's clean action.
  *   npm run bench:bc-state -- [--task stack] [--demos 100] [--steps 3000] [--batch 256] [--eval 30]
  *                             [--chunk 16] [--frame delta|absolute] [--modes chunk8,ensemble0.05] [--seed 0]
+ *                             [--noise 0] [--noise-hold 10] [--noise-seed 0]
  */
 import * as os from 'node:os';
 import { flag, intFlag } from './args.ts';
@@ -25,6 +29,7 @@ import { EVAL_SEED_BASE } from '../policy/train/config.ts';
 import { createEnv } from '../sim/env.ts';
 import { Rng } from '../sim/rng.ts';
 import type { SimState } from '../sim/types.ts';
+import { ActionNoiseInjector, validateActionNoise, type ActionNoise } from '../tasks/action_noise.ts';
 import { getTask } from '../tasks/index.ts';
 import { wilsonInterval } from '../tasks/rollout.ts';
 
@@ -36,6 +41,8 @@ const nEval = intFlag('eval', 30);
 const K = intFlag('chunk', 16);
 const seed = intFlag('seed', 0, 0);
 const frame = flag('frame') ?? 'delta';
+const noiseStd = Number(flag('noise') ?? '0');
+const noise: ActionNoise = validateActionNoise({ std: noiseStd, holdSteps: intFlag('noise-hold', 10, 1), seed: intFlag('noise-seed', 0, 0) }, '--noise');
 if (frame !== 'delta' && frame !== 'absolute') throw new Error(`--frame must be delta or absolute, got '${frame}'`);
 const modes: InferenceMode[] = (flag('modes') ?? 'chunk8,ensemble0.05')
   .split(',')
@@ -61,20 +68,30 @@ function features(s: SimState): number[] {
   return f;
 }
 
-// Demonstrations: (features, action) per control step.
+// Demonstrations: (features, action label) per control step; with noise, the env executes another action.
 const t0 = performance.now();
 const X: number[][] = [];
 const A: number[][] = [];
 const episodeEnd: number[] = [];
 let demoSuccess = 0;
+let demoErrors = 0;
 for (let s = 0; s < nDemos; s++) {
   let { info } = env.reset({ seed: s });
   const expert = task.expert(env.randomization!, env.expertTools());
+  const injector = noise.std > 0 ? new ActionNoiseInjector(noise, s) : null;
   for (;;) {
-    const { action } = expert.act(info.state);
-    X.push(features(info.state));
-    A.push(Array.from(Float32Array.from(action)));
-    const r = env.step(Float32Array.from(action));
+    let r;
+    try {
+      const label = Float32Array.from(expert.act(info.state).action);
+      X.push(features(info.state));
+      A.push(Array.from(label));
+      r = env.step(injector ? injector.apply(label) : label);
+    } catch (err) {
+      // An expert that gives up (unreachable IK target) ends its demo, as in `evovla demos`.
+      if ((err as Error).name !== 'ExpertIkError') throw err;
+      demoErrors++;
+      break;
+    }
     info = r.info;
     if (r.terminated || r.truncated) {
       if (info.success) demoSuccess++;
@@ -163,6 +180,9 @@ for (const mode of modes) {
       mode: mode.mode === 'chunk' ? `chunk${mode.execute}` : `ensemble${mode.ensembleDecay}`,
       demos: nDemos,
       demo_success: demoSuccess,
+      demo_expert_errors: demoErrors,
+      noise_std: noise.std,
+      noise_hold: noise.holdSteps,
       frames: X.length,
       train_steps: steps,
       batch,

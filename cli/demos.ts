@@ -10,6 +10,7 @@ import { createEnv } from '../sim/env.ts';
 import { isFileSystemError } from '../sim/files.ts';
 import { partialPath } from '../sim/record/writer.ts';
 import type { Task } from '../sim/task.ts';
+import type { ActionNoise } from '../tasks/action_noise.ts';
 import { getTask, TASKS } from '../tasks/index.ts';
 import { expertEpisodeSteps, wilsonInterval, type EpisodeResult } from '../tasks/rollout.ts';
 import { intFlag, parseFlags } from './args.ts';
@@ -18,7 +19,7 @@ import { UsageError } from './main.ts';
 /** With no flags, `evovla demos` makes the warm-start demos for the first Discoverse-L task. */
 const DEFAULT_TASK = 'stack';
 
-const USAGE = `usage: evovla demos [--task <id>=stack] [--out <dir>=demos/<task>] [--episodes N=10] [--seed S=0] [--overwrite] [--json] [--no-progress]
+const USAGE = `usage: evovla demos [--task <id>=stack] [--out <dir>=demos/<task>] [--episodes N=10] [--seed S=0] [--overwrite] [--json] [--no-progress] [--cameras LIST] [--action-noise STD]
   --task       one of: ${Object.keys(TASKS).join(', ')} (default ${DEFAULT_TASK})
   --out        directory for the episode files (<task>-<seed>.evep); default demos/<task>
   --overwrite  replace episode files of the same task and seeds already in --out (refused without it)
@@ -28,7 +29,12 @@ const USAGE = `usage: evovla demos [--task <id>=stack] [--out <dir>=demos/<task>
   --no-progress  no progress bar (it is drawn on stderr only when stderr is a terminal)
   --view       watch the episodes live in the browser (the URL is printed on stderr)
   --cameras    render camera images into observations and episode files: NAME[,NAME...][@WxH],
-               e.g. eye_side,eye_arm@128x128 (built-in cameras: eye_side, eye_arm)`;
+               e.g. eye_side,eye_arm@128x128 (built-in cameras: eye_side, eye_arm)
+  --action-noise STD  record recovery data (DART): execute the expert's joint targets plus a
+               Gaussian offset of STD rad per joint; the file keeps the expert's clean action as
+               the step's action and the sent one as executedAction (default 0: off)
+  --action-noise-hold N  control steps each offset is held (default 10)
+  --action-noise-seed S  seed of the noise, mixed with each episode's seed (default 0)`;
 
 /** Summary of a batch of expert episodes. */
 export interface DemoSummary {
@@ -126,7 +132,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const args = parseFlags(argv, { task: 'string', out: 'string', episodes: 'int', seed: 'int', overwrite: 'bool', json: 'bool', 'no-progress': 'bool', view: 'bool', cameras: 'string' }, USAGE);
+  const args = parseFlags(argv, { task: 'string', out: 'string', episodes: 'int', seed: 'int', overwrite: 'bool', json: 'bool', 'no-progress': 'bool', view: 'bool', cameras: 'string', 'action-noise': 'string', 'action-noise-hold': 'int', 'action-noise-seed': 'int' }, USAGE);
   if (args.positional.length) throw new UsageError(`unexpected argument '${args.positional[0]}'\n${USAGE}`);
   const taskId = typeof args.flags.task === 'string' ? args.flags.task : DEFAULT_TASK;
   if (!Object.hasOwn(TASKS, taskId)) throw new UsageError(`flag '--task' must be one of ${Object.keys(TASKS).join(', ')}, got '${taskId}'`);
@@ -135,6 +141,11 @@ export async function run(argv: string[]): Promise<number> {
   if (out === '') throw new UsageError(`flag '--out' needs a directory, got ''\n${USAGE}`);
   const episodes = intFlag(args, 'episodes', 10, 1, USAGE);
   const seed0 = intFlag(args, 'seed', 0, 0, USAGE);
+  const noiseRaw = typeof args.flags['action-noise'] === 'string' ? args.flags['action-noise'] : '0';
+  const noiseStd = Number(noiseRaw);
+  if (noiseRaw.trim() === '' || !Number.isFinite(noiseStd) || noiseStd < 0) throw new UsageError(`flag '--action-noise' must be a number >= 0 (rad), got '${noiseRaw}'\n${USAGE}`);
+  const actionNoise: ActionNoise | undefined =
+    noiseStd > 0 ? { std: noiseStd, holdSteps: intFlag(args, 'action-noise-hold', 10, 1, USAGE), seed: intFlag(args, 'action-noise-seed', 0, 0, USAGE) } : undefined;
   if (!args.flags.overwrite) {
     const existing = existingEpisodeFiles(out, task.id, seed0, episodes);
     if (existing.length) {
@@ -177,7 +188,7 @@ export async function run(argv: string[]): Promise<number> {
     for (let i = 0; i < episodes && !interrupted; i++) {
       const seed = seed0 + i;
       const file = path.join(out, `${task.id}-${seed}.evep`);
-      const steps = expertEpisodeSteps(env, task, seed, { file });
+      const steps = expertEpisodeSteps(env, task, seed, { file, ...(actionNoise ? { actionNoise } : {}) });
       let turn = performance.now();
       let stepsDone = 0;
       for (;;) {

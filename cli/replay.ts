@@ -50,7 +50,8 @@ export async function run(argv: string[]): Promise<number> {
     const res = replayActions(
       env,
       h.seed,
-      rec.steps.map((s) => s.action),
+      // Demos with action noise sent executedAction; action is their clean label.
+      rec.steps.map((s) => s.executedAction ?? s.action),
       rec.steps.map((s) => s.stage),
     );
     const wall = (performance.now() - t0) / 1000;

@@ -120,8 +120,10 @@ export async function exportMcap(episodeFile: string, outFile: string): Promise<
       layout: { dim: [{ label: actionLabel, size: rec.action.length, stride: rec.action.length }], data_offset: 0 },
       data: Array.from(rec.action),
     });
-    if (header.actionMode === 'joint') await publish('/evovla/command', 'trajectory_msgs/JointTrajectory', t, trajectoryMessage(Array.from(rec.action.subarray(0, 6)), mapping, period));
-    await publish('/evovla/gripper_command', 'std_msgs/Float64MultiArray', t, gripperPositionMessage(rec.action[6], mapping));
+    // The command the arm got: with action noise (DART demos) that is executedAction, not the label.
+    const sent = rec.executedAction ?? rec.action;
+    if (header.actionMode === 'joint') await publish('/evovla/command', 'trajectory_msgs/JointTrajectory', t, trajectoryMessage(Array.from(sent.subarray(0, 6)), mapping, period));
+    await publish('/evovla/gripper_command', 'std_msgs/Float64MultiArray', t, gripperPositionMessage(sent[6], mapping));
     for (const [name, frame] of Object.entries(rec.images ?? {})) {
       const img: ImageMsg = {
         header: { stamp: toRosTime(t), frame_id: name },

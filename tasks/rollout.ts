@@ -7,6 +7,7 @@
  * and the recorded actions reproduces the physics bit for bit.
  */
 import type { SimEnv } from '../sim/env.ts';
+import { ActionNoiseInjector, type ActionNoise } from './action_noise.ts';
 import { EPISODE_FORMAT_VERSION, type EpisodeHeader, type StepRecord } from '../sim/record/types.ts';
 import { EpisodeWriter } from '../sim/record/writer.ts';
 import type { Task } from '../sim/task.ts';
@@ -107,8 +108,9 @@ export function episodeHeader(env: SimEnv, task: Task, seed: number, meta: Recor
 /**
  * The episode-file record of one env step: the action sent, the observation and the step's ground
  * truth; `commandedStage` is the stage a scripted expert says it executes (omitted for policies).
+ * With `executedAction` (action noise), `action` is the label and `executedAction` what was sent.
  */
-export function stepRecord(res: StepResult, action: Float32Array, commandedStage?: number): StepRecord {
+export function stepRecord(res: StepResult, action: Float32Array, commandedStage?: number, executedAction?: Float32Array): StepRecord {
   const info: StepInfo = res.info;
   const s = info.state;
   const rec: StepRecord = {
@@ -127,6 +129,7 @@ export function stepRecord(res: StepResult, action: Float32Array, commandedStage
     truncated: res.truncated,
   };
   if (commandedStage !== undefined) rec.commandedStage = commandedStage;
+  if (executedAction !== undefined) rec.executedAction = executedAction;
   if (res.obs.images) rec.images = res.obs.images;
   return rec;
 }
@@ -163,11 +166,28 @@ export function targetNoisePerturbation(noise: TargetNoise): (p: Vec3, time: num
   };
 }
 
+/** Options of an expert episode. */
+export interface ExpertEpisodeOptions {
+  /** Episode file to record (none: not recorded). */
+  file?: string;
+  /** Extra header meta. */
+  meta?: Record<string, unknown>;
+  /** Offsets on the expert's tool targets (the expert's own aim is off; a robustness test). */
+  targetNoise?: TargetNoise;
+  /**
+   * Noise on the executed joint targets (DART recovery data, tasks/action_noise.ts): the env gets
+   * the expert's action plus noise, the file records the clean action as `action` and the sent one
+   * as `executedAction`, and the header's `meta.actionNoise` names the setting. Off when absent or
+   * when std is 0.
+   */
+  actionNoise?: ActionNoise;
+}
+
 export function runExpertEpisode(
   env: SimEnv,
   task: Task,
   seed: number,
-  opts: { file?: string; meta?: Record<string, unknown>; targetNoise?: TargetNoise } = {},
+  opts: ExpertEpisodeOptions = {},
 ): EpisodeResult {
   const run = expertEpisodeSteps(env, task, seed, opts);
   for (;;) {
@@ -186,7 +206,7 @@ export function* expertEpisodeSteps(
   env: SimEnv,
   task: Task,
   seed: number,
-  opts: { file?: string; meta?: Record<string, unknown>; targetNoise?: TargetNoise } = {},
+  opts: ExpertEpisodeOptions = {},
 ): Generator<number, EpisodeResult, void> {
   const reset = env.reset({ seed });
   if (!env.randomization) throw new Error('env.reset() left no randomization');
@@ -195,7 +215,9 @@ export function* expertEpisodeSteps(
     env.randomization,
     opts.targetNoise ? { ...tools, perturbTarget: targetNoisePerturbation(opts.targetNoise) } : tools,
   );
-  const writer = opts.file ? EpisodeWriter.open(opts.file, episodeHeader(env, task, seed, { writer: 'scripted-expert', ...opts.meta })) : null;
+  const noise = opts.actionNoise && opts.actionNoise.std > 0 ? new ActionNoiseInjector(opts.actionNoise, seed) : null;
+  const noiseMeta = noise ? { actionNoise: { ...noise.noise }, actionLabels: 'expert action from the perturbed state; executedAction was sent' } : {};
+  const writer = opts.file ? EpisodeWriter.open(opts.file, episodeHeader(env, task, seed, { writer: 'scripted-expert', ...noiseMeta, ...opts.meta })) : null;
   const n = task.stages.length;
   const firstTrue = new Array<number>(n).fill(-1);
   const firstCommanded = new Array<number>(n).fill(-1);
@@ -218,13 +240,14 @@ export function* expertEpisodeSteps(
         expertStage = out.stage;
         if (expertStage < n && firstCommanded[expertStage] < 0) firstCommanded[expertStage] = steps;
         const action = Float32Array.from(out.action as ArrayLike<number>);
-        last = env.step(action);
+        const executed = noise ? noise.apply(action) : action;
+        last = env.step(executed);
         steps++;
         if (last.info.stage < info.stage) stageDrops.push({ step: steps, from: info.stage, to: last.info.stage });
         info = last.info;
         markTrue(info, steps);
         maxStage = Math.max(maxStage, info.stage);
-        writer?.append(stepRecord(last, action, expertStage));
+        writer?.append(stepRecord(last, action, expertStage, noise ? executed : undefined));
         if (last.terminated || last.truncated) break;
         yield steps;
       }

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { actionNoiseTag, type ActionNoise } from '../../tasks/action_noise.ts';
 import { TASKS } from '../../tasks/index.ts';
 import { rewardConfigSchema } from '../../rewards/config.ts';
 import { poeConfigSchema } from '../../rewards/poe/world_model.ts';
@@ -139,6 +140,20 @@ export const TrainConfigSchema = z.strictObject({
       valEpisodes: z.number().int().min(0).default(5),
       /** Processes recording missing demos in parallel (0 or 1: in the training process). */
       workers: z.number().int().min(0).max(64).default(2),
+      /**
+       * Action noise while recording the demos (DART recovery data, tasks/action_noise.ts): the
+       * expert's six joint targets get a Gaussian offset of `std` rad, held for `holdSteps` control
+       * steps and drawn from `seed` mixed with each demo's seed; the demos keep the expert's clean
+       * action as the label. Absent or std 0: clean demos. With noise the default demo folder gets a
+       * suffix naming it (e.g. `_dart0.01h10`), so clean and noisy demos never mix.
+       */
+      noise: z
+        .strictObject({
+          std: z.number().min(0).max(0.5),
+          holdSteps: z.number().int().min(1).default(10),
+          seed: z.number().int().min(0).default(0),
+        })
+        .optional(),
     })
     .prefault({}),
   phases: z.array(PhaseSchema).min(1).default([{ kind: 'bc' } as never]),
@@ -250,7 +265,14 @@ export function loadTrainConfig(file: string, sets: readonly string[] = []): Tra
   return parseTrainConfig(applyOverrides(raw as Record<string, unknown>, sets), file);
 }
 
-/** Demo folder of a config: data.demoDir, or demos/<task>_<cameras>_<size>. */
+/** Demo folder of a config: data.demoDir, or demos/<task>_<cameras>_<size>[_<noise tag>]. */
 export function demoDirOf(cfg: TrainConfig): string {
-  return cfg.data.demoDir ?? `demos/${cfg.task}_${cfg.model.cameras.join('-')}_${cfg.model.imageSize}`;
+  const noise = demoNoiseOf(cfg);
+  return cfg.data.demoDir ?? `demos/${cfg.task}_${cfg.model.cameras.join('-')}_${cfg.model.imageSize}${noise ? `_${actionNoiseTag(noise)}` : ''}`;
+}
+
+/** The action noise a config's demos are recorded with, or undefined for clean demos. */
+export function demoNoiseOf(cfg: TrainConfig): ActionNoise | undefined {
+  const n = cfg.data.noise;
+  return n && n.std > 0 ? { std: n.std, holdSteps: n.holdSteps, seed: n.seed } : undefined;
 }

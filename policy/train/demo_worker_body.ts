@@ -11,7 +11,7 @@ const send = (m: DemoWorkerMessage): Promise<void> => new Promise((resolve) => p
 process.once('message', (shard: DemoShard) => {
   void (async () => {
     try {
-      await recordDemoSeeds(getTask(shard.taskId), shard.dir, shard.seeds, shard.cameras, shard.size, (seed, success) => send({ kind: 'episode', seed, success }));
+      await recordDemoSeeds(getTask(shard.taskId), shard.dir, shard.seeds, shard.cameras, shard.size, shard.noise, (seed, success) => send({ kind: 'episode', seed, success }));
       await send({ kind: 'done' });
       process.exit(0);
     } catch (err) {

@@ -25,7 +25,7 @@ import { getTask } from '../../tasks/index.ts';
 import { createVla, exportVla, parameterCounts, relativeDims, type NormStats } from '../vla/model.ts';
 import { taskTokenizer } from '../vla/tokenizer.ts';
 import { runBcPhase, type PhaseContext } from './bc.ts';
-import { EVAL_SEED_BASE, demoDirOf, parseTrainConfig, type PhaseConfig, type TrainConfig } from './config.ts';
+import { EVAL_SEED_BASE, demoDirOf, demoNoiseOf, parseTrainConfig, type PhaseConfig, type TrainConfig } from './config.ts';
 import { buildFrameCache, type FrameCache } from './dataset.ts';
 import { ensureDemos } from './demos.ts';
 import { runPpoPhase, type PpoPhaseDeps, type PpoTrainer } from './ppo_phase.ts';
@@ -101,7 +101,7 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
   // Data: the demos (generated when missing), decoded once into the frame cache.
   const task = getTask(cfg.task);
   const demoDir = demoDirOf(cfg);
-  const files = await ensureDemos(task, demoDir, cfg.data.demoSeed, cfg.data.episodes, cfg.model.cameras, cfg.model.imageSize, log, cfg.data.workers);
+  const files = await ensureDemos(task, demoDir, cfg.data.demoSeed, cfg.data.episodes, cfg.model.cameras, cfg.model.imageSize, log, { noise: demoNoiseOf(cfg), workers: cfg.data.workers });
   const cache: FrameCache = buildFrameCache(files, join(demoDir, `.frames-${cfg.model.imageSize}-${cfg.model.cameras.join('-')}-${cfg.data.demoSeed}-${cfg.data.episodes}`), cfg.model.cameras, cfg.model.imageSize, log);
   try {
     const nVal = Math.min(cfg.data.valEpisodes, cache.episodes.length - 1);

@@ -38,7 +38,17 @@ export interface EpisodeHeader {
 export interface StepRecord {
   step: number;
   time: number;
+  /**
+   * The action of this step: what was applied, or, when `executedAction` is present, the label a
+   * learner should imitate (the expert's clean action; see `executedAction`).
+   */
   action: Float32Array;
+  /**
+   * Present when the env was stepped with an action other than `action`: demos recorded with
+   * action noise (DART; the header's `meta.actionNoise` names the setting) execute the expert's
+   * action plus noise and keep the clean one as `action`. Replay steps `executedAction ?? action`.
+   */
+  executedAction?: Float32Array;
   /** Joint positions (6) + gripper (1) after the step. */
   proprio: Float32Array;
   /** Arm link poses, for replay drawing without re-simulating. */

@@ -131,3 +131,20 @@ test('bad flags are usage errors naming the flag and the expected form', async (
   assert.equal(r.code, 2);
   assert.match(r.err, /unknown flag '--fast'/);
 });
+
+test('demos --action-noise records recovery data that replay --verify reproduces from executedAction', async () => {
+  const noisyDir = path.join(dir, 'noisy');
+  let r = await cli('demos', '--task', 'stack', '--episodes', '1', '--seed', '3', '--out', noisyDir, '--action-noise', '0.01', '--action-noise-hold', '5', '--json', '--no-progress');
+  assert.equal(r.code, 0, r.err);
+  const noisy = path.join(noisyDir, 'stack-3.evep');
+  const ep = readEpisode(noisy);
+  assert.deepEqual(ep.header?.meta.actionNoise, { std: 0.01, holdSteps: 5, seed: 0 });
+  assert.ok(ep.steps.every((s) => s.executedAction instanceof Float32Array));
+  assert.notEqual(ep.footer?.finalStateHash, readEpisode(file).footer?.finalStateHash, 'the noise changed the episode');
+  r = await cli('replay', noisy, '--verify', '--json');
+  assert.equal(r.code, 0, r.err);
+  assert.equal(JSON.parse(r.out).match, true);
+  r = await cli('demos', '--task', 'stack', '--out', noisyDir, '--overwrite', '--action-noise', 'lots');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /flag '--action-noise' must be a number >= 0 \(rad\), got 'lots'/);
+});
