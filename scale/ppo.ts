@@ -14,7 +14,7 @@
  */
 import { decodeSafetensors, encodeSafetensors, type StoredTensor } from '../nn/checkpoint.ts';
 import type { ParamSet } from '../nn/params.ts';
-import type { ActorCritic, EpisodeStats, PpoConfig, Rollout } from '../policy/train/ppo.ts';
+import { emptyRollout, type ActorCritic, type EpisodeStats, type PpoConfig, type Rollout } from '../policy/train/ppo.ts';
 import { PPO_SEGMENT_FORMAT, packValue, unpackValue, type PpoSegment } from './protocol.ts';
 
 /** Parameters under this prefix are frozen during PPO and sent once, in the context. */
@@ -188,24 +188,7 @@ export function mergeSegments(batch: readonly WeightedPpoSegment[], ac: Pick<Act
   const N = batch.reduce((n, b) => n + b.segment.numEnvs, 0);
   const size = T * N;
   const weighted = batch.some((b) => b.weight !== 1);
-  const ro: Rollout = {
-    numSteps: T,
-    numEnvs: N,
-    inputs: Object.fromEntries(Object.entries(ac.inputShapes).map(([k, s]) => [k, new Float32Array(size * s.reduce((a, b) => a * b, 1))])),
-    actions: new Float32Array(size * A),
-    logProbs: new Float32Array(size),
-    valuesExt: new Float32Array(size),
-    valuesInt: new Float32Array(size),
-    nextValuesExt: new Float32Array(size),
-    nextValuesInt: new Float32Array(size),
-    rewardsExt: new Float32Array(size),
-    rewardsInt: new Float32Array(size),
-    terminated: new Uint8Array(size),
-    ended: new Uint8Array(size),
-    termSums: {},
-    episodes: [],
-    ...(weighted ? { advantageWeights: new Float32Array(size) } : {}),
-  };
+  const ro: Rollout = { ...emptyRollout(T, N, ac), ...(weighted ? { advantageWeights: new Float32Array(size) } : {}) };
   const put = (dst: Float32Array | Uint8Array, src: Float32Array | Uint8Array, n: number, offset: number, width: number): void => {
     for (let t = 0; t < T; t++) dst.set(src.subarray(t * n * width, (t + 1) * n * width), (t * N + offset) * width);
   };

@@ -488,21 +488,14 @@ export async function startEpisodes(ctx: RolloutContext, seeds0: ReadonlyArray<n
   };
 }
 
-/**
- * Collects cfg.rolloutSteps transitions: each step one batched inference over all envs, a sampled
- * action per env, one vector-env step, the reward model, and auto-reset of the envs whose episode
- * ended (after bootstrapping the value of a truncated episode's final observation).
- */
-export async function collectRollout(ctx: RolloutContext, cur: Cursor): Promise<Rollout> {
-  const N = ctx.env.numEnvs;
-  const T = ctx.cfg.rolloutSteps / N;
-  const A = ctx.ac.actionSize;
+/** A zero-filled rollout of T steps of N envs for actor-critic `ac` (filled by collectRollout, or from segments). */
+export function emptyRollout(T: number, N: number, ac: Pick<ActorCritic, 'inputShapes' | 'actionSize'>): Rollout {
   const size = T * N;
-  const ro: Rollout = {
+  return {
     numSteps: T,
     numEnvs: N,
-    inputs: Object.fromEntries(Object.keys(ctx.ac.inputShapes).map((k) => [k, new Float32Array(size * inputSize(ctx.ac, k))])),
-    actions: new Float32Array(size * A),
+    inputs: Object.fromEntries(Object.entries(ac.inputShapes).map(([k, shape]) => [k, new Float32Array(size * shape.reduce((a, b) => a * b, 1))])),
+    actions: new Float32Array(size * ac.actionSize),
     logProbs: new Float32Array(size),
     valuesExt: new Float32Array(size),
     valuesInt: new Float32Array(size),
@@ -515,6 +508,18 @@ export async function collectRollout(ctx: RolloutContext, cur: Cursor): Promise<
     termSums: {},
     episodes: [],
   };
+}
+
+/**
+ * Collects cfg.rolloutSteps transitions: each step one batched inference over all envs, a sampled
+ * action per env, one vector-env step, the reward model, and auto-reset of the envs whose episode
+ * ended (after bootstrapping the value of a truncated episode's final observation).
+ */
+export async function collectRollout(ctx: RolloutContext, cur: Cursor): Promise<Rollout> {
+  const N = ctx.env.numEnvs;
+  const T = ctx.cfg.rolloutSteps / N;
+  const A = ctx.ac.actionSize;
+  const ro = emptyRollout(T, N, ctx.ac);
   const sample = new Float64Array(A);
   for (let t = 0; t < T; t++) {
     // Act: one batched forward over the N current observations.
