@@ -104,10 +104,9 @@ const packr = new Packr({ useRecords: false, moreTypes: true });
 /** Checks the shapes of a segment; throws naming the first bad field. */
 export function checkSegment(s: Segment): void {
   if (s.format !== SEGMENT_FORMAT) throw new Error(`segment format ${String(s.format)}: expected ${SEGMENT_FORMAT}`);
-  for (const k of ['workerId', 'seq', 'policyVersion', 'numEnvs', 'steps'] as const) {
-    if (!Number.isInteger(s[k]) || s[k] < 0) throw new Error(`segment.${k}: expected a non-negative integer, got ${String(s[k])}`);
-  }
+  checkHeader(s as unknown as Record<string, unknown>, ['workerId', 'seq', 'policyVersion', 'numEnvs', 'steps'], 'segment');
   const n = s.steps * s.numEnvs;
+  const shape = `${s.steps} steps x ${s.numEnvs} envs`;
   const want: Array<[keyof Segment, Function, number]> = [
     ['proprio', Float32Array, n * 7],
     ['actions', Float32Array, n * 7],
@@ -117,13 +116,7 @@ export function checkSegment(s: Segment): void {
     ['cut', Uint8Array, n],
     ['nextProprio', Float32Array, s.numEnvs * 7],
   ];
-  for (const [k, ctor, len] of want) {
-    const v = s[k] as unknown;
-    if (!(v instanceof ctor) || (v as ArrayLike<number>).length !== len) {
-      const got = v instanceof Object ? `${v.constructor.name}(${(v as ArrayLike<number>).length})` : String(v);
-      throw new Error(`segment.${k}: expected ${ctor.name}(${len}) for ${s.steps} steps x ${s.numEnvs} envs, got ${got}`);
-    }
-  }
+  for (const [k, ctor, len] of want) checkArray(`segment.${k}`, s[k], ctor, len, shape);
 }
 
 /** Segment -> bytes (msgpack). */
@@ -209,11 +202,13 @@ function checkHeader(s: { [k: string]: unknown }, ints: readonly string[], what:
   }
 }
 
+/** How a bad array field is named in errors: `Float32Array(12)`, or the value itself. */
+function describeArray(v: unknown): string {
+  return v instanceof Object ? `${v.constructor.name}(${(v as ArrayLike<number>).length})` : String(v);
+}
+
 function checkArray(what: string, v: unknown, ctor: Function, len: number, shape: string): void {
-  if (!(v instanceof ctor) || (v as ArrayLike<number>).length !== len) {
-    const got = v instanceof Object ? `${v.constructor.name}(${(v as ArrayLike<number>).length})` : String(v);
-    throw new Error(`${what}: expected ${ctor.name}(${len}) for ${shape}, got ${got}`);
-  }
+  if (!(v instanceof ctor) || (v as ArrayLike<number>).length !== len) throw new Error(`${what}: expected ${ctor.name}(${len}) for ${shape}, got ${describeArray(v)}`);
 }
 
 /** Checks the shapes of a PPO segment; throws naming the first bad field. */
@@ -227,7 +222,7 @@ export function checkPpoSegment(s: PpoSegment): void {
   for (const k of ['terminated', 'ended'] as const) checkArray(`PPO segment.${k}`, s[k], Uint8Array, n, shape);
   if (typeof s.inputs !== 'object' || s.inputs === null || Object.keys(s.inputs).length === 0) throw new Error('PPO segment.inputs: expected a map of input name -> Float32Array');
   for (const [k, v] of Object.entries(s.inputs)) {
-    if (!(v instanceof Float32Array) || n === 0 || v.length % n !== 0) throw new Error(`PPO segment.inputs.${k}: expected a Float32Array of ${shape} rows, got ${v instanceof Object ? `${v.constructor.name}(${(v as ArrayLike<number>).length})` : String(v)}`);
+    if (!(v instanceof Float32Array) || n === 0 || v.length % n !== 0) throw new Error(`PPO segment.inputs.${k}: expected a Float32Array of ${shape} rows, got ${describeArray(v)}`);
   }
   if (!Array.isArray(s.episodes)) throw new Error(`PPO segment.episodes: expected a list, got ${typeof s.episodes}`);
   for (const k of ['termSums', 'rewardMetrics'] as const) if (typeof s[k] !== 'object' || s[k] === null) throw new Error(`PPO segment.${k}: expected a map of numbers, got ${String(s[k])}`);
