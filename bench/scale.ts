@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tinyPolicyBytes } from '../robot/policies/tiny_mlp.ts';
 import { Learner } from '../scale/learner.ts';
+import { learnerRate } from './learner_rate.ts';
 import { onnxPolicyLoader } from '../scale/policy.ts';
 import { startNatsServer } from '../scale/server.ts';
 import { Rng } from '../sim/rng.ts';
@@ -63,15 +64,7 @@ async function throughNats(k: number): Promise<{ stepsPerSec: number; bytesPerSt
       const argv = [BIN, 'worker', '--nats', server.url, '--run', run, '--worker-id', String(w), '--task', task, '--envs', String(envs), '--segment-steps', String(segSteps), '--max-steps', '1000000000'];
       procs.push(spawn(process.execPath, argv, { stdio: 'ignore' }));
     }
-    // Warm-up: until every worker's first segment arrived (process start, module loading).
-    while ([...Array(k).keys()].some((w) => !learner.stats.byWorker.get(w)?.length)) await learner.step({ partialAfterIdleMs: 1000 });
-    const steps0 = learner.stats.envSteps;
-    const bytes0 = learner.stats.bytes;
-    const t0 = performance.now();
-    while (performance.now() - t0 < seconds * 1000) await learner.step({ partialAfterIdleMs: 1000 });
-    const dt = (performance.now() - t0) / 1000;
-    const steps = learner.stats.envSteps - steps0;
-    return { stepsPerSec: steps / dt, bytesPerStep: (learner.stats.bytes - bytes0) / steps };
+    return await learnerRate(learner, k, seconds);
   } finally {
     for (const p of procs) p.kill('SIGKILL');
     await learner.close();

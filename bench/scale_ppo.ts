@@ -21,6 +21,7 @@ import { vlaPpoModel } from '../policy/train/vla_ppo.ts';
 import { createVla, identityStats } from '../policy/vla/model.ts';
 import { taskTokenizer } from '../policy/vla/tokenizer.ts';
 import { Learner } from '../scale/learner.ts';
+import { learnerRate } from './learner_rate.ts';
 import { encodeContext, encodeParams, segmentBytesPerStep, type PpoRunContext } from '../scale/ppo.ts';
 import { vlaRolloutBuilder } from '../scale/ppo_worker.ts';
 import { CONTEXT_KEY, CONTEXT_OBJECT, decodePpoSegment, type PpoSegment } from '../scale/protocol.ts';
@@ -100,14 +101,7 @@ async function throughNats(k: number): Promise<{ stepsPerSec: number; bytesPerSt
   const procs: ChildProcess[] = [];
   try {
     for (let w = 0; w < k; w++) procs.push(spawn(process.execPath, [BIN, 'worker', '--nats', server.url, '--run', run, '--worker-id', String(w), '--envs', String(envs)], { stdio: 'ignore' }));
-    while ([...Array(k).keys()].some((w) => !learner.stats.byWorker.get(w)?.length)) await learner.step({ partialAfterIdleMs: 1000 });
-    const steps0 = learner.stats.envSteps;
-    const bytes0 = learner.stats.bytes;
-    const t0 = performance.now();
-    while (performance.now() - t0 < seconds * 1000) await learner.step({ partialAfterIdleMs: 1000 });
-    const dt = (performance.now() - t0) / 1000;
-    const steps = learner.stats.envSteps - steps0;
-    return { stepsPerSec: steps / dt, bytesPerStep: steps ? (learner.stats.bytes - bytes0) / steps : NaN };
+    return await learnerRate(learner, k, seconds);
   } finally {
     for (const p of procs) p.kill('SIGKILL');
     await learner.close();
