@@ -1,8 +1,11 @@
 /**
- * Shared pieces of the distributed-rollout tests: a private nats-server per test file, and a small
- * but real learner update (one AdamW step of weighted behaviour cloning on the segments' actions,
+ * Shared pieces of the distributed-rollout tests: a private nats-server per test file, `evovla`
+ * child processes that no test outlives, and a small but real learner update (one AdamW step of weighted behaviour cloning on the segments' actions,
  * re-exported as an ONNX policy that follows the deploy contract).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { after } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { MLP } from '../../nn/layers.ts';
 import { mse } from '../../nn/losses.ts';
 import { exportInference, type ModelDefinition } from '../../nn/model.ts';
@@ -12,6 +15,40 @@ import { Trainer } from '../../nn/trainer.ts';
 import type { UpdateFn } from '../../scale/learner.ts';
 import { startNatsServer, type LocalNatsServer } from '../../scale/server.ts';
 import { scratchDir } from '../tmp.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/evovla.mjs', import.meta.url));
+
+/** An `evovla` child process: its stdout and stderr collected together in `out`, and its exit code. */
+export interface EvovlaProcess {
+  child: ChildProcess;
+  out: string;
+  exited: Promise<number | null>;
+}
+
+/**
+ * What a test file starts: `evovla(args)` runs the command as a child process; `cleanups` run in
+ * reverse order after the file's tests. Even after a failed or timed-out test, no process started
+ * here and nothing registered in `cleanups` (a nats-server) outlives the test file.
+ */
+export function testProcesses(): { evovla(args: string[]): EvovlaProcess; cleanups: Array<() => Promise<void>> } {
+  const procs: EvovlaProcess[] = [];
+  const cleanups: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    for (const c of cleanups.reverse()) await c();
+  });
+  return {
+    cleanups,
+    evovla(args) {
+      const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const p: EvovlaProcess = { child, out: '', exited: new Promise((r) => child.once('exit', (code) => r(code))) };
+      child.stdout!.on('data', (d: Buffer) => (p.out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (p.out += d.toString()));
+      procs.push(p);
+      return p;
+    },
+  };
+}
 
 /** A nats-server with JetStream in a scratch folder. */
 export function startTestServer(port?: number, storeDir?: string): Promise<LocalNatsServer> {

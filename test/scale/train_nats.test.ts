@@ -6,40 +6,16 @@
  * segment ages, exports policy.onnx, and the workers exit 0 when it finishes.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
 import { stringify } from 'yaml';
 import { readOnnxInfo } from '../../robot/policies/onnx_meta.ts';
 import { scratchDir } from '../tmp.ts';
 import { tinyTrainConfig, writeSyntheticDemos } from '../policy/helpers.ts';
-import { startTestServer } from './helpers.ts';
+import { startTestServer, testProcesses } from './helpers.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/evovla.mjs', import.meta.url));
-
-interface Proc {
-  child: ChildProcess;
-  out: string;
-  exited: Promise<number | null>;
-}
-
-const procs: Proc[] = [];
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-  for (const c of cleanups.reverse()) await c();
-});
-
-function evovla(args: string[]): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const p: Proc = { child, out: '', exited: new Promise((r) => child.once('exit', (code) => r(code))) };
-  child.stdout!.on('data', (d: Buffer) => (p.out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (p.out += d.toString()));
-  procs.push(p);
-  return p;
-}
+const { evovla, cleanups } = testProcesses();
 
 test('evovla train --nats with 2 evovla worker processes: the VLA PPO phase runs on the workers\' rollouts', { timeout: 240_000 }, async () => {
   const server = await startTestServer();

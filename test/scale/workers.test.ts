@@ -5,40 +5,15 @@
  * after a drain every worker's segments 0..n-1 were each used exactly once.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
 import { Learner } from '../../scale/learner.ts';
 import { workerKey } from '../../scale/protocol.ts';
-import { bcLearner, startTestServer, waitFor } from './helpers.ts';
+import { bcLearner, startTestServer, testProcesses, waitFor, type EvovlaProcess } from './helpers.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/evovla.mjs', import.meta.url));
+const { evovla, cleanups } = testProcesses();
 
-interface Proc {
-  child: ChildProcess;
-  stderr: string;
-  exited: Promise<number | null>;
-}
-
-const procs: Proc[] = [];
-const cleanups: Array<() => Promise<void>> = [];
-// Also after a failed or timed-out test: no worker or nats-server may outlive the test file.
-after(async () => {
-  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-  for (const c of cleanups.reverse()) await c();
-});
-
-function startWorker(url: string, id: number): Proc {
-  const child = spawn(
-    process.execPath,
-    [BIN, 'worker', '--nats', url, '--run', 'wtest', '--worker-id', String(id), '--task', 'blocks', '--envs', '2', '--segment-steps', '6', '--max-steps', '30', '--seed', '5'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const p: Proc = { child, stderr: '', exited: new Promise((r) => child.once('exit', (code) => r(code))) };
-  child.stderr!.on('data', (d: Buffer) => (p.stderr += d.toString()));
-  child.stdout!.resume();
-  procs.push(p);
-  return p;
+function startWorker(url: string, id: number): EvovlaProcess {
+  return evovla(['worker', '--nats', url, '--run', 'wtest', '--worker-id', String(id), '--task', 'blocks', '--envs', '2', '--segment-steps', '6', '--max-steps', '30', '--seed', '5']);
 }
 
 test('3 workers + learner: weight roll, SIGKILL mid-segment, restart, nothing lost or counted twice', { timeout: 240_000 }, async () => {
@@ -64,9 +39,9 @@ test('3 workers + learner: weight roll, SIGKILL mid-segment, restart, nothing lo
   // One more update: a version newer than any a worker has loaded so far.
   const rolled = await learner.step();
   // The roll reaches every worker: each switches from an older version to it.
-  await waitFor(() => workers.every((p) => new RegExp(`policy v${rolled} `).test(p.stderr)), 60_000, `every worker to load v${rolled}`, () => workers.map((p) => p.stderr).join('\n'));
+  await waitFor(() => workers.every((p) => new RegExp(`policy v${rolled} `).test(p.out)), 60_000, `every worker to load v${rolled}`, () => workers.map((p) => p.out).join('\n'));
   for (const p of workers) {
-    const loaded = [...p.stderr.matchAll(/rolling out with policy v(\d+) /g)].map((m) => Number(m[1]));
+    const loaded = [...p.out.matchAll(/rolling out with policy v(\d+) /g)].map((m) => Number(m[1]));
     assert.ok(loaded.length >= 2 && loaded[0] < rolled && loaded.at(-1) === rolled, `versions loaded: ${loaded.join(', ')}`);
   }
 
@@ -80,14 +55,14 @@ test('3 workers + learner: weight roll, SIGKILL mid-segment, restart, nothing lo
   // A restarted worker 2 (what a Kubernetes Job does with the same index) resumes its sequence.
   const kvSeq = Number((await learner.res.kv.get(workerKey(2)))!.string());
   const w2 = startWorker(server.url, 2);
-  await waitFor(() => /rolling out with policy v\d+/.test(w2.stderr), 60_000, 'the restarted worker to start', () => w2.stderr);
-  if (kvSeq > 0) assert.match(w2.stderr, new RegExp(`resuming at segment ${kvSeq}\\b`));
+  await waitFor(() => /rolling out with policy v\d+/.test(w2.out), 60_000, 'the restarted worker to start', () => w2.out);
+  if (kvSeq > 0) assert.match(w2.out, new RegExp(`resuming at segment ${kvSeq}\\b`));
   const after2 = from(2);
   while (from(2) < after2 + 1) await learner.step();
 
   // Stop the workers (each finishes its segment), drain the stream.
   for (const p of [workers[0], workers[1], w2]) p.child.kill('SIGTERM');
-  for (const p of [workers[0], workers[1], w2]) assert.equal(await p.exited, 0, p.stderr);
+  for (const p of [workers[0], workers[1], w2]) assert.equal(await p.exited, 0, p.out);
   for (;;) {
     const v = learner.stats.version;
     const u = learner.stats.updates;
