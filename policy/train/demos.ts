@@ -6,12 +6,10 @@
  * whatever the worker count).
  */
 import { fork } from 'node:child_process';
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createEnv } from '../../sim/env.ts';
-import { episodePackr, FRAME_HEADER_BYTES, KIND_HEADER, MAX_FRAME_BYTES, PREAMBLE_BYTES } from '../../sim/record/format.ts';
-import { checkPreamble } from '../../sim/record/reader.ts';
-import type { EpisodeHeader } from '../../sim/record/types.ts';
+import { readEpisodeHeader } from '../../sim/record/reader.ts';
 import type { Task } from '../../sim/task.ts';
 import type { ActionNoise } from '../../tasks/action_noise.ts';
 import { runExpertEpisode } from '../../tasks/rollout.ts';
@@ -19,28 +17,6 @@ import { runExpertEpisode } from '../../tasks/rollout.ts';
 /** Episode file of `seed` in `dir`. */
 export function demoFile(dir: string, task: Task, seed: number): string {
   return join(dir, `${task.id}-${seed}.evep`);
-}
-
-/**
- * The header record of an episode file, read alone (the first record after the preamble), so a
- * check of a demo folder does not read every step. A damaged start throws, naming the file.
- */
-export function readEpisodeHeader(file: string): EpisodeHeader {
-  const fd = openSync(file, 'r');
-  try {
-    const head = Buffer.alloc(PREAMBLE_BYTES + FRAME_HEADER_BYTES);
-    const got = readSync(fd, head, 0, head.length, 0);
-    const version = checkPreamble(head.subarray(0, Math.min(got, PREAMBLE_BYTES)), got);
-    if (typeof version !== 'number') throw new Error(`${file}: not a readable episode file: ${version.message}`);
-    const length = got < head.length ? 0 : head.readUInt32LE(PREAMBLE_BYTES);
-    const payload = Buffer.alloc(Math.min(length, MAX_FRAME_BYTES));
-    if (length === 0 || length > MAX_FRAME_BYTES || readSync(fd, payload, 0, length, head.length) !== length || payload[0] !== KIND_HEADER) {
-      throw new Error(`${file}: the episode file does not start with a header record`);
-    }
-    return episodePackr.unpack(payload.subarray(1)) as EpisodeHeader;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** The action noise an episode header says its demo was recorded with (undefined: clean). */

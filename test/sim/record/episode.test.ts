@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { crc32, crc32Table } from '../../../sim/record/crc32.ts';
 import { PREAMBLE_BYTES } from '../../../sim/record/format.ts';
-import { decodeEpisode, readEpisode, requireIntact, EpisodeFormatError } from '../../../sim/record/reader.ts';
+import { decodeEpisode, readEpisode, readEpisodeHeader, requireIntact, EpisodeFormatError } from '../../../sim/record/reader.ts';
 import { EPISODE_FORMAT_VERSION, type EpisodeHeader, type StepRecord } from '../../../sim/record/types.ts';
 import { EpisodeWriter, partialPath } from '../../../sim/record/writer.ts';
 
@@ -201,4 +201,25 @@ test('a crashed recording (no close) leaves a readable .partial file', () => {
   assert.equal(r.damage?.code, 'missing_footer');
   assert.equal(r.steps.length, 4);
   w.discard();
+});
+
+test('readEpisodeHeader: the header alone, with the full readers\' checks on the first record', () => {
+  const dir = tmpDir();
+  const file = path.join(dir, 'ep.evep');
+  writeEpisode(file, 5);
+  assert.deepEqual(readEpisodeHeader(file), header);
+  // Steps damaged after the header do not matter; a damaged header record does.
+  const buf = Buffer.from(fs.readFileSync(file));
+  const offs = frameOffsets(buf);
+  const later = Buffer.from(buf);
+  later[offs[3] + 20] ^= 0x40;
+  fs.writeFileSync(file, later);
+  assert.deepEqual(readEpisodeHeader(file), header);
+  const first = Buffer.from(buf);
+  first[offs[0] + 20] ^= 0x40;
+  fs.writeFileSync(file, first);
+  assert.throws(() => readEpisodeHeader(file), /ep\.evep: not a readable episode file: record 0 at byte \d+ fails its CRC-32 check/);
+  fs.writeFileSync(file, buf.subarray(0, offs[0] + 10));
+  assert.throws(() => readEpisodeHeader(file), /ep\.evep: not a readable episode file: file ends inside record 0/);
+  assert.throws(() => readEpisodeHeader(path.join(dir, 'missing.evep')), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && /missing\.evep/.test(e.message));
 });
