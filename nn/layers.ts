@@ -386,3 +386,19 @@ export class Conv2d {
     return op.transpose(op.reshape(y, [0, o, ho * wo]), [0, 2, 1]);
   }
 }
+
+/**
+ * Spatial softmax (Levine et al. 2016): logit maps [B, N, K] over an h x w grid (N = h w, row-major
+ * as `patchify` lays patches out) -> for each of the K maps, the softmax-weighted mean position of
+ * the grid cells' centres, [B, K, 2] as (x, y) in -1..1 (x left to right, y top to bottom). A
+ * differentiable "where is it" that keeps sub-cell precision: a map peaked on one cell gives that
+ * cell's centre, a map spread over two neighbours a point between them.
+ */
+export function spatialSoftmax(logits: Tensor, h: number, w: number): Tensor {
+  const [, n, k] = logits.shape;
+  if (logits.rank !== 3 || n !== h * w || typeof k !== 'number') throw new Error(`spatialSoftmax: logits must be [B, ${h * w}, K] for a ${h}x${w} grid, got ${logits}`);
+  const coords: number[] = [];
+  for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) coords.push(((j + 0.5) / w) * 2 - 1, ((i + 0.5) / h) * 2 - 1);
+  const weights = op.softmax(op.transpose(logits, [0, 2, 1]), -1); // [B, K, N]
+  return op.matmul(weights, logits.graph.constant(coords, [n, 2]));
+}

@@ -9,7 +9,9 @@
  * same batches and reaches the same weights as an uninterrupted one.
  */
 import type { Tensor } from '../../nn/graph.ts';
+import { MLP } from '../../nn/layers.ts';
 import { l1 } from '../../nn/losses.ts';
+import type { ModelDefinition } from '../../nn/model.ts';
 import * as op from '../../nn/ops.ts';
 import { ModelRunner } from '../../nn/runner.ts';
 import type { HostTensor } from '../../nn/runtime.ts';
@@ -91,14 +93,29 @@ export async function runBcPhase(ctx: PhaseContext, cfg: BcPhaseConfig): Promise
   const instruction = vla.tokenizer.encode([cache.episodes[0].instruction]).ids;
   const relative = relativeDims(vla.config.actionFrame);
 
+  // Auxiliary privileged-state head (cfg.auxState > 0): features -> objects' positions relative to the tool.
+  const D = cache.stateDim;
+  const aux = cfg.auxState > 0 && D > 0 ? { head: auxStateHead(vla, D), norm: cache.stateStats(ctx.trainFrames) } : null;
+  const model: ModelDefinition = aux
+    ? {
+        params: vla.params,
+        name: 'evovla_vla_bc_aux',
+        forward: (g) => {
+          const features = vla.trunk.apply(g);
+          return { [VLA_IO.actionNorm]: vla.head.apply(features).actionNorm, [AUX_STATE]: aux.head.apply(features) };
+        },
+      }
+    : vla.training;
   const trainer = await Trainer.create({
-    model: vla.training,
-    loss: (g, out) => {
+    model,
+    loss: (g, out): { loss: Tensor; metrics: Record<string, Tensor> } => {
       const target = g.input('target', ['B', K, 7]);
-      const loss = l1(out[VLA_IO.actionNorm], target);
+      const action = l1(out[VLA_IO.actionNorm], target);
       // The first step of the chunk is what chunked execution plays first: worth watching alone.
       const first = l1(firstOfChunk(out[VLA_IO.actionNorm]), firstOfChunk(target));
-      return { loss, metrics: { l1_first: first } };
+      if (!aux) return { loss: action, metrics: { l1_first: first } };
+      const auxLoss = l1(out[AUX_STATE], g.input('state', ['B', D]));
+      return { loss: op.add(action, op.mul(auxLoss, cfg.auxState)), metrics: { l1_first: first, l1_action: action, l1_aux: auxLoss } };
     },
     optimizer: { lr: cfg.lr, warmupSteps: 0, clipNorm: cfg.clipNorm, weightDecay: cfg.weightDecay },
     session: { threads: ctx.threads },
@@ -108,25 +125,37 @@ export async function runBcPhase(ctx: PhaseContext, cfg: BcPhaseConfig): Promise
   let step = ctx.resume(trainer, rngs);
 
   // Validation: fixed frames of the held-out episodes, no augmentation, drawn once from their own Rng.
-  const runner = ctx.valFrames.length ? await ModelRunner.create(vla.training, { threads: ctx.threads }) : null;
+  const runner = ctx.valFrames.length ? await ModelRunner.create(model, { threads: ctx.threads }) : null;
   const valRng = new Rng(ctx.seed).fork('bc-val');
-  const valBatches = runner ? Array.from({ length: cfg.valBatches }, () => sampleBatch(cache, ctx.valFrames, cfg.batch, K, vla.stats, valRng, 0, undefined, relative)) : [];
-  const validate = async (): Promise<number | null> => {
+  const valBatches = runner ? Array.from({ length: cfg.valBatches }, () => sampleBatch(cache, ctx.valFrames, cfg.batch, K, vla.stats, valRng, 0, undefined, relative, aux?.norm)) : [];
+  /** Validation L1 of the actions and, with the auxiliary head, its mean object position error in cm. */
+  const validate = async (): Promise<{ loss: number; auxCm?: number } | null> => {
     if (!runner) return null;
     let sum = 0;
+    let cm = 0;
     for (const b of valBatches) {
-      const out = await runner.run(batchFeeds(vla, cache, b, cfg.batch, instruction), [VLA_IO.actionNorm]);
+      const out = await runner.run(batchFeeds(vla, cache, b, cfg.batch, instruction), aux ? [VLA_IO.actionNorm, AUX_STATE] : [VLA_IO.actionNorm]);
       const pred = out[VLA_IO.actionNorm].data as Float32Array;
       let s = 0;
       for (let i = 0; i < pred.length; i++) s += Math.abs(pred[i] - b.target[i]);
       sum += s / pred.length;
+      if (aux && b.state) {
+        const p = out[AUX_STATE].data as Float32Array;
+        let e = 0;
+        for (let i = 0; i < p.length; i += 3) {
+          const err = [0, 1, 2].map((a) => (p[i + a] - b.state![i + a]) * aux.norm.std[(i + a) % D]);
+          e += Math.hypot(err[0], err[1], err[2]);
+        }
+        cm += (100 * e) / (p.length / 3);
+      }
     }
-    return sum / valBatches.length;
+    return { loss: sum / valBatches.length, auxCm: aux ? cm / valBatches.length : undefined };
   };
 
   const scratch = new Uint8Array(cache.frameBytes);
   let lossSum = 0;
   let firstSum = 0;
+  let auxSum = 0;
   let gradSum = 0;
   let count = 0;
   let lastLoss = Number.NaN;
@@ -136,15 +165,17 @@ export async function runBcPhase(ctx: PhaseContext, cfg: BcPhaseConfig): Promise
   let stoppedEarly = false;
   try {
     while (step < cfg.steps) {
-      const b = sampleBatch(cache, ctx.trainFrames, cfg.batch, K, vla.stats, sampler, cfg.shift, scratch, relative);
+      const b = sampleBatch(cache, ctx.trainFrames, cfg.batch, K, vla.stats, sampler, cfg.shift, scratch, relative, aux?.norm);
       trainer.learningRate = bcLearningRate(cfg, step + 1);
       const feeds = batchFeeds(vla, cache, b, cfg.batch, instruction);
       feeds.target = { data: b.target, shape: [cfg.batch, K, 7] };
+      if (aux && b.state) feeds.state = { data: b.state, shape: [cfg.batch, D] };
       const r = await trainer.trainStep(feeds);
       step++;
       lastLoss = r.loss;
       lossSum += r.loss;
       firstSum += r.metrics.l1_first;
+      if (aux) auxSum += r.metrics.l1_aux;
       gradSum += r.gradNorm;
       count++;
       ctx.progress(step, cfg.steps, `loss ${r.loss.toFixed(4)}`);
@@ -155,12 +186,13 @@ export async function runBcPhase(ctx: PhaseContext, cfg: BcPhaseConfig): Promise
           step,
           loss: lossSum / count,
           l1_first: firstSum / count,
+          ...(aux ? { l1_aux: auxSum / count } : {}),
           grad_norm: gradSum / count,
           lr: r.lr,
           samples_per_s: (count * cfg.batch) / ((now - windowStart) / 1000),
           elapsed_s: (now - t0) / 1000,
         });
-        lossSum = firstSum = gradSum = 0;
+        lossSum = firstSum = gradSum = auxSum = 0;
         count = 0;
         windowStart = now;
       }
@@ -168,10 +200,10 @@ export async function runBcPhase(ctx: PhaseContext, cfg: BcPhaseConfig): Promise
       if (step % cfg.checkpointEvery === 0 || step === cfg.steps || timeUp) {
         const val = await validate();
         if (val !== null) {
-          ctx.logMetrics({ phase: 'bc', step, val_loss: val, elapsed_s: (performance.now() - t0) / 1000 });
-          bestVal = bestVal === null ? val : Math.min(bestVal, val);
+          ctx.logMetrics({ phase: 'bc', step, val_loss: val.loss, ...(val.auxCm !== undefined ? { val_aux_cm: val.auxCm } : {}), elapsed_s: (performance.now() - t0) / 1000 });
+          bestVal = bestVal === null ? val.loss : Math.min(bestVal, val.loss);
         }
-        ctx.checkpoint(step, trainer, rngs, val);
+        ctx.checkpoint(step, trainer, rngs, val?.loss ?? null);
         if (ctx.haltAfterStep !== undefined && step >= ctx.haltAfterStep) {
           stoppedEarly = true;
           break;
@@ -188,6 +220,32 @@ export async function runBcPhase(ctx: PhaseContext, cfg: BcPhaseConfig): Promise
   }
   const seconds = (performance.now() - t0) / 1000;
   return { steps: step, finalLoss: lastLoss, bestValLoss: bestVal, seconds, samplesPerSecond: ((step - startStep) * cfg.batch) / seconds, stoppedEarly };
+}
+
+/** Output name of the auxiliary privileged-state head in the BC training model. */
+const AUX_STATE = 'aux_state';
+
+/**
+ * The auxiliary head (`aux.state.*`, in the model's parameter set so checkpoints keep it):
+ * features [B,F] -> D normalised state values. Built once per model; a run that trains it builds
+ * it right after the model (so a resumed run's parameters are laid out the same), and a
+ * checkpoint's loader builds it when the file holds it (`auxStateDimOf`).
+ */
+export function auxStateHead(vla: Vla, D: number): MLP {
+  const existing = auxHeads.get(vla);
+  if (existing) {
+    if (existing.layers.at(-1)!.outFeatures !== D) throw new Error(`aux.state head has ${existing.layers.at(-1)!.outFeatures} outputs, asked for ${D}`);
+    return existing;
+  }
+  const head = new MLP(vla.params, 'aux.state', [vla.config.width, vla.config.headHidden, D], 'gelu');
+  auxHeads.set(vla, head);
+  return head;
+}
+const auxHeads = new WeakMap<Vla, MLP>();
+
+/** Output size of the auxiliary head stored in checkpoint tensors (0 when it has none). */
+export function auxStateDimOf(tensorShapes: ReadonlyMap<string, { shape: readonly number[] }>): number {
+  return tensorShapes.get('aux.state.1.bias')?.shape[0] ?? 0;
 }
 
 /** The first action of each chunk: [B,K,7] -> [B,7]. */

@@ -39,6 +39,14 @@ export const BcPhaseSchema = z.strictObject({
   clipNorm: z.number().gt(0).default(1),
   /** Random image shift in pixels (augmentation; 0 = off). */
   shift: z.number().int().min(0).max(32).default(4),
+  /**
+   * Weight of an auxiliary loss (0: off): a small head on the trunk's features predicts every
+   * object's position relative to the tool (the simulator's ground truth recorded in the demos,
+   * normalised), L1, added to the action loss. It teaches the image encoder to localise the
+   * objects; training-time only (the head, `aux.*`, is not part of policy.onnx, which reads
+   * images alone). The validation lines then also report `val_aux_cm`, the mean position error.
+   */
+  auxState: z.number().min(0).max(100).default(0),
   /** Steps between metrics.jsonl lines. */
   logEvery: z.number().int().min(1).default(50),
   /** Steps between validation losses (on the held-out demo episodes) and checkpoints. */

@@ -23,7 +23,7 @@ import type { Rng } from '../../sim/rng.ts';
 import type { NormStats } from '../vla/model.ts';
 
 /** Cache layout version; a cache of another version is rebuilt. */
-const CACHE_VERSION = 1;
+const CACHE_VERSION = 2;
 
 /** One episode's frames in the cache. */
 export interface CachedEpisode {
@@ -46,6 +46,8 @@ interface CacheIndex {
   sources: { file: string; bytes: number; mtimeMs: number }[];
   episodes: CachedEpisode[];
   frames: number;
+  /** Dynamic objects (name order) whose positions relative to the tool make up each frame's `state`. */
+  objects: string[];
 }
 
 /** Decoded demonstrations: low-dimensional data in memory, images on disk. */
@@ -65,6 +67,14 @@ export class FrameCache {
     readonly actions: Float32Array,
     /** Episode index of each frame. */
     readonly episodeOf: Int32Array,
+    /** Objects in the privileged state, in name order. */
+    readonly objects: string[],
+    /**
+     * Privileged ground truth of frame i at [D i, D i + D), D = 3 x objects: each object's position
+     * minus the tool's, in metres (world axes). Training-time only (an auxiliary target); the policy
+     * never reads it.
+     */
+    readonly state: Float32Array,
   ) {
     this.frameBytes = cameras.length * 3 * size * size;
     this.fd = openSync(join(dir, 'images.u8'), 'r');
@@ -74,16 +84,39 @@ export class FrameCache {
     return this.episodeOf.length;
   }
 
+  /** Size D of a frame's privileged state (3 per object). */
+  get stateDim(): number {
+    return 3 * this.objects.length;
+  }
+
+  /** Per-dimension mean and std (floored at 1 mm) of the privileged state over `frames`. */
+  stateStats(frames: Int32Array): { mean: number[]; std: number[] } {
+    const D = this.stateDim;
+    const mean = new Float64Array(D);
+    const sq = new Float64Array(D);
+    for (const i of frames) {
+      for (let d = 0; d < D; d++) {
+        const v = this.state[D * i + d];
+        mean[d] += v;
+        sq[d] += v * v;
+      }
+    }
+    const n = Math.max(1, frames.length);
+    const m = [...mean].map((x) => x / n);
+    return { mean: m, std: [...sq].map((x, d) => Math.max(1e-3, Math.sqrt(Math.max(0, x / n - m[d] ** 2)))) };
+  }
+
   /** Opens the cache in `dir` (built by buildFrameCache). */
   static open(dir: string): FrameCache {
     const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as CacheIndex;
     const low = readFileSync(join(dir, 'lowdim.f32'));
     const f = new Float32Array(low.buffer, low.byteOffset, low.byteLength / 4);
     const n = index.frames;
-    if (f.length !== n * 14) throw new Error(`frame cache ${dir}: lowdim.f32 has ${f.length} values, expected ${n * 14} for ${n} frames; delete the folder to rebuild it`);
+    const D = 3 * index.objects.length;
+    if (f.length !== n * (14 + D)) throw new Error(`frame cache ${dir}: lowdim.f32 has ${f.length} values, expected ${n * (14 + D)} for ${n} frames; delete the folder to rebuild it`);
     const episodeOf = new Int32Array(n);
     index.episodes.forEach((e, k) => episodeOf.fill(k, e.start, e.start + e.length));
-    return new FrameCache(dir, index.cameras, index.size, index.episodes, f.slice(0, n * 7), f.slice(n * 7), episodeOf);
+    return new FrameCache(dir, index.cameras, index.size, index.episodes, f.slice(0, n * 7), f.slice(n * 7, n * 14), episodeOf, index.objects, f.slice(n * 14));
   }
 
   /** Reads frame `i`'s images (channel-first per camera, cameras in order) into `out` at `offset`. */
@@ -207,15 +240,22 @@ export function buildFrameCache(files: readonly string[], cacheDir: string, came
   const frame = new Uint8Array(frameBytes);
   const proprio: number[] = [];
   const actions: number[] = [];
+  const state: number[] = [];
   const episodes: CachedEpisode[] = [];
+  let objects: string[] | null = null;
   let frames = 0;
   try {
     for (const file of files) {
-      const steps: { proprio: Float32Array; action: Float32Array; images: Uint8Array }[] = [];
-      let prev: { proprio: Float32Array; images: Uint8Array } | null = null;
+      const steps: { proprio: Float32Array; action: Float32Array; images: Uint8Array; state: number[] }[] = [];
+      let prev: { proprio: Float32Array; images: Uint8Array; state: number[] } | null = null;
       const { header, success } = framesOf(file, cameras, size, (rec) => {
         // Frame j = observation after step j, paired with the action of step j + 1.
-        if (prev) steps.push({ proprio: prev.proprio, action: Float32Array.from(rec.action), images: prev.images });
+        if (prev) steps.push({ proprio: prev.proprio, action: Float32Array.from(rec.action), images: prev.images, state: prev.state });
+        const names = Object.keys(rec.objects).sort();
+        if (objects === null) objects = names;
+        else if (names.join(',') !== objects.join(',')) throw new Error(`${file}: step ${rec.step} has objects [${names.join(', ')}], earlier frames [${objects.join(', ')}]; one cache holds one task's demos`);
+        const tool = rec.ee.p;
+        const rel = names.flatMap((n) => [0, 1, 2].map((a) => rec.objects[n].p[a] - tool[a]));
         const img = new Uint8Array(frameBytes);
         cameras.forEach((cam, c) => {
           const f = rec.images?.[cam];
@@ -228,13 +268,14 @@ export function buildFrameCache(files: readonly string[], cacheDir: string, came
             img[base + 2 * plane + p] = f.rgb[3 * p + 2];
           }
         });
-        prev = { proprio: Float32Array.from(rec.proprio.subarray(0, 7)), images: img };
+        prev = { proprio: Float32Array.from(rec.proprio.subarray(0, 7)), images: img, state: rel };
       });
       for (const s of steps) {
         frame.set(s.images);
         writeSync(fd, frame);
         proprio.push(...s.proprio);
         actions.push(...s.action);
+        for (const v of s.state) state.push(v);
       }
       episodes.push({ file, seed: header.seed, task: header.task, instruction: header.instruction, start: frames, length: steps.length, success });
       frames += steps.length;
@@ -242,8 +283,12 @@ export function buildFrameCache(files: readonly string[], cacheDir: string, came
   } finally {
     closeSync(fd);
   }
-  writeFileSync(join(tmp, 'lowdim.f32'), new Uint8Array(new Float32Array([...proprio, ...actions]).buffer));
-  const index: CacheIndex = { version: CACHE_VERSION, cameras, size, sources, episodes, frames };
+  const low = new Float32Array(proprio.length + actions.length + state.length);
+  low.set(proprio, 0);
+  low.set(actions, proprio.length);
+  low.set(state, proprio.length + actions.length);
+  writeFileSync(join(tmp, 'lowdim.f32'), new Uint8Array(low.buffer));
+  const index: CacheIndex = { version: CACHE_VERSION, cameras, size, sources, episodes, frames, objects: objects ?? [] };
   writeFileSync(join(tmp, 'index.json'), JSON.stringify(index));
   rmSync(cacheDir, { recursive: true, force: true });
   makeDirectory(join(cacheDir, '..'));
@@ -258,6 +303,8 @@ export interface Batch {
   images: Float32Array[];
   /** Normalised action chunks [B, K, 7]. */
   target: Float32Array;
+  /** The frames' privileged state [B, D], normalised with `stateNorm`, when one was given. */
+  state?: Float32Array;
 }
 
 /**
@@ -277,6 +324,7 @@ export function sampleBatch(
   shift: number,
   scratch: Uint8Array = new Uint8Array(cache.frameBytes),
   relative: readonly boolean[] = [],
+  stateNorm?: { mean: number[]; std: number[] },
 ): Batch {
   const S = cache.size;
   const plane = S * S;
@@ -284,6 +332,8 @@ export function sampleBatch(
   const proprio = new Float32Array(batch * 7);
   const images = cache.cameras.map(() => new Float32Array(batch * 3 * plane));
   const target = new Float32Array(batch * chunk * 7);
+  const D = cache.stateDim;
+  const state = stateNorm ? new Float32Array(batch * D) : undefined;
   for (let b = 0; b < batch; b++) {
     const i = frames[rng.int(frames.length)];
     cache.readImages(i, scratch);
@@ -307,6 +357,7 @@ export function sampleBatch(
     for (let k = 0; k < chunk; k++) {
       for (let d = 0; d < 7; d++) target[(b * chunk + k) * 7 + d] = (cache.chunkTarget(i, k, d, relative) - stats.actionMean[d]) / stats.actionStd[d];
     }
+    if (state && stateNorm) for (let d = 0; d < D; d++) state[b * D + d] = (cache.state[D * i + d] - stateNorm.mean[d]) / stateNorm.std[d];
   }
-  return { proprio, images, target };
+  return { proprio, images, target, state };
 }

@@ -15,7 +15,7 @@
 import { appendFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import { loadCheckpoint, saveCheckpoint } from '../../nn/checkpoint.ts';
+import { decodeSafetensors, loadCheckpoint, saveCheckpoint } from '../../nn/checkpoint.ts';
 import { writeFileAtomic } from '../../nn/model.ts';
 import type { Trainer } from '../../nn/trainer.ts';
 import { robotSpecFor } from '../../robot/spec.ts';
@@ -24,7 +24,7 @@ import { Rng } from '../../sim/rng.ts';
 import { getTask } from '../../tasks/index.ts';
 import { createVla, exportVla, parameterCounts, relativeDims, type NormStats } from '../vla/model.ts';
 import { taskTokenizer } from '../vla/tokenizer.ts';
-import { runBcPhase, type PhaseContext } from './bc.ts';
+import { auxStateDimOf, auxStateHead, runBcPhase, type PhaseContext } from './bc.ts';
 import { EVAL_SEED_BASE, demoDirOf, demoNoiseOf, parseTrainConfig, type PhaseConfig, type TrainConfig } from './config.ts';
 import { buildFrameCache, type FrameCache } from './dataset.ts';
 import { ensureDemos } from './demos.ts';
@@ -119,6 +119,9 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
     log(`data: ${trainEps.length} training episodes (${trainFrames.length} frames), ${valEps.length} held out for validation (${valFrames.length} frames)`);
 
     const vla = createVla(cfg.model, taskTokenizer({ buckets: cfg.model.tokenizerBuckets, maxLength: cfg.model.maxTokens }), stats, cfg.seed);
+    // The training-only auxiliary head, when a BC phase trains it: built now so every phase and a
+    // resumed run see the same parameters.
+    if (cfg.phases.some((ph) => ph.kind === 'bc' && ph.auxState > 0) && cache.stateDim > 0) auxStateHead(vla, cache.stateDim);
     const parameters = parameterCounts(vla);
     log(`model: ${parameters.total} parameters (trunk ${parameters.trunk}, head ${parameters.head})`);
 
@@ -225,6 +228,8 @@ export function exportCheckpoint(runDir: string, checkpoint: string, out = check
   const stats = JSON.parse(readFileSync(join(runDir, 'norm_stats.json'), 'utf8')) as NormStats;
   const task = getTask(cfg.task);
   const vla = createVla(cfg.model, taskTokenizer({ buckets: cfg.model.tokenizerBuckets, maxLength: cfg.model.maxTokens }), stats, cfg.seed);
+  const auxDim = auxStateDimOf(decodeSafetensors(readFileSync(checkpoint), checkpoint).tensors);
+  if (auxDim > 0) auxStateHead(vla, auxDim);
   loadCheckpoint(checkpoint, { params: vla.params });
   writeFileAtomic(out, exportVla(vla, robotSpecFor(task.buildScene(task.randomize(new Rng(0))).robot), policyExtraMetadata(cfg, task.instruction)));
   return out;

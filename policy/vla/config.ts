@@ -20,6 +20,16 @@ export const VlaConfigSchema = z.strictObject({
   stemChannels: posInt(512).default(32),
   /** Stage 2: groups of groupPatch x groupPatch stage-1 cells become one token (kernel = stride again). */
   groupPatch: posInt(16).default(4),
+  /**
+   * Spatial-softmax keypoints per camera (0: none). A second, fine image path: keypointPatch x
+   * keypointPatch patches -> keypointChannels (GELU) -> one logit map per keypoint -> softmax over
+   * the image positions -> the expected (x, y) of each map, in -1..1 (Levine et al. 2016, as
+   * robomimic's visual policies use). The 2 x keypoints coordinates become one extra token per
+   * camera. It gives the transformer sub-patch object positions that coarse patch tokens blur.
+   */
+  keypoints: z.number().int().min(0).max(256).default(0),
+  keypointPatch: posInt(16).default(2),
+  keypointChannels: posInt(256).default(16),
   /** Transformer width (token size) and the pooled feature size F. */
   width: posInt(1024).default(128),
   /** Transformer blocks and attention heads. */

@@ -17,7 +17,7 @@
  * attention cheap on a CPU.
  */
 import { Graph, type Tensor } from '../../nn/graph.ts';
-import { Embedding, LayerNorm, Linear, MLP, TransformerBlock, gelu, keyMaskBias, patchify } from '../../nn/layers.ts';
+import { Embedding, LayerNorm, Linear, MLP, TransformerBlock, gelu, keyMaskBias, patchify, spatialSoftmax } from '../../nn/layers.ts';
 import { exportInference, type ModelDefinition } from '../../nn/model.ts';
 import * as op from '../../nn/ops.ts';
 import { ParamSet, init } from '../../nn/params.ts';
@@ -85,7 +85,9 @@ export class VlaTrunk {
   readonly memory: Linear | null;
   readonly blocks: TransformerBlock[] = [];
   readonly norm: LayerNorm;
-  /** Tokens per camera. */
+  /** Keypoint path per camera (model.keypoints > 0): patch stem, logit maps, coordinates -> token. */
+  readonly keypoints: Record<string, { stem: Linear; logits: Linear; token: Linear }> = {};
+  /** Tokens per camera (patch tokens + the keypoint token when enabled). */
   readonly tokensPerCamera: number;
 
   constructor(
@@ -99,10 +101,20 @@ export class VlaTrunk {
     if (c.imageSize % cell !== 0) throw new Error(`model.imageSize ${c.imageSize} must be a multiple of stemPatch * groupPatch = ${cell}`);
     if (c.width % c.heads !== 0) throw new Error(`model.width ${c.width} must be divisible by model.heads ${c.heads}`);
     const grid = c.imageSize / cell;
-    this.tokensPerCamera = grid * grid;
+    if (c.keypoints > 0 && c.imageSize % c.keypointPatch !== 0) throw new Error(`model.imageSize ${c.imageSize} must be a multiple of model.keypointPatch ${c.keypointPatch}`);
+    this.tokensPerCamera = grid * grid + (c.keypoints > 0 ? 1 : 0);
     this.stem = new Linear(params, 'trunk.stem', 3 * c.stemPatch * c.stemPatch, c.stemChannels);
     this.group = new Linear(params, 'trunk.group', c.groupPatch * c.groupPatch * c.stemChannels, c.width);
-    this.posParams = Object.fromEntries(c.cameras.map((cam) => [cam, params.add(`trunk.pos.${cam}`, [this.tokensPerCamera, c.width], init.truncatedNormal(0.02), { decay: false })]));
+    this.posParams = Object.fromEntries(c.cameras.map((cam) => [cam, params.add(`trunk.pos.${cam}`, [grid * grid, c.width], init.truncatedNormal(0.02), { decay: false })]));
+    if (c.keypoints > 0) {
+      for (const cam of c.cameras) {
+        this.keypoints[cam] = {
+          stem: new Linear(params, `trunk.kp.${cam}.stem`, 3 * c.keypointPatch * c.keypointPatch, c.keypointChannels),
+          logits: new Linear(params, `trunk.kp.${cam}.logits`, c.keypointChannels, c.keypoints),
+          token: new Linear(params, `trunk.kp.${cam}.token`, 2 * c.keypoints, c.width),
+        };
+      }
+    }
     this.text = new Embedding(params, 'trunk.text', vocabSize, c.width);
     this.textType = params.add('trunk.text_type', [c.width], init.truncatedNormal(0.02), { decay: false });
     this.proprio = new Linear(params, 'trunk.proprio', PROPRIO_DIM, c.width);
@@ -123,7 +135,21 @@ export class VlaTrunk {
     // Regroup cells into groupPatch x groupPatch blocks: [B, gy, iy, gx, ix, C] -> [B, gy, gx, iy, ix, C].
     const split = op.reshape(cells, [0, grid, c.groupPatch, grid, c.groupPatch, c.stemChannels]);
     const grouped = op.reshape(op.transpose(split, [0, 1, 3, 2, 4, 5]), [0, grid * grid, c.groupPatch * c.groupPatch * c.stemChannels]);
-    return op.add(this.group.apply(grouped), g.param(this.posParams[camera]));
+    const tokens = op.add(this.group.apply(grouped), g.param(this.posParams[camera]));
+    return c.keypoints > 0 ? op.concat([tokens, this.keypointToken(x, camera)], 1) : tokens;
+  }
+
+  /**
+   * Spatial softmax: centred image [B,3,S,S] -> per keypoint map, the softmax-weighted mean of the
+   * patch centres' coordinates (x, y in -1..1) -> one token [B,1,width] from the 2K coordinates.
+   */
+  private keypointToken(x: Tensor, camera: string): Tensor {
+    const c = this.config;
+    const kp = this.keypoints[camera];
+    const n = c.imageSize / c.keypointPatch;
+    const feats = gelu(kp.stem.apply(patchify(x, c.keypointPatch))); // [B, n*n, C]
+    const expected = spatialSoftmax(kp.logits.apply(feats), n, n); // [B, K, 2]
+    return op.unsqueeze(kp.token.apply(op.reshape(expected, [0, 2 * c.keypoints])), [1]);
   }
 
   /** Declares the trunk's inputs on `g` and returns the pooled features [B, F]. */

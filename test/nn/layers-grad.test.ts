@@ -216,3 +216,28 @@ test('the fused float32 LayerNormalization gradient matches the float64 rule', a
     f64[i].forEach((v, k) => assert.ok(Math.abs(f32[i][k] - v) <= 1e-4 * (1 + Math.abs(v)), `gradient ${i}[${k}]: ${f32[i][k]} vs ${v}`));
   }
 });
+
+test('spatialSoftmax: a map peaked on one cell gives its centre, a map split between two cells the point between; gradient checked', async () => {
+  const { spatialSoftmax } = await import('../../nn/layers.ts');
+  const h = 3;
+  const w = 4;
+  const g = new Graph();
+  const logits = g.input('logits', ['B', h * w, 2]);
+  g.output('xy', spatialSoftmax(logits, h, w));
+  const s = await createSession(g.toModel({ params: 'input' }));
+  // Map 0 peaked on row 2, column 1; map 1 split evenly between (0, 0) and (0, 1).
+  const data = new Float32Array(h * w * 2).fill(-40);
+  data[(2 * w + 1) * 2 + 0] = 40;
+  data[(0 * w + 0) * 2 + 1] = 40;
+  data[(0 * w + 1) * 2 + 1] = 40;
+  const out = (await s.run({ logits: { data, shape: [1, h * w, 2] } })).xy.data as Float32Array;
+  const cx = (j: number) => ((j + 0.5) / w) * 2 - 1;
+  const cy = (i: number) => ((i + 0.5) / h) * 2 - 1;
+  const want = [cx(1), cy(2), (cx(0) + cx(1)) / 2, cy(0)];
+  want.forEach((v, k) => assert.ok(Math.abs(out[k] - v) < 1e-5, `output ${k}: ${out[k]} vs ${v}`));
+  assert.throws(() => spatialSoftmax(g.input('bad', ['B', 5, 2]), h, w), /\[B, 12, K\] for a 3x4 grid/);
+  await gradCheck((gg) => {
+    const x = gg.input('x', ['B', h * w, 3]);
+    return { loss: weightedSum(spatialSoftmax(x, h, w)), wrt: [x] };
+  });
+});

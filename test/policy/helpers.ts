@@ -7,9 +7,6 @@ import { parseTrainConfig, type TrainConfig } from '../../policy/train/config.ts
 import { EpisodeWriter } from '../../sim/record/writer.ts';
 import { EPISODE_FORMAT_VERSION, type EpisodeHeader } from '../../sim/record/types.ts';
 import { Rng } from '../../sim/rng.ts';
-import type { Pose } from '../../sim/types.ts';
-
-const ORIGIN: Pose = { p: [0, 0, 0], q: [0, 0, 0, 1] };
 
 /** Writes `episodes` files `<task>-<seed>.evep` (seeds 0..) of `steps` steps each into `dir`. */
 export function writeSyntheticDemos(dir: string, opts: { task?: string; episodes: number; steps: number; size: number; cameras?: string[] }): string[] {
@@ -45,8 +42,10 @@ export function writeSyntheticDemos(dir: string, opts: { task?: string; episodes
         action: q,
         proprio: q,
         links: {},
-        ee: ORIGIN,
-        objects: {},
+        // The tool moves with the joints and a block sits still: the privileged state (block minus
+        // tool) is then a function of proprio that an auxiliary head can learn.
+        ee: { p: [0.3 + 0.1 * q[0], 0.1 * q[1], 0.2 + 0.1 * q[2]], q: [0, 0, 0, 1] },
+        objects: { block: { p: [0.4, 0.05 * seed, 0.02], q: [0, 0, 0, 1] } },
         predicates: {},
         stage: 0,
         rewardTerms: {},

@@ -93,3 +93,28 @@ test('--resume continues a killed run to the same weights as an uninterrupted on
   // keep-last-N: 3 periodic checkpoints at most, plus best.
   assert.ok(listCheckpoints(join(full.runDir, 'checkpoints')).length <= 3);
 });
+
+test('auxiliary privileged-state loss: it falls, validation reports the position error in cm, policy.onnx stays images-only, checkpoints export and resume', async () => {
+  const phase = { kind: 'bc', steps: 40, batch: 8, lr: 0.003, warmupSteps: 2, logEvery: 10, checkpointEvery: 20, valBatches: 1, auxState: 1 };
+  const run = await trainRun(config('aux', { phases: [phase] }));
+  const lines = readFileSync(join(run.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const aux = lines.filter((l) => 'l1_aux' in l).map((l) => l.l1_aux as number);
+  assert.ok(aux.length >= 3 && aux.at(-1)! < aux[0], `aux loss should fall: ${aux.join(', ')}`);
+  const cm = lines.filter((l) => 'val_aux_cm' in l).map((l) => l.val_aux_cm as number);
+  assert.equal(cm.length, 2);
+  assert.ok(cm.every((v) => Number.isFinite(v) && v > 0), `val_aux_cm ${cm.join(', ')}`);
+  // The head is trained and checkpointed, but the deployed policy reads images, text and proprio only.
+  assert.ok([...weights(run.runDir).keys()].some((k) => k.startsWith('aux.state.')));
+  const info = readOnnxInfo(readFileSync(run.policy!));
+  assert.deepEqual(info.outputs.map((o) => o.name).sort(), ['action', 'action_log_std', 'features', 'value_ext', 'value_int']);
+  assert.ok(!readFileSync(run.policy!).includes('aux.state'), 'policy.onnx must not carry the auxiliary head');
+  const { exportCheckpoint } = await import('../../policy/train/run.ts');
+  const out = exportCheckpoint(run.runDir, listCheckpoints(join(run.runDir, 'checkpoints')).at(-1)!.file, join(root, 'aux-ckpt.onnx'));
+  assert.deepEqual(readOnnxInfo(readFileSync(out)).inputs.map((i) => i.name).sort(), ['image_eye_arm', 'image_eye_side', 'instruction', 'proprio']);
+  // Killed after the first checkpoint and resumed: the same weights, auxiliary head included.
+  const halted = await trainRun(config('aux-killed', { phases: [phase] }), { haltAfterStep: 20 });
+  assert.equal(halted.halted, true);
+  const resumed = await trainRun(config('aux-killed', { phases: [phase] }), { resume: true });
+  const wf = weights(run.runDir);
+  for (const [k, v] of weights(resumed.runDir)) assert.deepEqual(v, wf.get(k), `parameter ${k} differs after resume`);
+});

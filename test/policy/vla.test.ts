@@ -65,8 +65,8 @@ for (const actionFrame of ['delta', 'absolute'] as const) test(`policy.onnx (${a
   assert.deepEqual(Array.from(h.action.data as Float32Array), Array.from(a));
 });
 
-test('memory tokens: filled slots change the features, empty (masked) slots do not', async () => {
-  const cfg = VlaConfigSchema.parse({ ...TINY_MODEL, memorySlots: 2 });
+for (const keypoints of [0, 3]) test(`memory tokens (keypoints ${keypoints}): filled slots change the features, empty (masked) slots do not`, async () => {
+  const cfg = VlaConfigSchema.parse({ ...TINY_MODEL, memorySlots: 2, keypoints });
   const vla = createVla(cfg, taskTokenizer({ maxLength: cfg.maxTokens }), stats, 4);
   const s = await createSession(exportVla(vla, robotSpecFor('airbot_play')));
   const mem = (v: number, m: number) => ({
@@ -78,6 +78,38 @@ test('memory tokens: filled slots change the features, empty (masked) slots do n
   const filled = (await s.run(feeds(16, 1, cfg.maxTokens, mem(5, 1)))).features.data as Float32Array;
   for (let i = 0; i < base.length; i++) assert.ok(Math.abs(base[i] - maskedJunk[i]) < 1e-5, 'masked memory must not matter');
   assert.ok(base.some((x, i) => Math.abs(x - filled[i]) > 1e-4), 'filled memory must change the features');
+});
+
+test('keypoint tokens: a one-pixel move of a dot that the patch tokens cannot see moves the features; bad sizes are refused', async () => {
+  const dotImage = (x: number, y: number) => {
+    const img = new Float32Array(3 * 16 * 16).fill(0.5);
+    img[y * 16 + x] = 1; // red channel
+    return { data: img, shape: [1, 3, 16, 16] };
+  };
+  const featuresFor = async (keypoints: number) => {
+    const cfg = VlaConfigSchema.parse({ ...TINY_MODEL, keypoints, keypointPatch: 2, keypointChannels: 4 });
+    const vla = createVla(cfg, taskTokenizer({ maxLength: cfg.maxTokens }), stats, 6);
+    // Blind the patch path: its tokens are then the same for any image.
+    vla.trunk.stem.weight.data.fill(0);
+    vla.trunk.group.weight.data.fill(0);
+    if (keypoints > 0) {
+      // Keypoint channel 0 = the patch's red sum; every logit map = 20 x that channel.
+      const kp = vla.trunk.keypoints.eye_side;
+      kp.stem.weight.data.fill(0);
+      kp.stem.bias!.data.fill(0);
+      for (let r = 0; r < 4; r++) kp.stem.weight.data[r * 4] = 1; // rows (channel 0 = red, 2x2 pixels), column 0
+      kp.logits.weight.data.fill(0);
+      for (let k = 0; k < keypoints; k++) kp.logits.weight.data[k] = 20; // row 0 (channel 0) -> every map
+    }
+    const s = await createSession(exportVla(vla, robotSpecFor('airbot_play')));
+    const at = async (x: number, y: number) => (await s.run({ ...feeds(16, 1, cfg.maxTokens), image_eye_side: dotImage(x, y) })).features.data as Float32Array;
+    return { a: await at(4, 6), b: await at(6, 6) };
+  };
+  const blind = await featuresFor(0);
+  assert.ok(blind.a.every((v, i) => Math.abs(v - blind.b[i]) < 1e-6), 'without keypoints the blinded model cannot see the dot');
+  const seeing = await featuresFor(3);
+  assert.ok(seeing.a.some((v, i) => Math.abs(v - seeing.b[i]) > 1e-4), 'the keypoint token must follow the dot');
+  assert.throws(() => createVla(VlaConfigSchema.parse({ ...TINY_MODEL, keypoints: 2, keypointPatch: 3 }), taskTokenizer({ maxLength: 24 }), stats, 0), /multiple of model.keypointPatch 3/);
 });
 
 test('instruction tokens reach the features; the tokenizer covers every task text', async () => {

@@ -50,3 +50,27 @@ test('delta frame: joint targets are taken from the frame proprio, the gripper s
     }
   }
 });
+
+test('privileged state: each frame holds every object minus the tool of that frame\'s observation; stats and batches normalise it', () => {
+  assert.deepEqual(cache.objects, ['block']);
+  assert.equal(cache.stateDim, 3);
+  // Frame j is the observation after step j + 1 of its episode (step records are 1-based here):
+  // q_t = 0.3 sin(phase + 0.05 t + d); the tool follows q, the block sits at (0.4, 0.05 seed, 0.02).
+  for (let i = 0; i < cache.frames; i++) {
+    const q = cache.proprio.subarray(7 * i, 7 * i + 7);
+    const seed = cache.episodes[cache.episodeOf[i]].seed;
+    const want = [0.4 - (0.3 + 0.1 * q[0]), 0.05 * seed - 0.1 * q[1], 0.02 - (0.2 + 0.1 * q[2])];
+    for (let a = 0; a < 3; a++) assert.ok(Math.abs(cache.state[3 * i + a] - want[a]) < 1e-6, `frame ${i} axis ${a}: ${cache.state[3 * i + a]} vs ${want[a]}`);
+  }
+  const frames = Int32Array.from({ length: cache.frames }, (_, i) => i);
+  const norm = cache.stateStats(frames);
+  const b = sampleBatch(cache, frames, 64, 2, cache.stats(), new Rng(1), 0, undefined, [], norm);
+  assert.equal(b.state!.length, 64 * 3);
+  // Normalised: about zero mean over a large batch, and each value maps back to a frame's state.
+  const back = Array.from(b.state!, (v, k) => v * norm.std[k % 3] + norm.mean[k % 3]);
+  for (let r = 0; r < 64; r++) {
+    const row = back.slice(3 * r, 3 * r + 3);
+    assert.ok(frames.some((i) => row.every((v, a) => Math.abs(v - cache.state[3 * i + a]) < 1e-5)), `batch row ${r} is no frame's state`);
+  }
+  assert.equal(sampleBatch(cache, frames, 2, 2, cache.stats(), new Rng(1), 0).state, undefined, 'no state unless asked for');
+});
