@@ -86,7 +86,7 @@ export class VlaTrunk {
   readonly blocks: TransformerBlock[] = [];
   readonly norm: LayerNorm;
   /** Keypoint path per camera (model.keypoints > 0): patch stem, logit maps, coordinates -> token. */
-  readonly keypoints: Record<string, { stem: Linear; logits: Linear; token: Linear }> = {};
+  readonly keypoints: Record<string, { stem: Linear; logits: Linear; logScale: ReturnType<ParamSet['add']>; token: Linear }> = {};
   /** Tokens per camera (patch tokens + the keypoint token when enabled). */
   readonly tokensPerCamera: number;
 
@@ -111,6 +111,7 @@ export class VlaTrunk {
         this.keypoints[cam] = {
           stem: new Linear(params, `trunk.kp.${cam}.stem`, 3 * c.keypointPatch * c.keypointPatch, c.keypointChannels),
           logits: new Linear(params, `trunk.kp.${cam}.logits`, c.keypointChannels, c.keypoints),
+          logScale: params.add(`trunk.kp.${cam}.log_scale`, [c.keypoints], init.constant(Math.log(c.keypointScale)), { decay: false }),
           token: new Linear(params, `trunk.kp.${cam}.token`, 2 * c.keypoints, c.width),
         };
       }
@@ -148,7 +149,8 @@ export class VlaTrunk {
     const kp = this.keypoints[camera];
     const n = c.imageSize / c.keypointPatch;
     const feats = gelu(kp.stem.apply(patchify(x, c.keypointPatch))); // [B, n*n, C]
-    const expected = spatialSoftmax(kp.logits.apply(feats), n, n); // [B, K, 2]
+    const logits = op.mul(kp.logits.apply(feats), op.exp(x.graph.param(kp.logScale))); // [B, n*n, K], sharpened
+    const expected = spatialSoftmax(logits, n, n); // [B, K, 2]
     return op.unsqueeze(kp.token.apply(op.reshape(expected, [0, 2 * c.keypoints])), [1]);
   }
 
