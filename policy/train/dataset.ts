@@ -92,18 +92,10 @@ export class FrameCache {
   /** Per-dimension mean and std (floored at 1 mm) of the privileged state over `frames`. */
   stateStats(frames: Int32Array): { mean: number[]; std: number[] } {
     const D = this.stateDim;
-    const mean = new Float64Array(D);
-    const sq = new Float64Array(D);
-    for (const i of frames) {
-      for (let d = 0; d < D; d++) {
-        const v = this.state[D * i + d];
-        mean[d] += v;
-        sq[d] += v * v;
-      }
-    }
-    const n = Math.max(1, frames.length);
-    const m = [...mean].map((x) => x / n);
-    return { mean: m, std: [...sq].map((x, d) => Math.max(1e-3, Math.sqrt(Math.max(0, x / n - m[d] ** 2)))) };
+    const { m, s } = meanStd(D, (visit) => {
+      for (const i of frames) visit((d) => this.state[D * i + d]);
+    });
+    return { mean: m, std: s };
   }
 
   /** Opens the cache in `dir` (built by buildFrameCache). */
@@ -140,28 +132,13 @@ export class FrameCache {
    * `chunk`-step chunk, since the model predicts the whole chunk from one frame.
    */
   stats(episodes: readonly number[] = this.episodes.map((_, k) => k), relative: readonly boolean[] = [], chunk = 1): NormStats {
-    const acc = (value: (i: number, k: number, d: number) => number, offsets: number) => {
-      const mean = new Float64Array(7);
-      const sq = new Float64Array(7);
-      let n = 0;
-      for (const e of episodes) {
-        const ep = this.episodes[e];
-        for (let i = ep.start; i < ep.start + ep.length; i++) {
-          for (let k = 0; k < offsets; k++) {
-            for (let d = 0; d < 7; d++) {
-              const v = value(i, k, d);
-              mean[d] += v;
-              sq[d] += v * v;
-            }
-            n++;
-          }
+    const acc = (value: (i: number, k: number, d: number) => number, offsets: number) =>
+      meanStd(7, (visit) => {
+        for (const e of episodes) {
+          const ep = this.episodes[e];
+          for (let i = ep.start; i < ep.start + ep.length; i++) for (let k = 0; k < offsets; k++) visit((d) => value(i, k, d));
         }
-      }
-      if (n === 0) throw new Error('stats over no frames');
-      const m = [...mean].map((x) => x / n);
-      const s = [...sq].map((x, d) => Math.max(1e-3, Math.sqrt(Math.max(0, x / n - m[d] ** 2))));
-      return { m, s };
-    };
+      });
     const p = acc((i, _k, d) => this.proprio[7 * i + d], 1);
     const rel = relative.some(Boolean);
     // Absolute targets: the frames' own actions (each action is some frame's chunk step).
@@ -179,6 +156,27 @@ export class FrameCache {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
   }
+}
+
+/**
+ * Per-dimension mean and standard deviation (floored at 1e-3) of the samples `each` visits; each
+ * sample is given as a function of its dimension. Throws when there are none.
+ */
+function meanStd(dims: number, each: (visit: (value: (d: number) => number) => void) => void): { m: number[]; s: number[] } {
+  const mean = new Float64Array(dims);
+  const sq = new Float64Array(dims);
+  let n = 0;
+  each((value) => {
+    for (let d = 0; d < dims; d++) {
+      const v = value(d);
+      mean[d] += v;
+      sq[d] += v * v;
+    }
+    n++;
+  });
+  if (n === 0) throw new Error('stats over no frames');
+  const m = [...mean].map((x) => x / n);
+  return { m, s: [...sq].map((x, d) => Math.max(1e-3, Math.sqrt(Math.max(0, x / n - m[d] ** 2)))) };
 }
 
 /** Episode files (`*.evep`) in `demoDir`, sorted by name. */
