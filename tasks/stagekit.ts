@@ -1055,6 +1055,13 @@ export function pickPlaceScript(
      * such as a jujube dropped into a cup, must not ask for it).
      */
     placeRetries?: number;
+    /**
+     * With `align`: first aim the held object this far (m) above its release point and correct the
+     * aim there, then come down the rest of the way (default 0: straight to the release point). A
+     * noisy aim then meets the support with the object's bottom still above it, instead of pressing
+     * the object onto the support's edge, which tipped tall, light supports (a bar with cubes on it).
+     */
+    placeHover?: number;
   },
 ): ExpertStep[] {
   let yaw = 0;
@@ -1102,8 +1109,26 @@ export function pickPlaceScript(
   });
   // Not held any more: no aim can help; the check after the retreat picks it up again.
   const placeOk = (e: Vec3, s: SimState) => !isHeld(s, spec) || (Math.hypot(e[0], e[1]) <= PLACE_ALIGN * spec.placeTolXY && Math.abs(e[2]) <= PLACE_TOL_Z);
+  const hover = opts.placeHover ?? 0;
   const place: ExpertStep[] = opts.align
     ? [
+        // Optionally aim at `placeHover` above the release point first: measure and correct there,
+        // where a miss cannot touch the support (the object's bottom is still above it).
+        ...(hover > 0
+          ? [
+              aimPlace(PLACE_LIFT + hover, true),
+              { ...aimPlace(PLACE_LIFT + hover, true), speed: PROBE_SPEED },
+              {
+                kind: 'align' as const,
+                stage: k + 6,
+                key: 'place',
+                error: (s: SimState) => sub(objP(s, spec), placeAt(s, PLACE_LIFT + hover)),
+                ok: placeOk,
+                back: () => 1,
+                retries: ALIGN_RETRIES,
+              },
+            ]
+          : []),
         // Down to PLACE_LIFT above the release point, then measure the object against its target
         // and correct (short moves from where it is) until it is over the target.
         aimPlace(PLACE_LIFT, true),
