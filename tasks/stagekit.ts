@@ -989,9 +989,14 @@ export function retreatStage(name: string, spec: PickPlaceSpec): Stage {
   };
 }
 
-/** Placed, released, and the tool is clear of the object (up by 3.5 cm or 6 cm to the side). */
+/**
+ * Placed, released (the fingers open as far as the release stage asks), and the tool is clear of
+ * the object (up by 3.5 cm or 6 cm to the side). Without the opening, a hand whose pads had just
+ * left the cup's handle (6 cm from the cup's centre) counted as retreated a control step before
+ * the release stage held.
+ */
 export function retreated(s: SimState, spec: PickPlaceSpec): boolean {
-  if (!isPlaced(s, spec) || touching(s, spec.object)) return false;
+  if (!isPlaced(s, spec) || touching(s, spec.object) || s.gripper < spec.halfWidth + 0.003) return false;
   const p = objP(s, spec);
   return s.ee.p[2] >= p[2] + spec.graspOffset[2] + 0.035 || distXY(s.ee.p, p) >= 0.06;
 }
