@@ -108,7 +108,8 @@ export function multibodyProbe(R: typeof RAPIER_NS, iterations: number, dt: numb
 
 export class Controller {
   readonly pw: PhysicsWorld;
-  readonly gains: ControlGains;
+  /** Gains of the physics timestep now in use (the env swaps them when it refines the timestep). */
+  gains: ControlGains;
   /** Arm joints. */
   readonly dof: number;
   /** Arm joints + finger joints: the size of the mass matrix. */

@@ -10,7 +10,7 @@
  */
 import RAPIER from '@dimforge/rapier3d-compat';
 import { parseEnvConfig, type EnvConfig } from './config.ts';
-import { Controller, multibodyProbe } from './control.ts';
+import { Controller, multibodyProbe, type ControlGains } from './control.ts';
 import { poseMul, quatFromRpy, quatMul, quatNormalize } from './math.ts';
 import { DEFAULT_FRICTION, PhysicsWorld, type WorldLayout } from './physics.ts';
 import { applyPhysicsSample, samplePhysics, type PhysicsSample } from './physics_randomization.ts';
@@ -123,6 +123,10 @@ export class SimEnv implements Env {
   private lastInfo: StepInfo | null = null;
   private obsHook: ObservationHook | null = null;
   private readonly substeps: number;
+  /** Physics steps per 1 / physicsHz now (graspSubsteps while the fingers pinch an object, else 1). */
+  private split = 1;
+  /** Controller gains per split, built on first use. */
+  private gainsBySplit = new Map<number, ControlGains>();
 
   constructor(R: typeof RAPIER, task: Task, config: Readonly<EnvConfig>) {
     this.R = R;
@@ -201,7 +205,9 @@ export class SimEnv implements Env {
       physicsHz: this.config.physicsHz,
       solverIterations: this.config.solverIterations,
     });
-    this.ctrl = new Controller(this.pw, this.gains(robot));
+    this.gainsBySplit.clear();
+    this.split = 1;
+    this.ctrl = new Controller(this.pw, this.gainsFor(1));
     this.randomization = randomization;
     this.stepCount = 0;
     this.physicsSteps = 0;
@@ -214,8 +220,10 @@ export class SimEnv implements Env {
     return { obs: this.observe(state), info };
   }
 
-  private gains(robot: RobotDescription) {
-    const probe = multibodyProbe(this.R, this.config.solverIterations, 1 / this.config.physicsHz);
+  /** Controller gains for physics steps of 1 / (physicsHz * split) s. */
+  private gains(robot: RobotDescription, split: number): ControlGains {
+    const dt = 1 / (this.config.physicsHz * split);
+    const probe = multibodyProbe(this.R, this.config.solverIterations, dt);
     return {
       armWn: this.config.armWn,
       fingerWn: this.config.fingerWn,
@@ -224,9 +232,18 @@ export class SimEnv implements Env {
       extraDamping: this.physicsSample?.jointDamping,
       forceGain: probe.gain,
       jointDamping: probe.damping,
-      dt: 1 / this.config.physicsHz,
+      dt,
       toolSpeed: this.config.toolSpeedLimit,
     };
+  }
+
+  private gainsFor(split: number): ControlGains {
+    let g = this.gainsBySplit.get(split);
+    if (!g) {
+      g = this.gains(this.world().robot, split);
+      this.gainsBySplit.set(split, g);
+    }
+    return g;
   }
 
   /** Keep the controller's targets (an ee_delta hold is a zero delta, which the IK would not reproduce exactly); returns them in action units. */
@@ -257,7 +274,15 @@ export class SimEnv implements Env {
     } else {
       clampedAction = this.applyAction(action, fields, clamped);
     }
-    for (let s = 0; s < this.substeps; s++) {
+    // While the fingers pinch an object, each physics step runs as graspSubsteps shorter ones (the
+    // decision reads the last control step's contacts, which are part of the state).
+    const split = this.config.graspSubsteps > 1 && this.lastInfo && pinchedObject(this.lastInfo.state.contacts) !== null ? this.config.graspSubsteps : 1;
+    if (split !== this.split) {
+      this.split = split;
+      ctrl.gains = this.gainsFor(split);
+      pw.setTimestep(1 / (this.config.physicsHz * split));
+    }
+    for (let s = 0; s < this.substeps * split; s++) {
       ctrl.apply();
       pw.step();
       ctrl.read();
@@ -529,7 +554,12 @@ export class SimEnv implements Env {
     this.pw = pw;
     this.physicsSample = structuredClone(meta.physics ?? null);
     this.pendingActions = structuredClone(meta.pendingActions ?? []);
-    this.ctrl = new Controller(pw, this.gains(robot));
+    // The snapshot's world may carry a refined timestep: start from the plain one, and let the next
+    // step choose again from the restored contacts, as the original run did.
+    this.gainsBySplit.clear();
+    this.split = 1;
+    pw.setTimestep(1 / this.config.physicsHz);
+    this.ctrl = new Controller(pw, this.gainsFor(1));
     this.ctrl.setState(meta.controller);
     this.stepCount = meta.step;
     this.physicsSteps = meta.physicsSteps;
@@ -600,6 +630,19 @@ export async function createEnv(task: Task, config: Partial<EnvConfig> = {}, sou
   const cfg = parseEnvConfig(config, source);
   const R = await loadRapier();
   return new SimEnv(R, task, cfg);
+}
+
+/** The object two finger links both touched in `contacts` (a pinch), or null. */
+export function pinchedObject(contacts: readonly ContactInfo[]): string | null {
+  for (let i = 0; i < contacts.length; i++) {
+    const a = contacts[i];
+    if (!a.finger) continue;
+    for (let k = i + 1; k < contacts.length; k++) {
+      const b = contacts[k];
+      if (b.finger && b.object === a.object && b.link !== a.link) return a.object;
+    }
+  }
+  return null;
 }
 
 /** The info of a reset or step: ground truth, the task's verdict, reward terms and clamping. */

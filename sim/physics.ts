@@ -308,6 +308,11 @@ export class PhysicsWorld {
     );
   }
 
+  /** Set the length (s) of the next physics steps. */
+  setTimestep(dt: number): void {
+    this.world.timestep = dt;
+  }
+
   handles(): WorldHandles {
     return { links: this.linkHandles.slice(), objects: this.objectHandles.slice(), stops: [...this.stops.values()].map((x) => ({ ...x })) };
   }

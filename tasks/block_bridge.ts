@@ -168,6 +168,13 @@ function cubeSpec(i: number): PickPlaceSpec {
   };
 }
 
+/**
+ * The expert first aims a bar or cube this far (m) above its release point and corrects its aim
+ * there. With 1 cm of aim noise, an object lowered straight to 7 mm above its support was often
+ * pressed onto it: a cube onto the edge of the one below, tipping the tower; a bar into the
+ * table, where it tilted, pried the fingers open and was shoved out of its spot.
+ */
+const PLACE_HOVER = 0.015;
 const ABOVE_ARCH_HEIGHT = ARCH_HEIGHT + 0.08;
 /** Tool speeds of straight-line moves and hover moves (m/s); slower than the defaults near the towers. */
 const LINE_SPEED = 0.2;
@@ -342,6 +349,7 @@ export const blockBridgeTask: Task = {
           raise: 0.06,
           hoverSpeed: HOVER_SPEED,
           align: true,
+          placeHover: PLACE_HOVER,
         }),
       );
       k += 10;
@@ -349,7 +357,17 @@ export const blockBridgeTask: Task = {
     CUBE_SPECS.forEach((spec) => {
       steps.push(
         ...pickPlaceScript(k, spec, {
-          yaw: () => yaw,
+          // Cubes are handled with the fingers along world Y: the hand's body reaches 8 cm either
+          // way along the finger axis, 7 cm above the pads, and picking the near row of cubes
+          // (10 cm from the towers along X) with the fingers along X swept it into the cubes
+          // already stacked on the towers whenever the aim was 1 cm off. (Bars need the fingers
+          // along X, or they land on the bridge's legs; a held cube's pads stay above its bottom,
+          // so at the first level they pass over the bridge's deck.)
+          yaw: () => 0,
+          placeHover: PLACE_HOVER,
+          // A cube that ended off its support (on the table beside the tower) is picked up where
+          // it is and placed again.
+          placeRetries: 1,
           carryHeight: spec.graspOffset[2] + 0.03,
           placeHeight: spec.graspOffset[2] + 0.003,
           openWidth: OPEN_WIDTH,

@@ -989,9 +989,14 @@ export function retreatStage(name: string, spec: PickPlaceSpec): Stage {
   };
 }
 
-/** Placed, released, and the tool is clear of the object (up by 3.5 cm or 6 cm to the side). */
+/**
+ * Placed, released (the fingers open as far as the release stage asks), and the tool is clear of
+ * the object (up by 3.5 cm or 6 cm to the side). Without the opening, a hand whose pads had just
+ * left the cup's handle (6 cm from the cup's centre) counted as retreated a control step before
+ * the release stage held.
+ */
 export function retreated(s: SimState, spec: PickPlaceSpec): boolean {
-  if (!isPlaced(s, spec) || touching(s, spec.object)) return false;
+  if (!isPlaced(s, spec) || touching(s, spec.object) || s.gripper < spec.halfWidth + 0.003) return false;
   const p = objP(s, spec);
   return s.ee.p[2] >= p[2] + spec.graspOffset[2] + 0.035 || distXY(s.ee.p, p) >= 0.06;
 }
@@ -1055,6 +1060,13 @@ export function pickPlaceScript(
      * such as a jujube dropped into a cup, must not ask for it).
      */
     placeRetries?: number;
+    /**
+     * With `align`: first aim the held object this far (m) above its release point and correct the
+     * aim there, then come down the rest of the way (default 0: straight to the release point). A
+     * noisy aim then meets the support with the object's bottom still above it, instead of pressing
+     * the object onto the support's edge, which tipped tall, light supports (a bar with cubes on it).
+     */
+    placeHover?: number;
   },
 ): ExpertStep[] {
   let yaw = 0;
@@ -1102,8 +1114,26 @@ export function pickPlaceScript(
   });
   // Not held any more: no aim can help; the check after the retreat picks it up again.
   const placeOk = (e: Vec3, s: SimState) => !isHeld(s, spec) || (Math.hypot(e[0], e[1]) <= PLACE_ALIGN * spec.placeTolXY && Math.abs(e[2]) <= PLACE_TOL_Z);
+  const hover = opts.placeHover ?? 0;
   const place: ExpertStep[] = opts.align
     ? [
+        // Optionally aim at `placeHover` above the release point first: measure and correct there,
+        // where a miss cannot touch the support (the object's bottom is still above it).
+        ...(hover > 0
+          ? [
+              aimPlace(PLACE_LIFT + hover, true),
+              { ...aimPlace(PLACE_LIFT + hover, true), speed: PROBE_SPEED },
+              {
+                kind: 'align' as const,
+                stage: k + 6,
+                key: 'place',
+                error: (s: SimState) => sub(objP(s, spec), placeAt(s, PLACE_LIFT + hover)),
+                ok: placeOk,
+                back: () => 1,
+                retries: ALIGN_RETRIES,
+              },
+            ]
+          : []),
         // Down to PLACE_LIFT above the release point, then measure the object against its target
         // and correct (short moves from where it is) until it is over the target.
         aimPlace(PLACE_LIFT, true),

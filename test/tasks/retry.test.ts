@@ -128,3 +128,55 @@ test('graspAligned reads the tool error across and along the fingers of the gras
   assert.equal(graspAligned([0, 0, 0.012], 0), false);
   assert.equal(graspAligned([0.002, -0.003, 0.004], 0), true);
 });
+
+/** Lowest the held middle block's bottom came to the base block's top (m) while held, with a constant aim error of `bias`. */
+async function lowestWhileHeld(placeHover: number, bias: Vec3): Promise<{ gap: number; placed: boolean }> {
+  const task = getTask('stack');
+  const env = await createEnv(task);
+  let r = env.reset({ seed: 1 });
+  const tools = { ...env.expertTools(), perturbTarget: (p: Vec3): Vec3 => add(p, bias) };
+  const spec: PickPlaceSpec = {
+    object: 'middle_block',
+    noun: 'the middle block',
+    targetNoun: 'the base block',
+    halfWidth: 0.0145,
+    restZ: 0.0145,
+    graspOffset: [0, 0, 0.01],
+    hoverHeight: 0.1,
+    liftHeight: 0.07,
+    target: (s) => add(s.objects.base_block.p, [0, 0, 0.029]),
+    placeTolXY: 0.015,
+  };
+  const steps = pickPlaceScript(0, spec, { yaw: () => 0, carryHeight: 0.06, placeHeight: 0.013, openWidth: 0.03, raise: 0.08, align: true, placeHover });
+  const expert = new ScriptedExpert(steps, task.stages.map((st) => st.name), tools);
+  let gap = Infinity;
+  let lifted = false;
+  for (let t = 0; t < task.maxSteps && !expert.finished; t++) {
+    const out = expert.act(r.info.state);
+    const res = env.step(out.action);
+    r = { obs: res.obs, info: res.info };
+    const s = res.info.state;
+    // Held, and not being let go yet (stage 7 opens the fingers and the block drops onto its support).
+    const held = out.stage < 7 && s.contacts.filter((c) => c.object === 'middle_block' && c.finger).length === 2;
+    if (held && s.objects.middle_block.p[2] - s.objects.base_block.p[2] > 0.04) lifted = true;
+    const m = s.objects.middle_block.p;
+    const b = s.objects.base_block.p;
+    // Over the base block (footprints overlapping): how far its bottom is above the base block's top.
+    if (held && lifted && Math.hypot(m[0] - b[0], m[1] - b[1]) < 0.029) gap = Math.min(gap, m[2] - 0.0145 - (b[2] + 0.0145));
+    if (res.terminated || res.truncated) break;
+  }
+  const placed = isInPlace(r.info.state, spec);
+  env.free();
+  return { gap, placed };
+}
+
+test('placeHover: an aim 1.2 cm too low is corrected above the support; straight down, the held block is pressed onto it', async () => {
+  const bias: Vec3 = [0.004, -0.003, -0.012];
+  const hover = await lowestWhileHeld(0.015, bias);
+  const straight = await lowestWhileHeld(0, bias);
+  // Straight down: aimed 7 mm above its rest, 1.2 cm too low, the block meets the base block.
+  assert.ok(straight.gap < 0.001, `straight down, the held block stayed ${(straight.gap * 1000).toFixed(1)} mm above its support`);
+  // With the aim corrected 1.5 cm up first, it never touches the support while held.
+  assert.ok(hover.gap > 0.002, `with placeHover, the held block came within ${(hover.gap * 1000).toFixed(1)} mm of its support`);
+  assert.ok(hover.placed, 'with placeHover, the middle block is not on the base block');
+});
