@@ -190,9 +190,13 @@ VJP.Sigmoid = (n, [dy]) => {
 
 /** max(x, 0) */
 export const relu = (x: Tensor): Tensor => unary('Relu', x);
-// dy * sign(y), y >= 0: two fast passes (ONNX Runtime's Where is several times slower per element
-// than Mul), and a NaN in y reaches the gradient instead of being masked.
-VJP.Relu = (n, [dy]) => [mul(dy!, unary('Sign', n.outputs[0]))];
+// dy * (y > 0) with the mask cast to floats: three fast passes. ONNX Runtime's Where is several
+// times slower per element than Mul, and its Sign (the previous mask) about 10x slower than
+// Greater + Cast. A NaN in dy reaches the gradient (NaN * 0 is NaN) instead of being masked.
+VJP.Relu = (n, [dy]) => {
+  const y = n.outputs[0];
+  return [mul(dy!, cast(greater(y, 0), y.dtype))];
+};
 
 /**
  * The error function. ONNX Runtime has no float64 Erf kernel on CPU, so in float64 graphs (gradient
