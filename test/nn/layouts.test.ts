@@ -9,8 +9,8 @@ import { ParamSet } from '../../nn/params.ts';
 import { createSession, type HostTensor } from '../../nn/runtime.ts';
 import { gradCheck, weightedSum } from './gradcheck.ts';
 
-// The layers' fast layouts (norm gain and bias folded into the next product, doubled GELU with the
-// half folded into the next weight, score product with a hand-written gradient, one Sum per
+// The layers' fast layouts (norm gain and bias folded into the next product, GELU taken in x/√2 with the
+// scale folded into the products around it, score product with a hand-written gradient, one Sum per
 // gradient accumulation) against the plain compositions they replace, and by finite differences.
 
 const paramTensors = (g: Graph) => g.params.map((p) => g.param(p));
@@ -82,7 +82,7 @@ test('attention with the norm folded into its projections equals norm -> plain a
   for (const k of Object.keys(ref)) assertClose(fast[k], ref[k], k);
 });
 
-test('MLP with the norm folded in and a doubled GELU equals norm -> Linear -> GELU -> Linear (outputs and gradients)', async () => {
+test('MLP with the norm folded in and a scaled GELU equals norm -> Linear -> GELU -> Linear (outputs and gradients)', async () => {
   const params = new ParamSet(12);
   const ln = movedNorm(params, 'ln', 6, 2);
   const mlp = new MLP(params, 'mlp', [6, 10, 10, 4], 'gelu');
