@@ -300,10 +300,17 @@ export class MultiHeadAttention {
     const [q, k, v] = [project(this.q, scale), project(this.k, 1), project(this.v, 1)];
     let scores = scoresProduct(q, k);
     if (bias) scores = op.add(scores, bias);
-    const attended = op.matmul(op.softmax(scores, -1), v);
+    const attended = attend(scores, v);
     const merged = op.reshape(op.transpose(attended, [0, 2, 1, 3]), [-1, this.dim]);
     return op.reshape(this.out.apply(merged), [-1, t, this.dim]);
   }
+}
+
+/** x with its last two axes swapped. */
+function swapLast(x: Tensor): Tensor {
+  const perm = x.shape.map((_, i) => i);
+  [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
+  return op.transpose(x, perm);
 }
 
 /**
@@ -312,13 +319,25 @@ export class MultiHeadAttention {
  * transposed operands are ones ONNX Runtime fuses into its matrix product.
  */
 function scoresProduct(q: Tensor, k: Tensor): Tensor {
-  const swap = (x: Tensor): Tensor => {
-    const perm = x.shape.map((_, i) => i);
-    [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
-    return op.transpose(x, perm);
-  };
-  const s = op.matmul(q, swap(k));
-  return op.withCustomGradient(s, [q, k], (ds) => [op.matmul(ds, k), op.matmul(swap(ds), q)]);
+  const s = op.matmul(q, swapLast(k));
+  return op.withCustomGradient(s, [q, k], (ds) => [op.matmul(ds, k), op.matmul(swapLast(ds), q)]);
+}
+
+/**
+ * softmax(scores) v over the last axis, [.., T, S] and [.., S, d] -> A [.., T, d], with the
+ * gradient written as FlashAttention's: the softmax gradient dS = P (dP - rowsum(dP P)) needs the
+ * row sums of dP P over the S keys, which equal rowsum(dA A) over the d head features (dP = dA vᵀ,
+ * A = P v), a product over a tensor S/d times smaller. The [.., T, S] tensors then take two
+ * element-wise passes in the gradient (subtract, multiply) instead of three and a reduction.
+ */
+function attend(scores: Tensor, v: Tensor): Tensor {
+  const p = op.softmax(scores, -1);
+  const a = op.matmul(p, v);
+  return op.withCustomGradient(a, [scores, v], (da) => {
+    const rows = op.reduceSum(op.mul(da, a), [-1], true);
+    const ds = op.mul(p, op.sub(op.matmul(da, swapLast(v)), rows));
+    return [ds, op.matmul(swapLast(p), da)];
+  });
 }
 
 /** Pre-norm transformer block: x + attn(ln(x)); x + mlp(ln(x)). */
