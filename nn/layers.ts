@@ -28,18 +28,19 @@ export function gelu(x: Tensor): Tensor {
 }
 
 /**
- * Twice the exact GELU, x (1 + erf(x / sqrt 2)): one pass fewer than `gelu` forward (no halving);
- * `MLP` folds the 1/2 into the next layer's (small) weight instead. The gradient, written by hand
- * as `gelu`'s, is 1 + erf(u) + 2 x phi(x).
+ * The exact GELU of x = sqrt(2) u, taken in u and times sqrt 2: u (1 + erf(u)) = sqrt(2) gelu(x).
+ * `MLP` scales the (small) weight and bias of the product before it by 1/sqrt 2, so the product
+ * gives u directly, and the next layer's weight by 1/sqrt 2: no pass over the activations for the
+ * erf argument, none for the 1/2. Forward: erf, + 1, times u (3 passes); the gradient, written by
+ * hand, is 1 + erf(u) + (2 / sqrt pi) u exp(-u^2) (6 passes, reusing 1 + erf(u)).
  */
-function geluTwice(x: Tensor): Tensor {
-  const u = op.mul(x, Math.SQRT1_2);
+function geluScaled(u: Tensor): Tensor {
   const cdf2 = op.add(op.erf(u), 1);
-  const y = op.mul(x, cdf2);
-  return op.withCustomGradient(y, [x], (dy) => {
-    // 2 x phi(x) = x exp(ln(2 / sqrt(2 pi)) - u^2).
-    const xPdf2 = op.mul(op.exp(op.sub(Math.log(2) - 0.5 * Math.log(2 * Math.PI), op.mul(u, u))), x);
-    return [op.mul(dy, op.add(cdf2, xPdf2))];
+  const y = op.mul(u, cdf2);
+  return op.withCustomGradient(y, [u], (dy) => {
+    // (2 / sqrt pi) u exp(-u^2) = u exp(ln(2 / sqrt pi) - u^2): the constant rides in the exponent.
+    const uPdf = op.mul(op.exp(op.sub(Math.log(2 / Math.sqrt(Math.PI)), op.mul(u, u))), u);
+    return [op.mul(dy, op.add(cdf2, uPdf))];
   });
 }
 
@@ -188,21 +189,34 @@ export class MLP {
 
   /**
    * Applies the stack; with `norm`, to `norm.apply(x)`. In training graphs the norm's gain and bias
-   * are folded into the first layer (see `Linear.applyNormalized`) and a hidden exact GELU is
-   * computed doubled with the next layer's weight halved (one pass fewer over the widest
-   * activations); inference graphs compute the plain composition (no per-run weight products).
+   * are folded into the first layer (see `Linear.applyNormalized`), and a hidden exact GELU is
+   * taken in u = x / sqrt 2 (see `geluScaled`): the layer before it has its weight and bias scaled
+   * by 1/sqrt 2 and the layer after it its weight (products of small tensors), which saves two
+   * passes over the widest activations. Inference graphs compute the plain composition (no per-run
+   * weight products).
    */
   apply(x: Tensor, norm?: LayerNorm): Tensor {
     let h = x;
-    let halveNext = false;
+    // Factor on this layer's weight left by the previous activation (1/sqrt 2 after a scaled GELU).
+    let carried = 1;
+    const last = this.layers.length - 1;
     this.layers.forEach((layer, i) => {
       const g = h.graph;
-      if (i === 0 && norm) h = layer.applyNormalized(h, norm);
-      else if (halveNext) h = layer.product(h, op.mul(g.param(layer.weight), 0.5), layer.bias ? g.param(layer.bias) : undefined);
-      else h = layer.apply(h);
-      const a = i + 1 < this.layers.length ? this.activation : this.finalActivation;
-      halveNext = a === 'gelu' && i + 1 < this.layers.length && g.training;
-      h = halveNext ? geluTwice(h) : activate(h, a);
+      const a = i < last ? this.activation : this.finalActivation;
+      const scaledGelu = a === 'gelu' && i < last && g.training;
+      const out = scaledGelu ? Math.SQRT1_2 : 1;
+      const folded = i === 0 && norm !== undefined;
+      if (carried === 1 && out === 1) h = folded ? layer.applyNormalized(h, norm) : layer.apply(h);
+      else {
+        let w = g.param(layer.weight);
+        let b: Tensor | null = layer.bias ? g.param(layer.bias) : null;
+        if (folded) ({ weight: w, bias: b } = foldNorm(norm, w, b));
+        if (carried * out !== 1) w = op.mul(w, carried * out);
+        if (out !== 1 && b) b = op.mul(b, out);
+        h = layer.product(folded ? norm.normalize(h) : h, w, b ?? undefined);
+      }
+      h = scaledGelu ? geluScaled(h) : activate(h, a);
+      carried = scaledGelu ? Math.SQRT1_2 : 1;
     });
     return h;
   }
@@ -286,10 +300,17 @@ export class MultiHeadAttention {
     const [q, k, v] = [project(this.q, scale), project(this.k, 1), project(this.v, 1)];
     let scores = scoresProduct(q, k);
     if (bias) scores = op.add(scores, bias);
-    const attended = op.matmul(op.softmax(scores, -1), v);
+    const attended = attend(scores, v);
     const merged = op.reshape(op.transpose(attended, [0, 2, 1, 3]), [-1, this.dim]);
     return op.reshape(this.out.apply(merged), [-1, t, this.dim]);
   }
+}
+
+/** x with its last two axes swapped. */
+function swapLast(x: Tensor): Tensor {
+  const perm = x.shape.map((_, i) => i);
+  [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
+  return op.transpose(x, perm);
 }
 
 /**
@@ -298,13 +319,25 @@ export class MultiHeadAttention {
  * transposed operands are ones ONNX Runtime fuses into its matrix product.
  */
 function scoresProduct(q: Tensor, k: Tensor): Tensor {
-  const swap = (x: Tensor): Tensor => {
-    const perm = x.shape.map((_, i) => i);
-    [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
-    return op.transpose(x, perm);
-  };
-  const s = op.matmul(q, swap(k));
-  return op.withCustomGradient(s, [q, k], (ds) => [op.matmul(ds, k), op.matmul(swap(ds), q)]);
+  const s = op.matmul(q, swapLast(k));
+  return op.withCustomGradient(s, [q, k], (ds) => [op.matmul(ds, k), op.matmul(swapLast(ds), q)]);
+}
+
+/**
+ * softmax(scores) v over the last axis, [.., T, S] and [.., S, d] -> A [.., T, d], with the
+ * gradient written as FlashAttention's: the softmax gradient dS = P (dP - rowsum(dP P)) needs the
+ * row sums of dP P over the S keys, which equal rowsum(dA A) over the d head features (dP = dA vᵀ,
+ * A = P v), a product over a tensor S/d times smaller. The [.., T, S] tensors then take two
+ * element-wise passes in the gradient (subtract, multiply) instead of three and a reduction.
+ */
+function attend(scores: Tensor, v: Tensor): Tensor {
+  const p = op.softmax(scores, -1);
+  const a = op.matmul(p, v);
+  return op.withCustomGradient(a, [scores, v], (da) => {
+    const rows = op.reduceSum(op.mul(da, a), [-1], true);
+    const ds = op.mul(p, op.sub(op.matmul(da, swapLast(v)), rows));
+    return [ds, op.matmul(swapLast(p), da)];
+  });
 }
 
 /** Pre-norm transformer block: x + attn(ln(x)); x + mlp(ln(x)). */

@@ -9,8 +9,8 @@ import { ParamSet } from '../../nn/params.ts';
 import { createSession, type HostTensor } from '../../nn/runtime.ts';
 import { gradCheck, weightedSum } from './gradcheck.ts';
 
-// The layers' fast layouts (norm gain and bias folded into the next product, doubled GELU with the
-// half folded into the next weight, score product with a hand-written gradient, one Sum per
+// The layers' fast layouts (norm gain and bias folded into the next product, GELU taken in x/√2 with the
+// scale folded into the products around it, score product with a hand-written gradient, one Sum per
 // gradient accumulation) against the plain compositions they replace, and by finite differences.
 
 const paramTensors = (g: Graph) => g.params.map((p) => g.param(p));
@@ -82,7 +82,7 @@ test('attention with the norm folded into its projections equals norm -> plain a
   for (const k of Object.keys(ref)) assertClose(fast[k], ref[k], k);
 });
 
-test('MLP with the norm folded in and a doubled GELU equals norm -> Linear -> GELU -> Linear (outputs and gradients)', async () => {
+test('MLP with the norm folded in and a scaled GELU equals norm -> Linear -> GELU -> Linear (outputs and gradients)', async () => {
   const params = new ParamSet(12);
   const ln = movedNorm(params, 'ln', 6, 2);
   const mlp = new MLP(params, 'mlp', [6, 10, 10, 4], 'gelu');
@@ -195,4 +195,27 @@ test('ReLU gradient passes a NaN through instead of masking it', async () => {
   const out = (await s.run({ x: { data: Float32Array.from([-1, 0, 2, Number.NaN]), shape: [4] } })).dx.data as Float32Array;
   assert.deepEqual(Array.from(out.slice(0, 3)), [0, 0, 4]);
   assert.ok(Number.isNaN(out[3]), `gradient at NaN input is ${out[3]}`);
+});
+
+test('a Sum of 4 or more terms is exported as a chain of Adds with the same values (broadcast terms too)', async () => {
+  const g = new Graph();
+  const xs = [0, 1, 2, 3].map((i) => g.input(`x${i}`, [2, 3]));
+  const row = g.input('row', [2, 1]);
+  g.output('y', op.sum([...xs, row]));
+  g.output('z', op.sum(xs.slice(0, 3)));
+  const bytes = g.toModel({ params: 'input' });
+  const text = new TextDecoder('latin1').decode(bytes);
+  // One Sum remains (the 3-term one, which ONNX Runtime adds as fast as two Adds).
+  assert.equal(text.split('Sum').length - 1, 1, 'Sum op types in the exported graph');
+  const rng = new Rng(21);
+  const feeds: Record<string, HostTensor> = { row: { data: Float32Array.from([0.5, -1.25]), shape: [2, 1] } };
+  for (let i = 0; i < 4; i++) feeds[`x${i}`] = { data: Float32Array.from({ length: 6 }, () => rng.normal()), shape: [2, 3] };
+  const out = await (await createSession(bytes)).run(feeds);
+  const y = out.y.data as Float32Array;
+  for (let j = 0; j < 6; j++) {
+    let acc = 0;
+    for (let i = 0; i < 4; i++) acc = Math.fround(acc + (feeds[`x${i}`].data as Float32Array)[j]);
+    acc = Math.fround(acc + (feeds.row.data as Float32Array)[Math.floor(j / 3)]);
+    assert.equal(y[j], acc, `y[${j}]`);
+  }
 });
