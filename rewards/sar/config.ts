@@ -54,6 +54,19 @@ export const sarConfigSchema = z.strictObject({
       patch: z.number().int().min(2).default(8),
       /** Width each patch is projected to before the patches are flattened together. */
       patchWidth: z.number().int().positive().default(16),
+      /**
+       * Spatial-softmax keypoints per camera (0: none). A second, fine image path:
+       * keypointPatch x keypointPatch patches -> keypointChannels (GELU) -> one logit map per
+       * keypoint -> softmax over the map's positions -> the expected (x, y) of each keypoint, which
+       * places a block or a finger to a fraction of a patch (the flattened 8x8 patches only say
+       * which patch). The 2 x keypoints coordinates of both cameras join the patch features at the
+       * image MLP's input.
+       */
+      keypoints: z.number().int().min(0).max(256).default(16),
+      /** Patch size of the keypoint path (imageSize must be a multiple). */
+      keypointPatch: z.number().int().min(1).default(4),
+      /** Width of the keypoint path's per-patch features. */
+      keypointChannels: z.number().int().positive().default(32),
       /** Hidden width of the image MLP. */
       hidden: z.number().int().positive().default(256),
       /** Width of the token embeddings of the text encoder (tokens are flattened in order, then an MLP). */
@@ -132,6 +145,9 @@ export type SarConfig = z.output<typeof sarConfigSchema>;
 export function parseSarConfig(input: unknown, source = 'sar config'): Readonly<SarConfig> {
   const c = parseConfig(sarConfigSchema, input, source);
   if (c.model.imageSize % c.model.patch !== 0) throw new ConfigError(source, 'model.patch', `must divide model.imageSize (${c.model.imageSize}), got ${c.model.patch}`);
+  if (c.model.keypoints > 0 && c.model.imageSize % c.model.keypointPatch !== 0) {
+    throw new ConfigError(source, 'model.keypointPatch', `must divide model.imageSize (${c.model.imageSize}), got ${c.model.keypointPatch}`);
+  }
   if (c.nearMiss.offsetMax < c.nearMiss.offsetMin) throw new ConfigError(source, 'nearMiss.offsetMax', `must be >= nearMiss.offsetMin (${c.nearMiss.offsetMin}), got ${c.nearMiss.offsetMax}`);
   return c;
 }
