@@ -94,6 +94,13 @@ export const sarConfigSchema = z.strictObject({
       nearMissStates: z.boolean().default(true),
       /** Share of each batch drawn from the near-miss rows (when there are any). */
       nearMissShare: z.number().gt(0).lt(1).default(0.4),
+      /**
+       * Rows per empty-handed frame for its `expertOnly` stages (done in the expert's frame of the
+       * same step, denied here): up to this many distinct ones, drawn at random. One left the
+       * first round's lower/release/retreat asked on a few of the frames where the empty hand
+       * hovers over the next block, and the probe was still granted them there.
+       */
+      expertOnlyRows: z.number().int().min(0).default(3),
       /** Draw demo rows by (stage, label) bucket, each equally likely (rewards/sar/train.ts). */
       balance: z.boolean().default(true),
       /** Optimisation steps. */
