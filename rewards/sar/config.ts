@@ -65,6 +65,12 @@ export const sarConfigSchema = z.strictObject({
       keypoints: z.number().int().min(0).max(256).default(16),
       /** Patch size of the keypoint path (imageSize must be a multiple). */
       keypointPatch: z.number().int().min(1).default(4),
+      /**
+       * Starting value of the learnable per-keypoint logit scale (exp of `kp.log_scale`). At 1 the
+       * logits of the initial weights are ~0.1, the maps stay uniform (every keypoint at the image
+       * centre) and the weights hardly move: a 2500-step Stack run left them within their init range.
+       */
+      keypointScale: z.number().positive().default(10),
       /** Width of the keypoint path's per-patch features. */
       keypointChannels: z.number().int().positive().default(32),
       /** Hidden width of the image MLP. */

@@ -8,7 +8,7 @@
  *   the encoder knows WHERE things are: a finger beside the block and a finger on it differ only
  *   in position), both cameras concatenated, then an MLP to `embedDim`.
  * - Keypoints (`keypoints` > 0), per camera: finer patches (`keypointPatch`) -> `keypointChannels`
- *   (GELU) -> one logit map per keypoint -> spatial softmax -> the expected (x, y) of each
+ *   (GELU) -> one logit map per keypoint, times a learnt per-keypoint scale -> spatial softmax -> the expected (x, y) of each
  *   keypoint, in units of keypoint patches from the image centre. They join the flattened patch
  *   features at the MLP's input. The 8x8 patch grid says which patch a block is in; an expected
  *   position moves by a fraction of a patch when the block does (a block lifted 1 cm in the hand
@@ -26,7 +26,7 @@ import type { Graph, Tensor } from '../../nn/graph.ts';
 import { Embedding, Linear, MLP, gelu, patchify, spatialSoftmax } from '../../nn/layers.ts';
 import type { ModelDefinition } from '../../nn/model.ts';
 import * as op from '../../nn/ops.ts';
-import { ParamSet } from '../../nn/params.ts';
+import { ParamSet, init, type Parameter } from '../../nn/params.ts';
 import type { SarConfig } from './config.ts';
 
 /** Camera names the scorer reads, in input order. */
@@ -36,7 +36,7 @@ export const SAR_CAMERAS = ['eye_side', 'eye_arm'] as const;
 export class SarNetwork {
   readonly params: ParamSet;
   private readonly patchProj: Record<(typeof SAR_CAMERAS)[number], Linear>;
-  private readonly keypointLayers: Record<(typeof SAR_CAMERAS)[number], { stem: Linear; logits: Linear }> | null;
+  private readonly keypointLayers: Record<(typeof SAR_CAMERAS)[number], { stem: Linear; logits: Linear; logScale: Parameter }> | null;
   private readonly imageMlp: MLP;
   private readonly tokens: Embedding;
   private readonly textMlp: MLP;
@@ -59,6 +59,7 @@ export class SarNetwork {
     const kp = (cam: string) => ({
       stem: new Linear(this.params, `sar.image.${cam}.kp.stem`, 3 * keypointPatch * keypointPatch, keypointChannels),
       logits: new Linear(this.params, `sar.image.${cam}.kp.logits`, keypointChannels, keypoints),
+      logScale: this.params.add(`sar.image.${cam}.kp.log_scale`, [keypoints], init.constant(Math.log(model.keypointScale)), { decay: false }),
     });
     this.keypointLayers = keypoints > 0 ? { eye_side: kp('eye_side'), eye_arm: kp('eye_arm') } : null;
     const perCamera = this.patches * patchWidth + 2 * keypoints;
@@ -91,7 +92,8 @@ export class SarNetwork {
     const kp = this.keypointLayers[cam];
     const n = imageSize / keypointPatch;
     const feats = gelu(kp.stem.apply(patchify(op.sub(img, 0.5), keypointPatch))); // [B, n*n, C]
-    const expected = spatialSoftmax(kp.logits.apply(feats), n, n); // [B, K, 2]
+    const logits = op.mul(kp.logits.apply(feats), op.exp(img.graph.param(kp.logScale))); // sharpened by the learnt scale
+    const expected = spatialSoftmax(logits, n, n); // [B, K, 2]
     return op.mul(op.reshape(expected, [0, 2 * keypoints]), n / 2);
   }
 
