@@ -10,6 +10,8 @@
  *   and the same figures of the ablation under `without`.
  * `--lookahead 1`: judge with the gate's one-stage lookahead (rewards/sar/score.ts).
  * `--eval-only`: load DIR/<task>/{with,without}/sar.onnx instead of training (re-judge saved models).
+ * `--train-variants with`: train only the variants named, load the others from DIR/<task>/ (the model
+ *   without near-miss states does not depend on the near-miss settings: its rows skip those frames).
  * Usage: npm run bench:sar -- [--tasks stack,jujube_cup,block_bridge] [--config FILE] [--steps N]
  *        [--train-seeds 0,1,2] [--eval-seeds 100,101] [--probe-seeds 200] [--out DIR]
  * Models are written to DIR/<task>/{with,without}/ (default runs/bench_sar).
@@ -53,11 +55,13 @@ for (const id of tasks) {
   const renderer = await createSarRenderer(task, cfg.model.imageSize);
   try {
     const evalOnly = args.has('eval-only');
+    const trainVariants = (args.get('train-variants') ?? 'with,without').split(',');
+    for (const v of trainVariants) if (v !== 'with' && v !== 'without') throw new Error(`--train-variants: expected 'with' and/or 'without', got '${v}'`);
     const frames = evalOnly ? [] : trainingFrames(env, task, renderer, cfg, new Rng(cfg.train.seed).fork('near-miss'), log);
     const scorers: Record<string, SarScorer> = {};
     const trainSeconds: Record<string, number> = {};
     for (const variant of ['with', 'without'] as const) {
-      if (evalOnly) {
+      if (evalOnly || !trainVariants.includes(variant)) {
         scorers[variant] = await SarScorer.load(`${outRoot}/${id}/${variant}/sar.onnx`);
         continue;
       }

@@ -54,6 +54,25 @@ export const sarConfigSchema = z.strictObject({
       patch: z.number().int().min(2).default(8),
       /** Width each patch is projected to before the patches are flattened together. */
       patchWidth: z.number().int().positive().default(16),
+      /**
+       * Spatial-softmax keypoints per camera (0: none). A second, fine image path:
+       * keypointPatch x keypointPatch patches -> keypointChannels (GELU) -> one logit map per
+       * keypoint -> softmax over the map's positions -> the expected (x, y) of each keypoint, which
+       * places a block or a finger to a fraction of a patch (the flattened 8x8 patches only say
+       * which patch). The 2 x keypoints coordinates of both cameras join the patch features at the
+       * image MLP's input.
+       */
+      keypoints: z.number().int().min(0).max(256).default(16),
+      /** Patch size of the keypoint path (imageSize must be a multiple). */
+      keypointPatch: z.number().int().min(1).default(4),
+      /**
+       * Starting value of the learnable per-keypoint logit scale (exp of `kp.log_scale`). At 1 the
+       * logits of the initial weights are ~0.1, the maps stay uniform (every keypoint at the image
+       * centre) and the weights hardly move: a 2500-step Stack run left them within their init range.
+       */
+      keypointScale: z.number().positive().default(10),
+      /** Width of the keypoint path's per-patch features. */
+      keypointChannels: z.number().int().positive().default(32),
       /** Hidden width of the image MLP. */
       hidden: z.number().int().positive().default(256),
       /** Width of the token embeddings of the text encoder (tokens are flattened in order, then an MLP). */
@@ -81,6 +100,13 @@ export const sarConfigSchema = z.strictObject({
       nearMissStates: z.boolean().default(true),
       /** Share of each batch drawn from the near-miss rows (when there are any). */
       nearMissShare: z.number().gt(0).lt(1).default(0.4),
+      /**
+       * Rows per empty-handed frame for its `expertOnly` stages (done in the expert's frame of the
+       * same step, denied here): up to this many distinct ones, drawn at random. One left the
+       * first round's lower/release/retreat asked on a few of the frames where the empty hand
+       * hovers over the next block, and the probe was still granted them there.
+       */
+      expertOnlyRows: z.number().int().min(0).default(3),
       /** Draw demo rows by (stage, label) bucket, each equally likely (rewards/sar/train.ts). */
       balance: z.boolean().default(true),
       /** Optimisation steps. */
@@ -132,6 +158,9 @@ export type SarConfig = z.output<typeof sarConfigSchema>;
 export function parseSarConfig(input: unknown, source = 'sar config'): Readonly<SarConfig> {
   const c = parseConfig(sarConfigSchema, input, source);
   if (c.model.imageSize % c.model.patch !== 0) throw new ConfigError(source, 'model.patch', `must divide model.imageSize (${c.model.imageSize}), got ${c.model.patch}`);
+  if (c.model.keypoints > 0 && c.model.imageSize % c.model.keypointPatch !== 0) {
+    throw new ConfigError(source, 'model.keypointPatch', `must divide model.imageSize (${c.model.imageSize}), got ${c.model.keypointPatch}`);
+  }
   if (c.nearMiss.offsetMax < c.nearMiss.offsetMin) throw new ConfigError(source, 'nearMiss.offsetMax', `must be >= nearMiss.offsetMin (${c.nearMiss.offsetMin}), got ${c.nearMiss.offsetMax}`);
   return c;
 }

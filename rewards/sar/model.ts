@@ -7,6 +7,12 @@
  *   patches, each patch projected to `patchWidth` (GELU), the patch grid flattened in order (so
  *   the encoder knows WHERE things are: a finger beside the block and a finger on it differ only
  *   in position), both cameras concatenated, then an MLP to `embedDim`.
+ * - Keypoints (`keypoints` > 0), per camera: finer patches (`keypointPatch`) -> `keypointChannels`
+ *   (GELU) -> one logit map per keypoint, times a learnt per-keypoint scale -> spatial softmax -> the expected (x, y) of each
+ *   keypoint, in units of keypoint patches from the image centre. They join the flattened patch
+ *   features at the MLP's input. The 8x8 patch grid says which patch a block is in; an expected
+ *   position moves by a fraction of a patch when the block does (a block lifted 1 cm in the hand
+ *   and one left on the table differ by a pixel or two in the side camera).
  * - Text encoder: token embeddings (nn/tokenizer.ts ids) masked, flattened in order, MLP to
  *   `embedDim`. Word order matters ("above the block beside the target" vs "beside the block above
  *   the target").
@@ -17,10 +23,10 @@
  * `text_ids` int64 [T,L], `text_mask` [T,L]; outputs `image_embedding` [B,D], `text_embedding` [T,D]).
  */
 import type { Graph, Tensor } from '../../nn/graph.ts';
-import { Embedding, Linear, MLP, gelu, patchify } from '../../nn/layers.ts';
+import { Embedding, Linear, MLP, gelu, patchify, spatialSoftmax } from '../../nn/layers.ts';
 import type { ModelDefinition } from '../../nn/model.ts';
 import * as op from '../../nn/ops.ts';
-import { ParamSet } from '../../nn/params.ts';
+import { ParamSet, init, type Parameter } from '../../nn/params.ts';
 import type { SarConfig } from './config.ts';
 
 /** Camera names the scorer reads, in input order. */
@@ -30,6 +36,7 @@ export const SAR_CAMERAS = ['eye_side', 'eye_arm'] as const;
 export class SarNetwork {
   readonly params: ParamSet;
   private readonly patchProj: Record<(typeof SAR_CAMERAS)[number], Linear>;
+  private readonly keypointLayers: Record<(typeof SAR_CAMERAS)[number], { stem: Linear; logits: Linear; logScale: Parameter }> | null;
   private readonly imageMlp: MLP;
   private readonly tokens: Embedding;
   private readonly textMlp: MLP;
@@ -47,7 +54,16 @@ export class SarNetwork {
       eye_side: new Linear(this.params, 'sar.image.eye_side.patch', 3 * patch * patch, patchWidth),
       eye_arm: new Linear(this.params, 'sar.image.eye_arm.patch', 3 * patch * patch, patchWidth),
     };
-    this.imageMlp = new MLP(this.params, 'sar.image.mlp', [SAR_CAMERAS.length * this.patches * patchWidth, hidden, embedDim], 'gelu');
+    const { keypoints, keypointPatch, keypointChannels } = model;
+    if (keypoints > 0 && imageSize % keypointPatch !== 0) throw new Error(`SarNetwork: model.keypointPatch ${keypointPatch} must divide model.imageSize ${imageSize}`);
+    const kp = (cam: string) => ({
+      stem: new Linear(this.params, `sar.image.${cam}.kp.stem`, 3 * keypointPatch * keypointPatch, keypointChannels),
+      logits: new Linear(this.params, `sar.image.${cam}.kp.logits`, keypointChannels, keypoints),
+      logScale: this.params.add(`sar.image.${cam}.kp.log_scale`, [keypoints], init.constant(Math.log(model.keypointScale)), { decay: false }),
+    });
+    this.keypointLayers = keypoints > 0 ? { eye_side: kp('eye_side'), eye_arm: kp('eye_arm') } : null;
+    const perCamera = this.patches * patchWidth + 2 * keypoints;
+    this.imageMlp = new MLP(this.params, 'sar.image.mlp', [SAR_CAMERAS.length * perCamera, hidden, embedDim], 'gelu');
     this.tokens = new Embedding(this.params, 'sar.text.tokens', vocabSize, textWidth);
     this.textMlp = new MLP(this.params, 'sar.text.mlp', [textLength * textWidth, hidden, embedDim], 'gelu');
   }
@@ -56,11 +72,29 @@ export class SarNetwork {
   image(side: Tensor, arm: Tensor): Tensor {
     const parts = ([side, arm] as const).map((img, i) => {
       const cam = SAR_CAMERAS[i];
-      const p = patchify(op.sub(img, 0.5), this.model.patch);
+      const centred = op.sub(img, 0.5);
+      const p = patchify(centred, this.model.patch);
       const h = gelu(this.patchProj[cam].apply(p));
-      return op.reshape(h, [0, this.patches * this.model.patchWidth]);
+      const flat = op.reshape(h, [0, this.patches * this.model.patchWidth]);
+      return this.keypointLayers ? op.concat([flat, this.keypointCoords(img, cam)], 1) : flat;
     });
     return l2normalize(this.imageMlp.apply(op.concat(parts, 1)));
+  }
+
+  /**
+   * Spatial softmax of one camera's image [B,3,S,S] in 0..1 -> [B, 2K] (x0, y0, x1, y1, ...): per keypoint the
+   * softmax-weighted mean of the patch centres (x, y), scaled from -1..1 to patch units (-n/2..n/2)
+   * so that a one-pixel move is not lost against the patch features' scale at the MLP's input.
+   */
+  keypointCoords(img: Tensor, cam: (typeof SAR_CAMERAS)[number]): Tensor {
+    const { imageSize, keypointPatch, keypoints } = this.model;
+    if (!this.keypointLayers) throw new Error('SarNetwork.keypointCoords: model.keypoints is 0 (no keypoint path)');
+    const kp = this.keypointLayers[cam];
+    const n = imageSize / keypointPatch;
+    const feats = gelu(kp.stem.apply(patchify(op.sub(img, 0.5), keypointPatch))); // [B, n*n, C]
+    const logits = op.mul(kp.logits.apply(feats), op.exp(img.graph.param(kp.logScale))); // sharpened by the learnt scale
+    const expected = spatialSoftmax(logits, n, n); // [B, K, 2]
+    return op.mul(op.reshape(expected, [0, 2 * keypoints]), n / 2);
   }
 
   /** Text embedding [T, D] (normalised) of token ids [T, L] with mask [T, L]. */

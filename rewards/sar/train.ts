@@ -15,7 +15,7 @@
  *   completion) as a demo row. Empty-handed frames (data.ts `emptyHandedFrames`) give a second
  *   row, for a random earlier stage from their `contextFrom` (a gate stuck on the lift must not
  *   fire while the empty hand carries, lowers and opens), and a third for one of their
- *   `expertOnly` stages: done in the expert's frame of the same step, not here (the hand hovers
+ *   `expertOnly` stages (up to `train.expertOnlyRows` of them, distinct): done in the expert's frame of the same step, not here (the hand hovers
  *   over the next object as the expert's does, but the last object was never placed). A share
  *   `train.nearMissShare` (default 0.4) of each batch is drawn from these rows when there are any.
  * - class balance (`train.balance`): demo rows are drawn by (stage, label) bucket, each bucket
@@ -46,7 +46,7 @@ interface Row {
 }
 
 /** Rows of the training set (see the file comment). */
-export function buildRows(frames: readonly LabelledFrame[], stages: number, rng: Rng, useNearMiss: boolean): Row[] {
+export function buildRows(frames: readonly LabelledFrame[], stages: number, rng: Rng, useNearMiss: boolean, expertOnlyRows = 1): Row[] {
   const rows: Row[] = [];
   frames.forEach((f, i) => {
     if (f.source === 'near_miss') {
@@ -60,8 +60,11 @@ export function buildRows(frames: readonly LabelledFrame[], stages: number, rng:
         rows.push({ frame: i, stage: k, label: f.done[k] ? 1 : 0, nearMiss: true });
       }
       if (f.expertOnly && f.expertOnly.length > 0) {
-        const k = f.expertOnly[rng.int(f.expertOnly.length)];
-        rows.push({ frame: i, stage: k, label: 0, nearMiss: true });
+        const pool = [...f.expertOnly];
+        for (let r = 0; r < expertOnlyRows && pool.length > 0; r++) {
+          const k = pool.splice(rng.int(pool.length), 1)[0];
+          rows.push({ frame: i, stage: k, label: 0, nearMiss: true });
+        }
       }
       return;
     }
@@ -106,7 +109,7 @@ export async function trainSar(task: Task, frames: readonly LabelledFrame[], cfg
   const tokenizer = sarTokenizer(layout);
   const net = new SarNetwork(cfg.model, tokenizer.vocabSize, tokenizer.maxLength);
   const rng = new Rng(cfg.train.seed);
-  const rows = buildRows(frames, task.stages.length, rng.fork('rows'), cfg.train.nearMissStates);
+  const rows = buildRows(frames, task.stages.length, rng.fork('rows'), cfg.train.nearMissStates, cfg.train.expertOnlyRows);
   const demoRows = rows.filter((r) => !r.nearMiss);
   const nearRows = rows.filter((r) => r.nearMiss);
   if (demoRows.length === 0) throw new Error(`trainSar: no demo frames for task '${task.id}'`);

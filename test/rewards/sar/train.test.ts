@@ -148,6 +148,13 @@ test('rows: an empty-handed frame also asks one earlier stage a stuck gate could
   const hard = buildRows([{ ...f, expertOnly: [1, 3] }], 5, new Rng(7), true);
   assert.equal(hard.length, 3);
   assert.ok([1, 3].includes(hard[2].stage) && hard[2].label === 0 && hard[2].nearMiss, JSON.stringify(hard[2]));
+  // Up to train.expertOnlyRows of them, distinct: two asked -> both stages once; more asked than there are -> each once.
+  for (const n of [2, 5]) {
+    const rows = buildRows([{ ...f, expertOnly: [1, 3] }], 5, new Rng(7), true, n).slice(2);
+    assert.deepEqual(rows.map((r) => r.stage).sort(), [1, 3], `expertOnlyRows ${n}`);
+    assert.ok(rows.every((r) => r.label === 0 && r.nearMiss));
+  }
+  assert.equal(buildRows([{ ...f, expertOnly: [1, 3] }], 5, new Rng(7), true, 0).length, 2);
 });
 
 test('probe context: each stage asked from where the expert reached it; stages the probe really does are not faked', () => {
