@@ -435,3 +435,38 @@ export function spatialSoftmax(logits: Tensor, h: number, w: number): Tensor {
   const weights = op.softmax(op.transpose(logits, [0, 2, 1]), -1); // [B, K, N]
   return op.matmul(weights, logits.graph.constant(coords, [n, 2]));
 }
+
+/**
+ * Learnt image keypoints: images [B, C, S, S] -> [B, K, 2], the expected (x, y) in -1..1 of K
+ * learnt features. A linear+GELU stem over `patch` x `patch` patches, one logit map per keypoint,
+ * sharpened by a learnt per-keypoint scale (log-parameterised, starting at `scale`: at scale 1 the
+ * maps stay near uniform and every keypoint sits at the image centre), then `spatialSoftmax`.
+ * Parameters: `<name>.stem`, `<name>.logits`, `<name>.log_scale`.
+ */
+export class SpatialKeypoints {
+  readonly stem: Linear;
+  readonly logits: Linear;
+  readonly logScale: Parameter;
+
+  constructor(
+    params: ParamSet,
+    name: string,
+    readonly options: { inChannels: number; patch: number; channels: number; keypoints: number; scale: number },
+  ) {
+    const { inChannels, patch, channels, keypoints, scale } = options;
+    if (!(scale > 0)) throw new Error(`SpatialKeypoints ${name}: scale must be > 0, got ${scale}`);
+    this.stem = new Linear(params, `${name}.stem`, inChannels * patch * patch, channels);
+    this.logits = new Linear(params, `${name}.logits`, channels, keypoints);
+    this.logScale = params.add(`${name}.log_scale`, [keypoints], init.constant(Math.log(scale)), { decay: false });
+  }
+
+  /** Images [B, C, S, S] (S a multiple of `patch`) -> keypoint positions [B, K, 2]. */
+  apply(images: Tensor): Tensor {
+    const [, , h, w] = images.shape;
+    if (typeof h !== 'number' || typeof w !== 'number') throw new Error(`SpatialKeypoints: images need a static size, got ${images}`);
+    const { patch } = this.options;
+    const feats = gelu(this.stem.apply(patchify(images, patch))); // [B, n*n, C]
+    const logits = op.mul(this.logits.apply(feats), op.exp(images.graph.param(this.logScale))); // [B, n*n, K]
+    return spatialSoftmax(logits, h / patch, w / patch);
+  }
+}

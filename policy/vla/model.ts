@@ -17,7 +17,7 @@
  * attention cheap on a CPU.
  */
 import { Graph, type Tensor } from '../../nn/graph.ts';
-import { Embedding, LayerNorm, Linear, MLP, TransformerBlock, gelu, keyMaskBias, patchify, spatialSoftmax } from '../../nn/layers.ts';
+import { Embedding, LayerNorm, Linear, MLP, TransformerBlock, SpatialKeypoints, gelu, keyMaskBias, patchify } from '../../nn/layers.ts';
 import { exportInference, type ModelDefinition } from '../../nn/model.ts';
 import * as op from '../../nn/ops.ts';
 import { ParamSet, init } from '../../nn/params.ts';
@@ -86,7 +86,7 @@ export class VlaTrunk {
   readonly blocks: TransformerBlock[] = [];
   readonly norm: LayerNorm;
   /** Keypoint path per camera (model.keypoints > 0): patch stem, logit maps, coordinates -> token. */
-  readonly keypoints: Record<string, { stem: Linear; logits: Linear; logScale: ReturnType<ParamSet['add']>; token: Linear }> = {};
+  readonly keypoints: Record<string, { points: SpatialKeypoints; token: Linear }> = {};
   /** Tokens per camera (patch tokens + the keypoint token when enabled). */
   readonly tokensPerCamera: number;
 
@@ -109,9 +109,7 @@ export class VlaTrunk {
     if (c.keypoints > 0) {
       for (const cam of c.cameras) {
         this.keypoints[cam] = {
-          stem: new Linear(params, `trunk.kp.${cam}.stem`, 3 * c.keypointPatch * c.keypointPatch, c.keypointChannels),
-          logits: new Linear(params, `trunk.kp.${cam}.logits`, c.keypointChannels, c.keypoints),
-          logScale: params.add(`trunk.kp.${cam}.log_scale`, [c.keypoints], init.constant(Math.log(c.keypointScale)), { decay: false }),
+          points: new SpatialKeypoints(params, `trunk.kp.${cam}`, { inChannels: 3, patch: c.keypointPatch, channels: c.keypointChannels, keypoints: c.keypoints, scale: c.keypointScale }),
           token: new Linear(params, `trunk.kp.${cam}.token`, 2 * c.keypoints, c.width),
         };
       }
@@ -147,10 +145,7 @@ export class VlaTrunk {
   private keypointToken(x: Tensor, camera: string): Tensor {
     const c = this.config;
     const kp = this.keypoints[camera];
-    const n = c.imageSize / c.keypointPatch;
-    const feats = gelu(kp.stem.apply(patchify(x, c.keypointPatch))); // [B, n*n, C]
-    const logits = op.mul(kp.logits.apply(feats), op.exp(x.graph.param(kp.logScale))); // [B, n*n, K], sharpened
-    const expected = spatialSoftmax(logits, n, n); // [B, K, 2]
+    const expected = kp.points.apply(x); // [B, K, 2]
     return op.unsqueeze(kp.token.apply(op.reshape(expected, [0, 2 * c.keypoints])), [1]);
   }
 

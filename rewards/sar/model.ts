@@ -23,10 +23,10 @@
  * `text_ids` int64 [T,L], `text_mask` [T,L]; outputs `image_embedding` [B,D], `text_embedding` [T,D]).
  */
 import type { Graph, Tensor } from '../../nn/graph.ts';
-import { Embedding, Linear, MLP, gelu, patchify, spatialSoftmax } from '../../nn/layers.ts';
+import { Embedding, Linear, MLP, SpatialKeypoints, gelu, patchify } from '../../nn/layers.ts';
 import type { ModelDefinition } from '../../nn/model.ts';
 import * as op from '../../nn/ops.ts';
-import { ParamSet, init, type Parameter } from '../../nn/params.ts';
+import { ParamSet } from '../../nn/params.ts';
 import type { SarConfig } from './config.ts';
 
 /** Camera names the scorer reads, in input order. */
@@ -36,7 +36,7 @@ export const SAR_CAMERAS = ['eye_side', 'eye_arm'] as const;
 export class SarNetwork {
   readonly params: ParamSet;
   private readonly patchProj: Record<(typeof SAR_CAMERAS)[number], Linear>;
-  private readonly keypointLayers: Record<(typeof SAR_CAMERAS)[number], { stem: Linear; logits: Linear; logScale: Parameter }> | null;
+  private readonly keypointLayers: Record<(typeof SAR_CAMERAS)[number], SpatialKeypoints> | null;
   private readonly imageMlp: MLP;
   private readonly tokens: Embedding;
   private readonly textMlp: MLP;
@@ -56,11 +56,7 @@ export class SarNetwork {
     };
     const { keypoints, keypointPatch, keypointChannels } = model;
     if (keypoints > 0 && imageSize % keypointPatch !== 0) throw new Error(`SarNetwork: model.keypointPatch ${keypointPatch} must divide model.imageSize ${imageSize}`);
-    const kp = (cam: string) => ({
-      stem: new Linear(this.params, `sar.image.${cam}.kp.stem`, 3 * keypointPatch * keypointPatch, keypointChannels),
-      logits: new Linear(this.params, `sar.image.${cam}.kp.logits`, keypointChannels, keypoints),
-      logScale: this.params.add(`sar.image.${cam}.kp.log_scale`, [keypoints], init.constant(Math.log(model.keypointScale)), { decay: false }),
-    });
+    const kp = (cam: string) => new SpatialKeypoints(this.params, `sar.image.${cam}.kp`, { inChannels: 3, patch: keypointPatch, channels: keypointChannels, keypoints, scale: model.keypointScale });
     this.keypointLayers = keypoints > 0 ? { eye_side: kp('eye_side'), eye_arm: kp('eye_arm') } : null;
     const perCamera = this.patches * patchWidth + 2 * keypoints;
     this.imageMlp = new MLP(this.params, 'sar.image.mlp', [SAR_CAMERAS.length * perCamera, hidden, embedDim], 'gelu');
@@ -89,11 +85,8 @@ export class SarNetwork {
   keypointCoords(img: Tensor, cam: (typeof SAR_CAMERAS)[number]): Tensor {
     const { imageSize, keypointPatch, keypoints } = this.model;
     if (!this.keypointLayers) throw new Error('SarNetwork.keypointCoords: model.keypoints is 0 (no keypoint path)');
-    const kp = this.keypointLayers[cam];
     const n = imageSize / keypointPatch;
-    const feats = gelu(kp.stem.apply(patchify(op.sub(img, 0.5), keypointPatch))); // [B, n*n, C]
-    const logits = op.mul(kp.logits.apply(feats), op.exp(img.graph.param(kp.logScale))); // sharpened by the learnt scale
-    const expected = spatialSoftmax(logits, n, n); // [B, K, 2]
+    const expected = this.keypointLayers[cam].apply(op.sub(img, 0.5)); // [B, K, 2]
     return op.mul(op.reshape(expected, [0, 2 * keypoints]), n / 2);
   }
 

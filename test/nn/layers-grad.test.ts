@@ -241,3 +241,20 @@ test('spatialSoftmax: a map peaked on one cell gives its centre, a map split bet
     return { loss: weightedSum(spatialSoftmax(x, h, w)), wrt: [x] };
   });
 });
+
+test('SpatialKeypoints: named parameters, scale starts at the configured value, [B, K, 2] inside -1..1; gradient through every parameter', async () => {
+  const { SpatialKeypoints } = await import('../../nn/layers.ts');
+  const params = new ParamSet(5);
+  const kp = new SpatialKeypoints(params, 'cam.kp', { inChannels: 2, patch: 2, channels: 4, keypoints: 3, scale: 10 });
+  assert.deepEqual(params.list().map((p) => p.name).sort(), ['cam.kp.log_scale', 'cam.kp.logits.bias', 'cam.kp.logits.weight', 'cam.kp.stem.bias', 'cam.kp.stem.weight']);
+  assert.ok(Array.from(kp.logScale.data).every((v) => Math.abs(v - Math.log(10)) < 1e-6));
+  assert.throws(() => new SpatialKeypoints(new ParamSet(1), 'bad', { inChannels: 2, patch: 2, channels: 4, keypoints: 3, scale: 0 }), /scale must be > 0, got 0/);
+  const g = new Graph();
+  g.output('xy', kp.apply(g.input('img', ['B', 2, 6, 4])));
+  const s = await createSession(g.toModel({ params: 'initializer' }));
+  const img = Float32Array.from({ length: 2 * 2 * 6 * 4 }, (_, i) => Math.sin(i * 1.7));
+  const out = await s.run({ img: { data: img, shape: [2, 2, 6, 4] } });
+  assert.deepEqual(out.xy.shape, [2, 3, 2]);
+  assert.ok(Array.from(out.xy.data as Float32Array).every((v) => Math.abs(v) <= 1));
+  await gradCheck((gg) => ({ loss: weightedSum(kp.apply(gg.input('x', ['B', 2, 4, 4]))), wrt: paramTensors(gg) }), { samples: 6 });
+});

@@ -95,11 +95,11 @@ test('keypoint tokens: a one-pixel move of a dot that the patch tokens cannot se
     if (keypoints > 0) {
       // Keypoint channel 0 = the patch's red sum; every logit map = 20 x that channel.
       const kp = vla.trunk.keypoints.eye_side;
-      kp.stem.weight.data.fill(0);
-      kp.stem.bias!.data.fill(0);
-      for (let r = 0; r < 4; r++) kp.stem.weight.data[r * 4] = 1; // rows (channel 0 = red, 2x2 pixels), column 0
-      kp.logits.weight.data.fill(0);
-      for (let k = 0; k < keypoints; k++) kp.logits.weight.data[k] = 20; // row 0 (channel 0) -> every map
+      kp.points.stem.weight.data.fill(0);
+      kp.points.stem.bias!.data.fill(0);
+      for (let r = 0; r < 4; r++) kp.points.stem.weight.data[r * 4] = 1; // rows (channel 0 = red, 2x2 pixels), column 0
+      kp.points.logits.weight.data.fill(0);
+      for (let k = 0; k < keypoints; k++) kp.points.logits.weight.data[k] = 20; // row 0 (channel 0) -> every map
     }
     const s = await createSession(exportVla(vla, robotSpecFor('airbot_play')));
     const at = async (x: number, y: number) => (await s.run({ ...feeds(16, 1, cfg.maxTokens), image_eye_side: dotImage(x, y) })).features.data as Float32Array;
