@@ -9,7 +9,6 @@
  * same batches and reaches the same weights as an uninterrupted one.
  */
 import type { Tensor } from '../../nn/graph.ts';
-import { MLP } from '../../nn/layers.ts';
 import { l1 } from '../../nn/losses.ts';
 import type { ModelDefinition } from '../../nn/model.ts';
 import * as op from '../../nn/ops.ts';
@@ -95,7 +94,10 @@ export async function runBcPhase(ctx: PhaseContext, cfg: BcPhaseConfig): Promise
 
   // Auxiliary privileged-state head (cfg.auxState > 0): features -> objects' positions relative to the tool.
   const D = cache.stateDim;
-  const aux = cfg.auxState > 0 && D > 0 ? { head: auxStateHead(vla, D), norm: cache.stateStats(ctx.trainFrames) } : null;
+  if (cfg.auxState > 0 && D > 0 && vla.auxState?.layers.at(-1)!.outFeatures !== D) {
+    throw new Error(`bc: phases[].auxState needs the model built with createVla's auxStateDim ${D} (the frame cache's state size), got ${vla.auxState?.layers.at(-1)!.outFeatures ?? 'none'}`);
+  }
+  const aux = cfg.auxState > 0 && D > 0 && vla.auxState ? { head: vla.auxState, norm: cache.stateStats(ctx.trainFrames) } : null;
   const model: ModelDefinition = aux
     ? {
         params: vla.params,
@@ -225,28 +227,6 @@ export async function runBcPhase(ctx: PhaseContext, cfg: BcPhaseConfig): Promise
 /** Output name of the auxiliary privileged-state head in the BC training model. */
 const AUX_STATE = 'aux_state';
 
-/**
- * The auxiliary head (`aux.state.*`, in the model's parameter set so checkpoints keep it):
- * features [B,F] -> D normalised state values. Built once per model; a run that trains it builds
- * it right after the model (so a resumed run's parameters are laid out the same), and a
- * checkpoint's loader builds it when the file holds it (`auxStateDimOf`).
- */
-export function auxStateHead(vla: Vla, D: number): MLP {
-  const existing = auxHeads.get(vla);
-  if (existing) {
-    if (existing.layers.at(-1)!.outFeatures !== D) throw new Error(`aux.state head has ${existing.layers.at(-1)!.outFeatures} outputs, asked for ${D}`);
-    return existing;
-  }
-  const head = new MLP(vla.params, 'aux.state', [vla.config.width, vla.config.headHidden, D], 'gelu');
-  auxHeads.set(vla, head);
-  return head;
-}
-const auxHeads = new WeakMap<Vla, MLP>();
-
-/** Output size of the auxiliary head stored in checkpoint tensors (0 when it has none). */
-export function auxStateDimOf(tensorShapes: ReadonlyMap<string, { shape: readonly number[] }>): number {
-  return tensorShapes.get('aux.state.1.bias')?.shape[0] ?? 0;
-}
 
 /** The first action of each chunk: [B,K,7] -> [B,7]. */
 function firstOfChunk(t: Tensor): Tensor {

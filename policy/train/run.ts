@@ -22,9 +22,9 @@ import { robotSpecFor } from '../../robot/spec.ts';
 import { makeDirectory } from '../../sim/files.ts';
 import { Rng } from '../../sim/rng.ts';
 import { getTask } from '../../tasks/index.ts';
-import { createVla, exportVla, parameterCounts, relativeDims, type NormStats } from '../vla/model.ts';
+import { auxStateDimOf, createVla, exportVla, parameterCounts, relativeDims, type NormStats } from '../vla/model.ts';
 import { taskTokenizer } from '../vla/tokenizer.ts';
-import { auxStateDimOf, auxStateHead, runBcPhase, type PhaseContext } from './bc.ts';
+import { runBcPhase, type PhaseContext } from './bc.ts';
 import { EVAL_SEED_BASE, demoDirOf, demoNoiseOf, parseTrainConfig, type PhaseConfig, type TrainConfig } from './config.ts';
 import { buildFrameCache, type FrameCache } from './dataset.ts';
 import { ensureDemos } from './demos.ts';
@@ -118,12 +118,12 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
     writeFileAtomic(join(runDir, 'norm_stats.json'), new TextEncoder().encode(JSON.stringify(stats, null, 2)));
     log(`data: ${trainEps.length} training episodes (${trainFrames.length} frames), ${valEps.length} held out for validation (${valFrames.length} frames)`);
 
-    const vla = createVla(cfg.model, taskTokenizer({ buckets: cfg.model.tokenizerBuckets, maxLength: cfg.model.maxTokens }), stats, cfg.seed);
-    // The training-only auxiliary head, when a BC phase trains it: built now so every phase and a
-    // resumed run see the same parameters.
-    if (cfg.phases.some((ph) => ph.kind === 'bc' && ph.auxState > 0) && cache.stateDim > 0) auxStateHead(vla, cache.stateDim);
+    // The training-only auxiliary head, when a BC phase trains it, is part of the model from the
+    // start, so every phase and a resumed run see the same parameters.
+    const auxStateDim = cfg.phases.some((ph) => ph.kind === 'bc' && ph.auxState > 0) ? cache.stateDim : 0;
+    const vla = createVla(cfg.model, taskTokenizer({ buckets: cfg.model.tokenizerBuckets, maxLength: cfg.model.maxTokens }), stats, cfg.seed, { auxStateDim });
     const parameters = parameterCounts(vla);
-    log(`model: ${parameters.total} parameters (trunk ${parameters.trunk}, head ${parameters.head})`);
+    log(`model: ${parameters.trunk + parameters.head} parameters (trunk ${parameters.trunk}, head ${parameters.head})${parameters.aux > 0 ? `, plus ${parameters.aux} in the training-only auxiliary state head` : ''}`);
 
     // Resume point: the latest checkpoint (phase, step).
     const latest = opts.resume ? listCheckpoints(ckptDir).at(-1) : undefined;
@@ -227,9 +227,8 @@ export function exportCheckpoint(runDir: string, checkpoint: string, out = check
   const cfg = readRunConfig(runDir);
   const stats = JSON.parse(readFileSync(join(runDir, 'norm_stats.json'), 'utf8')) as NormStats;
   const task = getTask(cfg.task);
-  const vla = createVla(cfg.model, taskTokenizer({ buckets: cfg.model.tokenizerBuckets, maxLength: cfg.model.maxTokens }), stats, cfg.seed);
-  const auxDim = auxStateDimOf(decodeSafetensors(readFileSync(checkpoint), checkpoint).tensors);
-  if (auxDim > 0) auxStateHead(vla, auxDim);
+  const auxStateDim = auxStateDimOf(decodeSafetensors(readFileSync(checkpoint), checkpoint).tensors);
+  const vla = createVla(cfg.model, taskTokenizer({ buckets: cfg.model.tokenizerBuckets, maxLength: cfg.model.maxTokens }), stats, cfg.seed, { auxStateDim });
   loadCheckpoint(checkpoint, { params: vla.params });
   writeFileAtomic(out, exportVla(vla, robotSpecFor(task.buildScene(task.randomize(new Rng(0))).robot), policyExtraMetadata(cfg, task.instruction)));
   return out;

@@ -260,6 +260,12 @@ export interface Vla {
   trunkModel: ModelDefinition;
   /** Heads alone: `features` [B,F] -> action, action_log_std, value_ext, value_int. */
   headModel: ModelDefinition;
+  /**
+   * Training-only auxiliary head (`aux.state.*`; `createVla`'s `auxStateDim` > 0, else null):
+   * features [B,F] -> the objects' normalised positions relative to the tool. In the parameter set,
+   * so checkpoints keep it; not in `inference` (policy.onnx).
+   */
+  auxState: MLP | null;
 }
 
 /**
@@ -285,8 +291,13 @@ export function vlaInferenceModel(params: ParamSet, trunk: VlaTrunk, head: VlaHe
   };
 }
 
-/** Builds the VLA's parameters (seeded) and model definitions. */
-export function createVla(config: VlaConfig, tokenizer: Tokenizer, stats: NormStats, seed: number): Vla {
+/**
+ * Builds the VLA's parameters (seeded) and model definitions. `auxStateDim` > 0 adds the training-only
+ * auxiliary state head (built last, so the other parameters are the same with or without it).
+ */
+export function createVla(config: VlaConfig, tokenizer: Tokenizer, stats: NormStats, seed: number, options: { auxStateDim?: number } = {}): Vla {
+  const auxStateDim = options.auxStateDim ?? 0;
+  if (!Number.isInteger(auxStateDim) || auxStateDim < 0) throw new Error(`createVla: auxStateDim must be an integer >= 0, got ${auxStateDim}`);
   for (const [k, v] of Object.entries(stats) as [keyof NormStats, number[]][]) {
     if (v.length !== 7 || !v.every(Number.isFinite)) throw new Error(`norm stats ${k} must be 7 finite numbers, got [${v.join(', ')}]`);
     if (k.endsWith('Std') && !v.every((x) => x > 0)) throw new Error(`norm stats ${k} must be > 0, got [${v.join(', ')}]`);
@@ -306,18 +317,26 @@ export function createVla(config: VlaConfig, tokenizer: Tokenizer, stats: NormSt
       return { [VLA_IO.action]: head.absolute(h.actionNorm), [VLA_IO.logStd]: h.logStd, [VLA_IO.valueExt]: h.valueExt, [VLA_IO.valueInt]: h.valueInt };
     },
   };
-  return { config, params, tokenizer, stats, trunk, head, inference, training, trunkModel, headModel };
+  const auxState = auxStateDim > 0 ? new MLP(params, 'aux.state', [config.width, config.headHidden, auxStateDim], 'gelu') : null;
+  return { config, params, tokenizer, stats, trunk, head, inference, training, trunkModel, headModel, auxState };
 }
 
-/** Parameter counts of the two parts. */
-export function parameterCounts(vla: Vla): { trunk: number; head: number; total: number } {
+/** Output size of the auxiliary state head stored in checkpoint tensors (0 when it has none). */
+export function auxStateDimOf(tensorShapes: ReadonlyMap<string, { shape: readonly number[] }>): number {
+  return tensorShapes.get('aux.state.1.bias')?.shape[0] ?? 0;
+}
+
+/** Parameter counts of the two parts and of the training-only auxiliary head (total = all three). */
+export function parameterCounts(vla: Vla): { trunk: number; head: number; aux: number; total: number } {
   let trunk = 0;
   let head = 0;
+  let aux = 0;
   for (const p of vla.params.list()) {
     if (p.name.startsWith('trunk.')) trunk += p.data.length;
     else if (p.name.startsWith('head.')) head += p.data.length;
+    else if (p.name.startsWith('aux.')) aux += p.data.length;
   }
-  return { trunk, head, total: vla.params.count };
+  return { trunk, head, aux, total: vla.params.count };
 }
 
 /** Metadata keys written into policy.onnx (docs/policy.md). */

@@ -30,6 +30,20 @@ test('default VLA: about 1M parameters, split into trunk.* and head.*', () => {
   const c = parameterCounts(vla);
   assert.ok(c.total > 500_000 && c.total < 3_000_000, `parameters ${c.total}`);
   assert.equal(c.trunk + c.head, c.total, 'every parameter is under trunk.* or head.*');
+  assert.equal(c.aux, 0);
+  assert.equal(vla.auxState, null);
+});
+
+test('auxStateDim adds the training-only aux.state head last: the other parameters are the same as without it; a bad size is refused', () => {
+  const cfg = VlaConfigSchema.parse(TINY_MODEL);
+  const plain = createVla(cfg, taskTokenizer({ maxLength: cfg.maxTokens }), stats, 9);
+  const withAux = createVla(cfg, taskTokenizer({ maxLength: cfg.maxTokens }), stats, 9, { auxStateDim: 9 });
+  assert.equal(withAux.auxState!.layers.at(-1)!.outFeatures, 9);
+  const c = parameterCounts(withAux);
+  assert.equal(c.aux, (cfg.width + 1) * cfg.headHidden + (cfg.headHidden + 1) * 9);
+  assert.equal(c.trunk + c.head + c.aux, c.total);
+  for (const p of plain.params.list()) assert.deepEqual(withAux.params.get(p.name).data, p.data, p.name);
+  assert.throws(() => createVla(cfg, taskTokenizer({ maxLength: cfg.maxTokens }), stats, 9, { auxStateDim: -1 }), /auxStateDim must be an integer >= 0, got -1/);
 });
 
 for (const actionFrame of ['delta', 'absolute'] as const) test(`policy.onnx (${actionFrame} joints): contract outputs and shapes; action is the denormalised chunk in absolute joint targets; trunk and head models compose`, async () => {
