@@ -90,7 +90,13 @@ test('empty-handed replays: the grasp closes on air beside the block and the arm
         assert.ok(shown[task.stages[k].name] && !f.done[k], `stage ${k} at step ${f.step}`);
       }
       assert.equal(f.done[f.targetStage], f.predicates[task.stages[f.targetStage].name] ? 1 : 0, 'labelled by the ground truth');
+      // Really empty-handed: no grasp stage holds in any frame (nor any isGrasped predicate: the
+      // replay was dry-run for that before it was rendered).
+      for (const k of graspStages) assert.equal(f.done[k], 0, `grasp stage ${k} holds at step ${f.step}`);
     }
+    // Each replay starts `before` steps ahead of the reach, so the frames cover the reach too.
+    const firstStep = Math.min(...frames.filter((f) => f.contextFrom === 1).map((f) => f.step));
+    assert.ok(firstStep <= demo.firstTrue[1], `first frame at step ${firstStep}, reach done at ${demo.firstTrue[1]}`);
     // Hard negatives for the stages after the grasp: frames where the expert would be lifting,
     // carrying, lowering or releasing, and the ground truth says that stage is not done (an offset
     // grasp may still catch the block: such frames are honest positives).
