@@ -67,14 +67,9 @@ test('stack: a constant 1.5 cm aim error on every target is measured and cancell
   env.free();
 });
 
-test('pickPlaceScript without closed-loop aiming: a grasp that closed on nothing is noticed after the lift and retried', async () => {
-  const task = getTask('stack');
-  const env = await createEnv(task);
-  let r = env.reset({ seed: 1 });
-  let calls = 0;
-  // The first three targets (hover across, hover down, descend) of the first round miss by 6 cm.
-  const tools = { ...env.expertTools(), perturbTarget: (p: Vec3): Vec3 => (calls++ < 3 ? [p[0], p[1] + 0.06, p[2]] : p) };
-  const spec: PickPlaceSpec = {
+/** Stack's first round as a pick-and-place spec: the middle block onto the base block. */
+function middleBlockSpec(): PickPlaceSpec {
+  return {
     object: 'middle_block',
     noun: 'the middle block',
     targetNoun: 'the base block',
@@ -86,6 +81,16 @@ test('pickPlaceScript without closed-loop aiming: a grasp that closed on nothing
     target: (s) => add(s.objects.base_block.p, [0, 0, 0.029]),
     placeTolXY: 0.015,
   };
+}
+
+test('pickPlaceScript without closed-loop aiming: a grasp that closed on nothing is noticed after the lift and retried', async () => {
+  const task = getTask('stack');
+  const env = await createEnv(task);
+  let r = env.reset({ seed: 1 });
+  let calls = 0;
+  // The first three targets (hover across, hover down, descend) of the first round miss by 6 cm.
+  const tools = { ...env.expertTools(), perturbTarget: (p: Vec3): Vec3 => (calls++ < 3 ? [p[0], p[1] + 0.06, p[2]] : p) };
+  const spec = middleBlockSpec();
   const steps = pickPlaceScript(0, spec, { yaw: () => 0, carryHeight: 0.06, placeHeight: 0.013, openWidth: 0.03, raise: 0.08 });
   const expert = new ScriptedExpert(steps, task.stages.map((st) => st.name), tools);
   let missed = false;
@@ -135,18 +140,7 @@ async function lowestWhileHeld(placeHover: number, bias: Vec3): Promise<{ gap: n
   const env = await createEnv(task);
   let r = env.reset({ seed: 1 });
   const tools = { ...env.expertTools(), perturbTarget: (p: Vec3): Vec3 => add(p, bias) };
-  const spec: PickPlaceSpec = {
-    object: 'middle_block',
-    noun: 'the middle block',
-    targetNoun: 'the base block',
-    halfWidth: 0.0145,
-    restZ: 0.0145,
-    graspOffset: [0, 0, 0.01],
-    hoverHeight: 0.1,
-    liftHeight: 0.07,
-    target: (s) => add(s.objects.base_block.p, [0, 0, 0.029]),
-    placeTolXY: 0.015,
-  };
+  const spec = middleBlockSpec();
   const steps = pickPlaceScript(0, spec, { yaw: () => 0, carryHeight: 0.06, placeHeight: 0.013, openWidth: 0.03, raise: 0.08, align: true, placeHover });
   const expert = new ScriptedExpert(steps, task.stages.map((st) => st.name), tools);
   let gap = Infinity;
