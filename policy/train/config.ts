@@ -146,6 +146,14 @@ export const TrainConfigSchema = z.strictObject({
       demoSeed: z.number().int().min(0).max(EVAL_SEED_BASE - 1).default(0),
       /** Demo episodes held out for the validation loss (the last ones by file name). */
       valEpisodes: z.number().int().min(0).default(5),
+      /**
+       * Training frames dropped from still waits (FrameCache.stillWait): a frame whose observation
+       * did not move since the last one while the expert's command stays the same for this many
+       * actions is left out of training (validation keeps every frame). The grasp's settle wait is
+       * the case: from a state the images cannot tell apart its labels say "hold" 1..n more steps,
+       * and a BC policy held the grasped block for the rest of the episode. 0 keeps every frame.
+       */
+      dropWaits: z.number().int().min(0).max(1000).default(0),
       /** Processes recording missing demos in parallel (0 or 1: in the training process). */
       workers: z.number().int().min(0).max(64).default(2),
       /**

@@ -25,6 +25,9 @@ import type { NormStats } from '../vla/model.ts';
 /** Cache layout version; a cache of another version is rebuilt. */
 const CACHE_VERSION = 2;
 
+/** Largest proprio change (rad, m) between two frames that `stillWait` calls still. */
+export const STILL_TOL = 5e-4;
+
 /** One episode's frames in the cache. */
 export interface CachedEpisode {
   file: string;
@@ -123,6 +126,25 @@ export class FrameCache {
     const ep = this.episodes[this.episodeOf[i]];
     const j = Math.min(i + k, ep.start + ep.length - 1);
     return this.actions.subarray(7 * j, 7 * j + 7);
+  }
+
+  /**
+   * Whether frame i sits in a still wait: its observation has not moved since the previous frame
+   * (every proprio value within `tol`; rad and m) and the expert's command stays one and the same
+   * for the next `window` actions. The grasp's settle wait is such a stretch: the fingers have
+   * stalled on the block, the images and proprio repeat, and the labels say "hold n more steps"
+   * for every n, so a policy that re-plans from that state learns to hold for ever.
+   */
+  stillWait(i: number, window: number, tol = STILL_TOL): boolean {
+    const ep = this.episodes[this.episodeOf[i]];
+    if (i <= ep.start || window < 1) return false;
+    for (let d = 0; d < 7; d++) if (Math.abs(this.proprio[7 * i + d] - this.proprio[7 * (i - 1) + d]) > tol) return false;
+    const a = this.chunkAction(i, 0);
+    for (let k = 1; k < window; k++) {
+      const b = this.chunkAction(i, k);
+      for (let d = 0; d < 7; d++) if (b[d] !== a[d]) return false;
+    }
+    return true;
   }
 
   /**

@@ -107,13 +107,14 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
     const nVal = Math.min(cfg.data.valEpisodes, cache.episodes.length - 1);
     const trainEps = cache.episodes.map((_, k) => k).slice(0, cache.episodes.length - nVal);
     const valEps = cache.episodes.map((_, k) => k).slice(cache.episodes.length - nVal);
-    const framesOf = (eps: number[]) => {
+    const framesOf = (eps: number[], dropWaits = 0) => {
       const out: number[] = [];
-      for (const k of eps) for (let i = 0; i < cache.episodes[k].length; i++) out.push(cache.episodes[k].start + i);
+      for (const k of eps) for (let i = cache.episodes[k].start; i < cache.episodes[k].start + cache.episodes[k].length; i++) if (!dropWaits || !cache.stillWait(i, dropWaits)) out.push(i);
       return Int32Array.from(out);
     };
-    const trainFrames = framesOf(trainEps);
+    const trainFrames = framesOf(trainEps, cfg.data.dropWaits);
     const valFrames = framesOf(valEps);
+    if (cfg.data.dropWaits > 0) log(`data: ${framesOf(trainEps).length - trainFrames.length} training frames in still waits left out (data.dropWaits ${cfg.data.dropWaits})`);
     const stats: NormStats = cache.stats(trainEps, relativeDims(cfg.model.actionFrame), cfg.model.chunk);
     writeFileAtomic(join(runDir, 'norm_stats.json'), new TextEncoder().encode(JSON.stringify(stats, null, 2)));
     log(`data: ${trainEps.length} training episodes (${trainFrames.length} frames), ${valEps.length} held out for validation (${valFrames.length} frames)`);

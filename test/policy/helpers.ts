@@ -8,8 +8,12 @@ import { EpisodeWriter } from '../../sim/record/writer.ts';
 import { EPISODE_FORMAT_VERSION, type EpisodeHeader } from '../../sim/record/types.ts';
 import { Rng } from '../../sim/rng.ts';
 
-/** Writes `episodes` files `<task>-<seed>.evep` (seeds 0..) of `steps` steps each into `dir`. */
-export function writeSyntheticDemos(dir: string, opts: { task?: string; episodes: number; steps: number; size: number; cameras?: string[] }): string[] {
+/**
+ * Writes `episodes` files `<task>-<seed>.evep` (seeds 0..) of `steps` steps each into `dir`.
+ * `hold`: from step `from` on, for `steps` steps, the joints (proprio and action) stay where they
+ * were at `from` (a still wait).
+ */
+export function writeSyntheticDemos(dir: string, opts: { task?: string; episodes: number; steps: number; size: number; cameras?: string[]; hold?: { from: number; steps: number } }): string[] {
   const task = opts.task ?? 'stack';
   const cameras = opts.cameras ?? ['eye_side', 'eye_arm'];
   const files: string[] = [];
@@ -34,7 +38,8 @@ export function writeSyntheticDemos(dir: string, opts: { task?: string; episodes
     const w = EpisodeWriter.open(file, header);
     const phase = rng.next() * Math.PI;
     for (let t = 0; t < opts.steps; t++) {
-      const q = Float32Array.from({ length: 7 }, (_, d) => 0.3 * Math.sin(phase + 0.05 * t + d));
+      const tq = opts.hold && t >= opts.hold.from && t < opts.hold.from + opts.hold.steps ? opts.hold.from : t;
+      const q = Float32Array.from({ length: 7 }, (_, d) => 0.3 * Math.sin(phase + 0.05 * tq + d));
       const images = Object.fromEntries(cameras.map((c) => [c, { width: opts.size, height: opts.size, rgb: Uint8Array.from({ length: opts.size * opts.size * 3 }, () => rng.int(256)) }]));
       w.append({
         step: t + 1,

@@ -74,3 +74,23 @@ test('privileged state: each frame holds every object minus the tool of that fra
   }
   assert.equal(sampleBatch(cache, frames, 2, 2, cache.stats(), new Rng(1), 0).state, undefined, 'no state unless asked for');
 });
+
+test('stillWait: frames whose observation repeats while the same command holds for the next N actions, never the first frame of a wait', () => {
+  const dir = scratchDir('evovla-still-');
+  // Steps 3..8 hold the joints. Frame i pairs observation i with actions i+1.. (11 frames per
+  // 12-step episode: the last observation has no next action), so frames 4..8 repeat frame 3's
+  // observation and their targets stay the held command up to action 8.
+  const held = buildFrameCache(writeSyntheticDemos(join(dir, 'demos'), { episodes: 2, steps: 12, size: 4, hold: { from: 3, steps: 6 } }), join(dir, 'cache'), ['eye_side', 'eye_arm'], 4);
+  try {
+    const flagged = (window: number) => Array.from({ length: held.frames }, (_, i) => i).filter((i) => held.stillWait(i, window));
+    // Window 3: still, and targets i+1..i+3 all the held command -> frames 4 and 5 of each episode.
+    assert.deepEqual(flagged(3), [4, 5, 15, 16]);
+    // Window 1: every still frame (the command is trivially the same over one action).
+    assert.deepEqual(flagged(1), [4, 5, 6, 7, 8, 15, 16, 17, 18, 19]);
+    // Window 0 is off; the moving demos of the other cache have no still frame.
+    assert.deepEqual(flagged(0), []);
+    assert.equal(Array.from({ length: cache.frames }, (_, i) => i).filter((i) => cache.stillWait(i, 1)).length, 0);
+  } finally {
+    held.close();
+  }
+});
