@@ -114,7 +114,7 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
     };
     const trainFrames = framesOf(trainEps, cfg.data.dropWaits);
     const valFrames = framesOf(valEps);
-    if (cfg.data.dropWaits > 0) log(`data: ${framesOf(trainEps).length - trainFrames.length} training frames in still waits left out (data.dropWaits ${cfg.data.dropWaits})`);
+    if (cfg.data.dropWaits > 0) log(`data: ${trainEps.reduce((n, k) => n + cache.episodes[k].length, 0) - trainFrames.length} training frames in still waits left out (data.dropWaits ${cfg.data.dropWaits})`);
     const stats: NormStats = cache.stats(trainEps, relativeDims(cfg.model.actionFrame), cfg.model.chunk);
     writeFileAtomic(join(runDir, 'norm_stats.json'), new TextEncoder().encode(JSON.stringify(stats, null, 2)));
     log(`data: ${trainEps.length} training episodes (${trainFrames.length} frames), ${valEps.length} held out for validation (${valFrames.length} frames)`);

@@ -160,6 +160,44 @@ export interface NearMissOptions {
   offsetMax: number;
 }
 
+/** A replay step kept for a frame: the ground truth after it and its step number. */
+interface ReplayStep {
+  info: StepInfo;
+  step: number;
+}
+
+/**
+ * A perturbed replay of the demo's actions from step `t0`, simulated only: the steps where
+ * `keep(i)` says so, or null as soon as `reject` holds after a step (nothing is rendered yet, so a
+ * rejected replay costs physics alone).
+ */
+function replaySteps(
+  env: SimEnv,
+  demo: DemoRecord,
+  t0: number,
+  steps: number,
+  transform: (action: Float32Array, t: number) => Float32Array,
+  keep: (i: number) => boolean,
+  reject: (info: StepInfo) => boolean = () => false,
+): ReplayStep[] | null {
+  restoreDemo(env, demo, t0);
+  const out: ReplayStep[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t = t0 + i;
+    const recorded = demo.actions[Math.min(t, demo.actions.length - 1)];
+    const res = env.step(transform(recorded, t));
+    if (reject(res.info)) return null;
+    if (keep(i)) out.push({ info: res.info, step: t + 1 });
+    if (res.terminated) break;
+  }
+  return out;
+}
+
+/** Renders and labels the kept steps of a replay. */
+function replayFrames(task: Task, demo: DemoRecord, renderer: FrameRenderer, kept: readonly ReplayStep[], meta: Pick<LabelledFrame, 'source' | 'targetStage' | 'perturbation'>): LabelledFrame[] {
+  return kept.map(({ info, step }) => ({ images: renderer.render(info.state), ...labels(task, info), gtStage: info.stage, seed: demo.seed, step, ...meta }));
+}
+
 /** A perturbed replay of the demo's actions from step `t0`, rendering frames where `keep(i)` says so. */
 function perturbedReplay(
   env: SimEnv,
@@ -172,16 +210,7 @@ function perturbedReplay(
   keep: (i: number) => boolean,
   meta: Pick<LabelledFrame, 'source' | 'targetStage' | 'perturbation'>,
 ): LabelledFrame[] {
-  restoreDemo(env, demo, t0);
-  const out: LabelledFrame[] = [];
-  for (let i = 0; i < steps; i++) {
-    const t = t0 + i;
-    const recorded = demo.actions[Math.min(t, demo.actions.length - 1)];
-    const res = env.step(transform(recorded, t));
-    if (keep(i)) out.push({ images: renderer.render(res.info.state), ...labels(task, res.info), gtStage: res.info.stage, seed: demo.seed, step: t + 1, ...meta });
-    if (res.terminated) break;
-  }
-  return out;
+  return replayFrames(task, demo, renderer, replaySteps(env, demo, t0, steps, transform, keep)!, meta);
 }
 
 /** Moves an action's tool target sideways by (dx, dy) through FK and IK (the gripper is kept). */
@@ -306,7 +335,7 @@ function holdsAnything(task: Task, info: StepInfo): boolean {
  * A replay must really be empty-handed: started at the grasp itself, a 2-3 cm offset often still
  * caught the object (11 of 16 Stack replays, 7 of 8 Jujube-Cup ones), and those frames taught the
  * scorer that the lower, release and retreat stages look done beside the target. So each offset is
- * first run without rendering; a draw under which any grasp stage or any `isGrasped*` predicate
+ * simulated before anything is rendered; a draw under which any grasp stage or any `isGrasped*` predicate
  * holds is redrawn (up to 8 draws), and a grasp whose every draw holds something gets no replay.
  *
  * Each frame's target stage is the one the unperturbed expert was working on at that step (what a
@@ -324,20 +353,13 @@ export function emptyHandedFrames(env: SimEnv, task: Task, demo: DemoRecord, ren
     const reach = k > 0 && demo.firstTrue[k - 1] >= 0 ? Math.min(demo.firstTrue[k - 1], tk) : tk;
     const t0 = Math.max(0, reach - opts.before);
     const steps = Math.min(demo.actions.length - t0, opts.emptyHandedSteps ?? Number.POSITIVE_INFINITY);
-    let transform: ((a: Float32Array, t: number) => Float32Array) | undefined;
-    for (let draw = 0; draw < EMPTY_HANDED_DRAWS && !transform; draw++) {
-      const candidate = transformFor(env, demo, 'offset', tk, rng, opts);
-      restoreDemo(env, demo, t0);
-      let held = false;
-      for (let i = 0; i < steps && !held; i++) {
-        const res = env.step(candidate(demo.actions[Math.min(t0 + i, demo.actions.length - 1)], t0 + i));
-        held = holdsAnything(task, res.info);
-        if (res.terminated) break;
-      }
-      if (!held) transform = candidate;
+    let kept: ReplayStep[] | null = null;
+    for (let draw = 0; draw < EMPTY_HANDED_DRAWS && !kept; draw++) {
+      const transform = transformFor(env, demo, 'offset', tk, rng, opts);
+      kept = replaySteps(env, demo, t0, steps, transform, (i) => i % stride === stride - 1, (info) => holdsAnything(task, info));
     }
-    if (!transform) return;
-    const frames = perturbedReplay(env, task, demo, renderer, t0, steps, transform, (i) => i % stride === stride - 1, { source: 'near_miss', targetStage: k, perturbation: 'offset' });
+    if (!kept) return;
+    const frames = replayFrames(task, demo, renderer, kept, { source: 'near_miss', targetStage: k, perturbation: 'offset' });
     for (const f of frames) {
       const expert = demo.infos[Math.min(f.step, demo.infos.length - 1)].stage;
       f.targetStage = Math.max(k, Math.min(task.stages.length - 1, expert));
