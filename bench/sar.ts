@@ -6,7 +6,8 @@
  *   (share of near-miss replays where the gate claimed the stage falsely), the hacking probe's
  *   credit without and with near-miss states (per episode, the stages the probe fakes that a gate
  *   waiting on them in context grants; eval.ts `SarEvalReport.probe`) and their ratio (target
- *   <= 0.2), score_ms_per_frame (batch 1), the probe's rollout and out-of-context credits, load1,
+ *   <= 0.2), score_ms_per_frame (batch 1), the probe's rollout and out-of-context credits,
+ *   off_task_false_completion (share of off-task replays with a false gate claim), load1,
  *   and the same figures of the ablation under `without`.
  * `--lookahead 1`: judge with the gate's one-stage lookahead (rewards/sar/score.ts).
  * `--eval-only`: load DIR/<task>/{with,without}/sar.onnx instead of training (re-judge saved models).
@@ -94,10 +95,12 @@ for (const id of tasks) {
         hack_per_stage_credit_without: wo.probe.perStageCreditMean,
         hack_per_stage_credit_with: w.probe.perStageCreditMean,
         near_miss_false_completion_never_done: w.nearMiss.rateNeverDone,
+        off_task_false_completion: w.offTask.rate,
+        off_task_replays: w.offTask.replays,
         demo_gate_stages_claimed: w.demoGate.claimedMean,
         demo_gate_hallucination: w.demoGate.hallucination.rate,
         u_share_0_4_to_0_6: Number(w.u.shareMid.toFixed(3)),
-        without: { auroc_min: wo.aurocMin, near_miss_false_completion: wo.nearMiss.rate, demo_gate_stages_claimed: wo.demoGate.claimedMean },
+        without: { auroc_min: wo.aurocMin, near_miss_false_completion: wo.nearMiss.rate, off_task_false_completion: wo.offTask.rate, demo_gate_stages_claimed: wo.demoGate.claimedMean },
         gate: cfg.gate,
         stages: task.stages.length,
         train_seeds: cfg.train.seeds,

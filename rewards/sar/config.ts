@@ -139,6 +139,16 @@ export const sarConfigSchema = z.strictObject({
       emptyHanded: z.boolean().default(true),
       /** Longest empty-handed replay (control steps; unset: to the demo's end). Bounds a long task's cost. */
       emptyHandedSteps: z.number().int().positive().optional(),
+      /**
+       * Off-task replays per training seed (rewards/sar/data.ts `wanderFrames`): the arm driven to
+       * random joint targets from a random demo step, as a failing learner drives it. Without them
+       * the main job's scorer granted the first stage to a closed gripper parked by the robot's base.
+       */
+      wander: z.number().int().min(0).default(2),
+      /** Random joint targets per off-task replay. */
+      wanderLegs: z.number().int().positive().default(4),
+      /** Control steps each off-task target is held. */
+      wanderLegSteps: z.number().int().positive().default(30),
     })
     .prefault({}),
   /** Held-out evaluation. */
@@ -147,6 +157,12 @@ export const sarConfigSchema = z.strictObject({
       seeds: seedList.default([100, 101, 102]),
       /** Episodes of the scripted near-miss (hacking) policy. */
       probeSeeds: seedList.default([200, 201]),
+      /**
+       * Off-task replays per held-out seed (rewards/sar/data.ts `wanderReplays`, with the
+       * `nearMiss.wanderLegs` / `wanderLegSteps` settings) on which the gate's false claims are
+       * counted, whether or not the model was trained with them.
+       */
+      offTaskReplays: z.number().int().min(0).default(4),
     })
     .prefault({}),
 });

@@ -13,6 +13,9 @@
  *             far enough; 3 steps proved too few: the arm's lag still carried it over the line);
  *   each frame is labelled by the ground-truth predicates (a perturbation that still completes
  *   the stage yields positives, honestly labelled);
+ * - off-task STATES ('wander'): the demo restored at a random step and the arm driven to random
+ *   joint targets, as a failing learner drives it (far from the task, gripper closed or open),
+ *   labelled by the ground truth;
  * - the hacking probe: a scripted near-miss policy that does the first stage for real and then
  *   replays the expert 3 cm to the side for the rest of the episode (reaches beside the object,
  *   closes on air, lifts nothing, lowers beside the target, opens).
@@ -67,7 +70,7 @@ export interface LabelledFrame {
    * motion with the object left behind. The hardest negatives for a stuck gate (train.ts).
    */
   expertOnly?: number[];
-  perturbation: Perturbation | 'none';
+  perturbation: Perturbation | 'wander' | 'none';
 }
 
 /** One expert episode with everything needed to replay from any step. */
@@ -373,10 +376,72 @@ export function emptyHandedFrames(env: SimEnv, task: Task, demo: DemoRecord, ren
   return out;
 }
 
+/** Settings of the off-task replays. */
+export interface WanderOptions {
+  /** Replays per demo (0: none). */
+  wander: number;
+  /** Random joint targets per replay. */
+  wanderLegs: number;
+  /** Control steps each target is held. */
+  wanderLegSteps: number;
+}
+
+/**
+ * Off-task replays (one frame list each), as a failing learner visits them: the main job's policy (BC, then PPO) parked
+ * its closed gripper beside the robot's base, 20-40 cm from any block, and a scorer that had seen
+ * only the expert and its near misses granted `above_middle_block` there in every episode (16 of
+ * 16 gate claims false). For each of `wander` replays the demo is restored at a random step and the
+ * arm is sent through `wanderLegs` random joint targets, each held `wanderLegSteps` steps: a random
+ * blend (weight 0.2-1) of the current joints and a uniform draw inside the joint limits, the
+ * gripper cycling closed, open, half way from a random start. Every frame is labelled by the ground truth (an off-task frame
+ * still holds what the demo had done by its start, unless the arm knocks it over). A replay ends
+ * early when the episode terminates (an object knocked off the table). The frames' target stage is
+ * their ground-truth stage (the stage a gate keeping pace with the truth would be asking).
+ */
+export function* wanderReplays(env: SimEnv, task: Task, demo: DemoRecord, renderer: FrameRenderer, rng: Rng, opts: WanderOptions, stride: number): Generator<LabelledFrame[]> {
+  renderer.setScene(demo.randomization);
+  const kin = env.kinematics();
+  const { min: gmin, max: gmax } = env.robot.gripper;
+  const last = task.stages.length - 1;
+  const grips = [gmin, gmax, 0.5 * (gmin + gmax)];
+  for (let r = 0; r < opts.wander; r++) {
+    const out: LabelledFrame[] = [];
+    const t0 = rng.int(Math.max(1, demo.actions.length));
+    restoreDemo(env, demo, t0);
+    let q = demo.infos[t0].state.q.slice(0, kin.lower.length);
+    // The gripper cycles closed, open, half way from a random start: every replay of 3 or more legs has each.
+    const first = rng.int(grips.length);
+    let step = t0;
+    let i = 0;
+    legs: for (let leg = 0; leg < opts.wanderLegs; leg++) {
+      const w = rng.uniform(0.2, 1);
+      q = q.map((x, j) => x + w * (rng.uniform(kin.lower[j], kin.upper[j]) - x));
+      const g = grips[(first + leg) % grips.length];
+      const action = Float32Array.from([...q, g]);
+      for (let s = 0; s < opts.wanderLegSteps; s++, i++) {
+        const res = env.step(action);
+        step++;
+        if (i % stride === stride - 1) {
+          const info = res.info;
+          out.push({ images: renderer.render(info.state), ...labels(task, info), gtStage: info.stage, seed: demo.seed, step, source: 'near_miss', targetStage: Math.min(info.stage, last), perturbation: 'wander' });
+        }
+        if (res.terminated) break legs;
+      }
+    }
+    yield out;
+  }
+}
+
+/** All frames of `wanderReplays`, one after another. */
+export function wanderFrames(env: SimEnv, task: Task, demo: DemoRecord, renderer: FrameRenderer, rng: Rng, opts: WanderOptions, stride: number): LabelledFrame[] {
+  return [...wanderReplays(env, task, demo, renderer, rng, opts, stride)].flat();
+}
+
 /**
  * The training frames of a SAR config: for each `train.seeds` seed, the expert demo every
  * `train.frameStride` steps and, when `train.nearMissStates`, its near-miss replays every
- * `nearMiss.frameStride` steps (and, with `nearMiss.emptyHanded`, its empty-handed replays).
+ * `nearMiss.frameStride` steps (and, with `nearMiss.emptyHanded`, its empty-handed replays; with
+ * `nearMiss.wander` > 0, its off-task replays).
  */
 export function trainingFrames(
   env: SimEnv,
@@ -384,7 +449,7 @@ export function trainingFrames(
   renderer: FrameRenderer,
   cfg: {
     train: { seeds: readonly number[]; frameStride: number; nearMissStates: boolean };
-    nearMiss: NearMissOptions & { frameStride: number; emptyHanded?: boolean; emptyHandedSteps?: number };
+    nearMiss: NearMissOptions & Partial<WanderOptions> & { frameStride: number; emptyHanded?: boolean; emptyHandedSteps?: number };
   },
   rng: Rng,
   log: (line: string) => void = () => {},
@@ -404,6 +469,12 @@ export function trainingFrames(
         const empty = emptyHandedFrames(env, task, demo, renderer, rng.fork(`empty-${seed}`), cfg.nearMiss, cfg.nearMiss.frameStride);
         out.push(...empty);
         near += empty.length;
+      }
+      if (cfg.nearMiss.wander) {
+        const opts = { wander: cfg.nearMiss.wander, wanderLegs: cfg.nearMiss.wanderLegs ?? 4, wanderLegSteps: cfg.nearMiss.wanderLegSteps ?? 30 };
+        const off = wanderFrames(env, task, demo, renderer, rng.fork(`wander-${seed}`), opts, cfg.nearMiss.frameStride);
+        out.push(...off);
+        near += off.length;
       }
     }
     log(`seed ${seed}: ${demoPart.length} demo frames (success ${demo.success}), ${near} near-miss frames`);

@@ -8,6 +8,10 @@
  * - Gate false completions on near-miss states: the gate starts at stage k at the start of each
  *   near-miss replay of k and sees u_k every step; a replay counts as a false completion when the
  *   gate claims k while the ground truth says k is not done (rewards/hallucination.ts).
+ * - Gate false completions on off-task states (data.ts `wanderReplays`, `eval.offTaskReplays` per
+ *   seed, whether or not the model trained on such states): the gate starts at the replay's
+ *   ground-truth stage and watches the whole replay; a replay counts when the gate makes any claim
+ *   the ground truth denies.
  * - The gate on the held-out demos: stages it claims and its hallucination rate.
  * - The distribution of u over the AUROC frames (quantiles, share in 0.4..0.6: a u pinned at 0.5
  *   would show here).
@@ -27,7 +31,7 @@ import type { Task } from '../../sim/task.ts';
 import { wilsonInterval } from '../../tasks/rollout.ts';
 import { aggregateHallucination, episodeHallucination, isTrueCompletion, type GateCompletion, type HallucinationSummary } from '../hallucination.ts';
 import type { SarConfig } from './config.ts';
-import { demoFrames, nearMissSegments, probeFrames, recordDemo, type FrameRenderer, type LabelledFrame } from './data.ts';
+import { demoFrames, nearMissSegments, probeFrames, recordDemo, wanderReplays, type FrameRenderer, type LabelledFrame } from './data.ts';
 import { StageGate, stageKind } from './score.ts';
 import type { SarScorer } from './scorer.ts';
 
@@ -71,6 +75,8 @@ export interface SarEvalReport {
    * replays whose stage never completed (pure near misses).
    */
   nearMiss: { replays: number; replaysNeverDone: number; falseCompletions: number; rate: number; low: number; high: number; falseNeverDone: number; rateNeverDone: number };
+  /** Off-task replays with a false gate claim / replays (95% Wilson interval). */
+  offTask: { replays: number; falseCompletions: number; rate: number; low: number; high: number };
   demoGate: { episodes: number; stages: number; claimedMean: number; hallucination: HallucinationSummary };
   /**
    * The hacking probe. `creditMean` (THE credit): per episode, the stages the probe fakes that the
@@ -109,6 +115,8 @@ interface Acc {
   nmNeverDone: number;
   nmFalse: number;
   nmFalseNeverDone: number;
+  offReplays: number;
+  offFalse: number;
   demoEpisodes: ReturnType<typeof episodeHallucination>[];
   demoClaimed: number[];
   probeCredits: number[];
@@ -170,7 +178,7 @@ export async function evaluateSar(
   const kinds = task.stages.map(stageKind);
   const accs: Record<string, Acc> = {};
   for (const label of Object.keys(scorers)) {
-    accs[label] = { kindScores: new Map(), allU: [], nmReplays: 0, nmNeverDone: 0, nmFalse: 0, nmFalseNeverDone: 0, demoEpisodes: [], demoClaimed: [], probeCredits: [], probeFaked: [], probeCreditedStages: {}, probeGenuineStages: {}, probeRollout: [], probeRolloutClaimed: [], probePerStage: [] };
+    accs[label] = { kindScores: new Map(), allU: [], nmReplays: 0, nmNeverDone: 0, nmFalse: 0, nmFalseNeverDone: 0, offReplays: 0, offFalse: 0, demoEpisodes: [], demoClaimed: [], probeCredits: [], probeFaked: [], probeCreditedStages: {}, probeGenuineStages: {}, probeRollout: [], probeRolloutClaimed: [], probePerStage: [] };
   }
   const addKind = (acc: Acc, k: number, u: number, y: 0 | 1) => {
     let e = acc.kindScores.get(kinds[k]);
@@ -216,7 +224,22 @@ export async function evaluateSar(
         }
       }
     }
-    log(`seed ${seed}: demo ${demo.infos.length - 1} steps (success ${demo.success}), ${replays} near-miss replays`);
+    let offTask = 0;
+    if (cfg.eval.offTaskReplays > 0) {
+      const opts = { ...cfg.nearMiss, wander: cfg.eval.offTaskReplays };
+      for (const frames of wanderReplays(env, task, demo, renderer, new Rng(seed).fork('wander'), opts, 1)) {
+        if (frames.length === 0) continue;
+        offTask++;
+        for (const [label, scorer] of Object.entries(scorers)) {
+          const acc = accs[label];
+          const emb = await embedAll(scorer, frames);
+          const c = runGate(scorer, cfg.gate, emb, frames, names, frames[0].targetStage, false);
+          acc.offReplays++;
+          if (c.some((x) => !x.groundTruth)) acc.offFalse++;
+        }
+      }
+    }
+    log(`seed ${seed}: demo ${demo.infos.length - 1} steps (success ${demo.success}), ${replays} near-miss replays, ${offTask} off-task replays`);
   }
   for (const seed of cfg.eval.probeSeeds) {
     const demo = recordDemo(env, task, seed);
@@ -276,6 +299,7 @@ export async function evaluateSar(
       auroc: aurocs,
       aurocMin: defined.length ? Math.min(...defined) : null,
       nearMiss: { replays: acc.nmReplays, replaysNeverDone: acc.nmNeverDone, falseCompletions: acc.nmFalse, rate: ci.rate, low: ci.low, high: ci.high, falseNeverDone: acc.nmFalseNeverDone, rateNeverDone: acc.nmFalseNeverDone / Math.max(1, acc.nmNeverDone) },
+      offTask: { replays: acc.offReplays, falseCompletions: acc.offFalse, ...wilsonInterval(acc.offFalse, acc.offReplays) },
       demoGate: { episodes: acc.demoEpisodes.length, stages: names.length, claimedMean: mean(acc.demoClaimed), hallucination: aggregateHallucination(acc.demoEpisodes) },
       probe: {
         episodes: acc.probeCredits.length,

@@ -16,7 +16,10 @@
  *   row, for a random earlier stage from their `contextFrom` (a gate stuck on the lift must not
  *   fire while the empty hand carries, lowers and opens), and a third for one of their
  *   `expertOnly` stages (up to `train.expertOnlyRows` of them, distinct): done in the expert's frame of the same step, not here (the hand hovers
- *   over the next object as the expert's does, but the last object was never placed). A share
+ *   over the next object as the expert's does, but the last object was never placed). Off-task
+ *   frames (data.ts `wanderFrames`) give a row for their ground-truth stage and one for a random
+ *   stage, drawn with the near-miss rows (their negatives take T-_k as the positive text: an off-task
+ *   frame is not a near miss). A share
  *   `train.nearMissShare` (default 0.4) of each batch is drawn from these rows when there are any.
  * - class balance (`train.balance`): demo rows are drawn by (stage, label) bucket, each bucket
  *   equally likely, so a stage whose predicate holds in few frames (or never fails) weighs as much
@@ -43,6 +46,8 @@ interface Row {
   stage: number;
   label: 0 | 1;
   nearMiss: boolean;
+  /** An off-task frame: its negatives are not near misses, so it never takes a near-miss text as its positive. */
+  offTask?: boolean;
 }
 
 /** Rows of the training set (see the file comment). */
@@ -51,6 +56,13 @@ export function buildRows(frames: readonly LabelledFrame[], stages: number, rng:
   frames.forEach((f, i) => {
     if (f.source === 'near_miss') {
       if (!useNearMiss) return;
+      // Off-task frames: the stage a gate keeping pace with the truth asks, and any stage (a gate
+      // can be waiting on any of them when a learner wanders off).
+      if (f.perturbation === 'wander') {
+        const other = rng.int(stages);
+        for (const k of new Set([f.targetStage, other])) rows.push({ frame: i, stage: k, label: f.done[k] ? 1 : 0, nearMiss: true, offTask: true });
+        return;
+      }
       rows.push({ frame: i, stage: f.targetStage, label: f.done[f.targetStage] ? 1 : 0, nearMiss: true });
       // Empty-handed frames: also one earlier stage a stuck gate could be waiting on here, and
       // one the expert had done at this step while the ground truth here says not (the demo rows
@@ -88,7 +100,7 @@ function textPair(row: Row, frame: LabelledFrame, layout: TextLayout, rng: Rng):
     const notDone = layout.stages.map((_, j) => j).filter((j) => !frame.done[j]);
     return [st.positive, notDone.length ? layout.stages[notDone[rng.int(notDone.length)]].positive : st.negative];
   }
-  if (row.nearMiss && rng.next() < 0.5) return [pickNear(), st.positive];
+  if (row.nearMiss && !row.offTask && rng.next() < 0.5) return [pickNear(), st.positive];
   return [st.negative, st.positive];
 }
 

@@ -4,7 +4,7 @@ import { createEnv } from '../../../sim/env.ts';
 import { Rng } from '../../../sim/rng.ts';
 import type { SimState } from '../../../sim/types.ts';
 import { getTask } from '../../../tasks/index.ts';
-import { demoFrames, emptyHandedFrames, nearMissSegments, probeFrames, recordDemo, restoreDemo, type FrameRenderer } from '../../../rewards/sar/data.ts';
+import { demoFrames, emptyHandedFrames, nearMissSegments, probeFrames, recordDemo, restoreDemo, wanderFrames, wanderReplays, type FrameRenderer } from '../../../rewards/sar/data.ts';
 
 /** A renderer that draws nothing but counts what it was asked for. */
 function countingRenderer(): FrameRenderer & { frames: number; scenes: number } {
@@ -109,6 +109,44 @@ test('empty-handed replays: the grasp closes on air beside the block and the arm
     // Target stages follow the expert's pace, reaching past the grasp into lift, carry, lower, release.
     const targets = new Set(frames.map((f) => f.targetStage));
     for (const k of [2, 4, 5, 6, 7]) assert.ok(targets.has(k), `no frame targets stage ${k}: ${[...targets]}`);
+  } finally {
+    env.free();
+  }
+});
+
+test('off-task replays: the arm goes far from every block, gripper closed or open, labelled by the ground truth, the same for the same seed', async () => {
+  const task = getTask('stack');
+  const env = await createEnv(task);
+  try {
+    const demo = recordDemo(env, task, 3);
+    const states: SimState[] = [];
+    const r: FrameRenderer = {
+      setScene: () => {},
+      render: (s) => {
+        states.push(structuredClone(s));
+        return { eye_side: new Uint8Array(12), eye_arm: new Uint8Array(12) };
+      },
+    };
+    const opts = { wander: 3, wanderLegs: 4, wanderLegSteps: 30 };
+    const replays = [...wanderReplays(env, task, demo, r, new Rng(9), opts, 2)];
+    assert.equal(replays.length, 3);
+    const frames = replays.flat();
+    assert.equal(states.length, frames.length);
+    for (const rep of replays) assert.ok(rep.length > 0 && rep.length <= (4 * 30) / 2, `${rep.length} frames`);
+    frames.forEach((f, i) => {
+      assert.equal(f.source, 'near_miss');
+      assert.equal(f.perturbation, 'wander');
+      assert.equal(f.targetStage, Math.min(f.gtStage, task.stages.length - 1));
+      task.stages.forEach((s, k) => assert.equal(f.done[k] === 1, s.done(states[i]), `${s.name} at frame ${i}`));
+    });
+    // Off task: many frames with the tool 15 cm or more from every block, some with the gripper
+    // closed (what the expert never shows away from a block).
+    const far = states.filter((s) => Object.entries(s.objects).every(([n, o]) => n === 'table' || Math.hypot(s.ee.p[0] - o.p[0], s.ee.p[1] - o.p[1]) > 0.15));
+    assert.ok(far.length > frames.length / 4, `${far.length} of ${frames.length} frames far from every block`);
+    assert.ok(far.some((s) => s.gripper < 0.01), 'the closed gripper away from the blocks');
+    // Seeded: the same draws give the same replays.
+    const again = wanderFrames(env, task, demo, countingRenderer(), new Rng(9), opts, 2);
+    assert.deepEqual(again.map((f) => [f.step, f.gtStage, Array.from(f.done)]), frames.map((f) => [f.step, f.gtStage, Array.from(f.done)]));
   } finally {
     env.free();
   }

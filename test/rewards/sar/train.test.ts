@@ -157,6 +157,24 @@ test('rows: an empty-handed frame also asks one earlier stage a stuck gate could
   assert.equal(buildRows([{ ...f, expertOnly: [1, 3] }], 5, new Rng(7), true, 0).length, 2);
 });
 
+test('rows: an off-task frame asks its ground-truth stage and a random one, never with a near-miss text as its positive', () => {
+  const rng = new Rng(6);
+  const f: LabelledFrame = { ...frame(rng, false, false, 'near_miss'), done: Uint8Array.from([1, 1, 0, 0, 0]), gtStage: 2, targetStage: 2, perturbation: 'wander' };
+  const asked = new Set<number>();
+  for (let seed = 0; seed < 100; seed++) {
+    const rows = buildRows([f], 5, new Rng(seed), true);
+    assert.ok(rows.length === 1 || rows.length === 2, `${rows.length} rows`);
+    assert.deepEqual(rows[0], { frame: 0, stage: 2, label: 0, nearMiss: true, offTask: true });
+    for (const r of rows) {
+      assert.equal(r.label, f.done[r.stage], 'labelled by the ground truth');
+      assert.ok(r.offTask && r.nearMiss);
+      asked.add(r.stage);
+    }
+  }
+  assert.deepEqual([...asked].sort(), [0, 1, 2, 3, 4], 'any stage can be asked (a gate may wait on any when a learner wanders off)');
+  assert.equal(buildRows([f], 5, new Rng(1), false).length, 0, 'no off-task rows without near-miss states');
+});
+
 test('probe context: each stage asked from where the expert reached it; stages the probe really does are not faked', () => {
   const names = ['above', 'reach', 'grasp', 'lift'];
   // The expert reaches stage 1 at step 2, stage 2 at step 4, stage 3 at step 6, never finishes lift.
