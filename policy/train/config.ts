@@ -154,6 +154,13 @@ export const TrainConfigSchema = z.strictObject({
        * and a BC policy held the grasped block for the rest of the episode. 0 keeps every frame.
        */
       dropWaits: z.number().int().min(0).max(1000).default(0),
+      /**
+       * What makes a frame part of a wait for `dropWaits`: 'still' (the observation did not move
+       * since the last frame, and the command holds) or 'command' (the expert's command holds,
+       * whatever the arm does: also the fingers closing on the block and, in demos recorded with
+       * action noise, the jitter the noise adds during the wait, which 'still' keeps).
+       */
+      dropWaitsBy: z.enum(['still', 'command']).default('still'),
       /** Processes recording missing demos in parallel (0 or 1: in the training process). */
       workers: z.number().int().min(0).max(64).default(2),
       /**

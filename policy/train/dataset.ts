@@ -133,11 +133,13 @@ export class FrameCache {
    * (every proprio value within `tol`; rad and m) and the expert's command stays one and the same
    * for the next `window` actions. The grasp's settle wait is such a stretch: the fingers have
    * stalled on the block, the images and proprio repeat, and the labels say "hold n more steps"
-   * for every n, so a policy that re-plans from that state learns to hold for ever.
+   * for every n, so a policy that re-plans from that state learns to hold for ever. With `tol`
+   * infinite only the command decides (data.dropWaitsBy 'command').
    */
   stillWait(i: number, window: number, tol = STILL_TOL): boolean {
     const ep = this.episodes[this.episodeOf[i]];
-    if (i <= ep.start || window < 1) return false;
+    // The window must lie inside the episode: a chunk clamped at its end repeats the last action without waiting.
+    if (i <= ep.start || window < 1 || i + window > ep.start + ep.length) return false;
     for (let d = 0; d < 7; d++) if (Math.abs(this.proprio[7 * i + d] - this.proprio[7 * (i - 1) + d]) > tol) return false;
     const a = this.chunkAction(i, 0);
     for (let k = 1; k < window; k++) {

@@ -26,7 +26,7 @@ import { auxStateDimOf, createVla, exportVla, parameterCounts, relativeDims, typ
 import { taskTokenizer } from '../vla/tokenizer.ts';
 import { runBcPhase, type PhaseContext } from './bc.ts';
 import { EVAL_SEED_BASE, demoDirOf, demoNoiseOf, parseTrainConfig, type PhaseConfig, type TrainConfig } from './config.ts';
-import { buildFrameCache, type FrameCache } from './dataset.ts';
+import { buildFrameCache, STILL_TOL, type FrameCache } from './dataset.ts';
 import { ensureDemos } from './demos.ts';
 import { runPpoPhase, type PpoPhaseDeps, type PpoTrainer } from './ppo_phase.ts';
 import { runSarPhase, sarModelPath, sarStageScorer } from './sar_phase.ts';
@@ -107,14 +107,16 @@ export async function trainRun(cfg: TrainConfig, opts: TrainOptions = {}): Promi
     const nVal = Math.min(cfg.data.valEpisodes, cache.episodes.length - 1);
     const trainEps = cache.episodes.map((_, k) => k).slice(0, cache.episodes.length - nVal);
     const valEps = cache.episodes.map((_, k) => k).slice(cache.episodes.length - nVal);
+    // A 'command' wait ignores the observation's motion: no proprio change exceeds an infinite tolerance.
+    const waitTol = cfg.data.dropWaitsBy === 'command' ? Number.POSITIVE_INFINITY : STILL_TOL;
     const framesOf = (eps: number[], dropWaits = 0) => {
       const out: number[] = [];
-      for (const k of eps) for (let i = cache.episodes[k].start; i < cache.episodes[k].start + cache.episodes[k].length; i++) if (!dropWaits || !cache.stillWait(i, dropWaits)) out.push(i);
+      for (const k of eps) for (let i = cache.episodes[k].start; i < cache.episodes[k].start + cache.episodes[k].length; i++) if (!dropWaits || !cache.stillWait(i, dropWaits, waitTol)) out.push(i);
       return Int32Array.from(out);
     };
     const trainFrames = framesOf(trainEps, cfg.data.dropWaits);
     const valFrames = framesOf(valEps);
-    if (cfg.data.dropWaits > 0) log(`data: ${trainEps.reduce((n, k) => n + cache.episodes[k].length, 0) - trainFrames.length} training frames in still waits left out (data.dropWaits ${cfg.data.dropWaits})`);
+    if (cfg.data.dropWaits > 0) log(`data: ${trainEps.reduce((n, k) => n + cache.episodes[k].length, 0) - trainFrames.length} training frames in waits left out (data.dropWaits ${cfg.data.dropWaits}, by ${cfg.data.dropWaitsBy})`);
     const stats: NormStats = cache.stats(trainEps, relativeDims(cfg.model.actionFrame), cfg.model.chunk);
     writeFileAtomic(join(runDir, 'norm_stats.json'), new TextEncoder().encode(JSON.stringify(stats, null, 2)));
     log(`data: ${trainEps.length} training episodes (${trainFrames.length} frames), ${valEps.length} held out for validation (${valFrames.length} frames)`);

@@ -11,9 +11,10 @@ import { Rng } from '../../sim/rng.ts';
 /**
  * Writes `episodes` files `<task>-<seed>.evep` (seeds 0..) of `steps` steps each into `dir`.
  * `hold`: from step `from` on, for `steps` steps, the joints (proprio and action) stay where they
- * were at `from` (a still wait).
+ * were at `from` (a still wait); with `moving`, only the action holds while proprio goes on moving
+ * (a wait the observation does not show as still: fingers closing, action-noise jitter).
  */
-export function writeSyntheticDemos(dir: string, opts: { task?: string; episodes: number; steps: number; size: number; cameras?: string[]; hold?: { from: number; steps: number } }): string[] {
+export function writeSyntheticDemos(dir: string, opts: { task?: string; episodes: number; steps: number; size: number; cameras?: string[]; hold?: { from: number; steps: number; moving?: boolean } }): string[] {
   const task = opts.task ?? 'stack';
   const cameras = opts.cameras ?? ['eye_side', 'eye_arm'];
   const files: string[] = [];
@@ -40,12 +41,13 @@ export function writeSyntheticDemos(dir: string, opts: { task?: string; episodes
     for (let t = 0; t < opts.steps; t++) {
       const tq = opts.hold && t >= opts.hold.from && t < opts.hold.from + opts.hold.steps ? opts.hold.from : t;
       const q = Float32Array.from({ length: 7 }, (_, d) => 0.3 * Math.sin(phase + 0.05 * tq + d));
+      const proprio = opts.hold?.moving ? Float32Array.from({ length: 7 }, (_, d) => 0.3 * Math.sin(phase + 0.05 * t + d)) : q;
       const images = Object.fromEntries(cameras.map((c) => [c, { width: opts.size, height: opts.size, rgb: Uint8Array.from({ length: opts.size * opts.size * 3 }, () => rng.int(256)) }]));
       w.append({
         step: t + 1,
         time: (t + 1) / 60,
         action: q,
-        proprio: q,
+        proprio,
         links: {},
         // The tool moves with the joints and a block sits still: the privileged state (block minus
         // tool) is then a function of proprio that an auxiliary head can learn.

@@ -90,7 +90,25 @@ test('stillWait: frames whose observation repeats while the same command holds f
     // Window 0 is off; the moving demos of the other cache have no still frame.
     assert.deepEqual(flagged(0), []);
     assert.equal(Array.from({ length: cache.frames }, (_, i) => i).filter((i) => cache.stillWait(i, 1)).length, 0);
+    // An infinite tolerance ('command' waits, data.dropWaitsBy) ignores the observation: frame 2
+    // too (its next three commands are the held one), never an episode's clamped end.
+    assert.deepEqual(Array.from({ length: held.frames }, (_, i) => i).filter((i) => held.stillWait(i, 3, Number.POSITIVE_INFINITY)), [2, 3, 4, 5, 13, 14, 15, 16]);
   } finally {
     held.close();
+  }
+});
+
+test('command waits: a wait whose observation keeps moving is no still wait, but the command alone finds it', () => {
+  const dir = scratchDir('evovla-cmdwait-');
+  const moving = buildFrameCache(writeSyntheticDemos(join(dir, 'demos'), { episodes: 2, steps: 12, size: 4, hold: { from: 3, steps: 6, moving: true } }), join(dir, 'cache'), ['eye_side', 'eye_arm'], 4);
+  try {
+    const flagged = (tol?: number) => Array.from({ length: moving.frames }, (_, i) => i).filter((i) => moving.stillWait(i, 3, tol));
+    assert.deepEqual(flagged(), [], 'the arm moves: no still frame');
+    // Targets i+1..i+3 all the held command (actions 3..8): frames 2..5 of each episode (11
+    // frames each; frame 2's observation is the step before the wait, its next three commands are
+    // the held one). The last frame's chunk, clamped to the episode's last action, is no wait.
+    assert.deepEqual(flagged(Number.POSITIVE_INFINITY), [2, 3, 4, 5, 13, 14, 15, 16]);
+  } finally {
+    moving.close();
   }
 });
