@@ -107,6 +107,12 @@ export const sarConfigSchema = z.strictObject({
        * hovers over the next block, and the probe was still granted them there.
        */
       expertOnlyRows: z.number().int().min(0).default(3),
+      /**
+       * Stages an empty-handed frame's context row asks: 'round', one from the reach before its
+       * grasp on; 'all', that and one more from any earlier round (on Block Bridge the probe was
+       * granted earlier objects' grasps while closing on air beside later ones).
+       */
+      emptyHandedContext: z.enum(['round', 'all']).default('round'),
       /** Draw demo rows by (stage, label) bucket, each equally likely (rewards/sar/train.ts). */
       balance: z.boolean().default(true),
       /** Optimisation steps. */

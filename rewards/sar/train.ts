@@ -51,7 +51,7 @@ interface Row {
 }
 
 /** Rows of the training set (see the file comment). */
-export function buildRows(frames: readonly LabelledFrame[], stages: number, rng: Rng, useNearMiss: boolean, expertOnlyRows = 1): Row[] {
+export function buildRows(frames: readonly LabelledFrame[], stages: number, rng: Rng, useNearMiss: boolean, expertOnlyRows = 1, emptyHandedContext: 'round' | 'all' = 'round'): Row[] {
   const rows: Row[] = [];
   frames.forEach((f, i) => {
     if (f.source === 'near_miss') {
@@ -69,6 +69,12 @@ export function buildRows(frames: readonly LabelledFrame[], stages: number, rng:
       // of that step teach "done" for the same arm pose).
       if (f.contextFrom !== undefined && f.contextFrom < f.targetStage) {
         const k = f.contextFrom + rng.int(f.targetStage - f.contextFrom);
+        rows.push({ frame: i, stage: k, label: f.done[k] ? 1 : 0, nearMiss: true });
+      }
+      // 'all': one more, a stage of an earlier round (a gate stuck on an earlier object's grasp
+      // watches this round's empty hand too).
+      if (emptyHandedContext === 'all' && f.contextFrom !== undefined && f.contextFrom > 0) {
+        const k = rng.int(f.contextFrom);
         rows.push({ frame: i, stage: k, label: f.done[k] ? 1 : 0, nearMiss: true });
       }
       if (f.expertOnly && f.expertOnly.length > 0) {
@@ -121,7 +127,7 @@ export async function trainSar(task: Task, frames: readonly LabelledFrame[], cfg
   const tokenizer = sarTokenizer(layout);
   const net = new SarNetwork(cfg.model, tokenizer.vocabSize, tokenizer.maxLength);
   const rng = new Rng(cfg.train.seed);
-  const rows = buildRows(frames, task.stages.length, rng.fork('rows'), cfg.train.nearMissStates, cfg.train.expertOnlyRows);
+  const rows = buildRows(frames, task.stages.length, rng.fork('rows'), cfg.train.nearMissStates, cfg.train.expertOnlyRows, cfg.train.emptyHandedContext);
   const demoRows = rows.filter((r) => !r.nearMiss);
   const nearRows = rows.filter((r) => r.nearMiss);
   if (demoRows.length === 0) throw new Error(`trainSar: no demo frames for task '${task.id}'`);

@@ -155,6 +155,16 @@ test('rows: an empty-handed frame also asks one earlier stage a stuck gate could
     assert.ok(rows.every((r) => r.label === 0 && r.nearMiss));
   }
   assert.equal(buildRows([{ ...f, expertOnly: [1, 3] }], 5, new Rng(7), true, 0).length, 2);
+  // emptyHandedContext 'all': one more row, for a stage of an earlier round (before contextFrom).
+  const earlier = new Set<number>();
+  for (let seed = 0; seed < 50; seed++) {
+    const rows = buildRows([{ ...f, contextFrom: 3 }], 5, new Rng(seed), true, 0, 'all');
+    assert.equal(rows.length, 3);
+    assert.ok(rows[2].nearMiss && rows[2].stage < 3 && rows[2].label === f.done[rows[2].stage], JSON.stringify(rows[2]));
+    earlier.add(rows[2].stage);
+  }
+  assert.deepEqual([...earlier].sort(), [0, 1, 2]);
+  assert.equal(buildRows([{ ...f, contextFrom: 0 }], 5, new Rng(1), true, 0, 'all').length, 2, 'no earlier round: no extra row');
 });
 
 test('rows: an off-task frame asks its ground-truth stage and a random one, never with a near-miss text as its positive', () => {
