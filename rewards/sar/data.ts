@@ -411,7 +411,6 @@ export function* wanderReplays(env: SimEnv, task: Task, demo: DemoRecord, render
     let q = demo.infos[t0].state.q.slice(0, kin.lower.length);
     // The gripper cycles closed, open, half way from a random start: every replay of 3 or more legs has each.
     const first = rng.int(grips.length);
-    let step = t0;
     let i = 0;
     legs: for (let leg = 0; leg < opts.wanderLegs; leg++) {
       const w = rng.uniform(0.2, 1);
@@ -420,10 +419,9 @@ export function* wanderReplays(env: SimEnv, task: Task, demo: DemoRecord, render
       const action = Float32Array.from([...q, g]);
       for (let s = 0; s < opts.wanderLegSteps; s++, i++) {
         const res = env.step(action);
-        step++;
         if (i % stride === stride - 1) {
           const info = res.info;
-          out.push({ images: renderer.render(info.state), ...labels(task, info), gtStage: info.stage, seed: demo.seed, step, source: 'near_miss', targetStage: Math.min(info.stage, last), perturbation: 'wander' });
+          out.push({ images: renderer.render(info.state), ...labels(task, info), gtStage: info.stage, seed: demo.seed, step: t0 + i + 1, source: 'near_miss', targetStage: Math.min(info.stage, last), perturbation: 'wander' });
         }
         if (res.terminated) break legs;
       }
@@ -449,7 +447,7 @@ export function trainingFrames(
   renderer: FrameRenderer,
   cfg: {
     train: { seeds: readonly number[]; frameStride: number; nearMissStates: boolean };
-    nearMiss: NearMissOptions & Partial<WanderOptions> & { frameStride: number; emptyHanded?: boolean; emptyHandedSteps?: number };
+    nearMiss: NearMissOptions & WanderOptions & { frameStride: number; emptyHanded?: boolean; emptyHandedSteps?: number };
   },
   rng: Rng,
   log: (line: string) => void = () => {},
@@ -470,9 +468,8 @@ export function trainingFrames(
         out.push(...empty);
         near += empty.length;
       }
-      if (cfg.nearMiss.wander) {
-        const opts = { wander: cfg.nearMiss.wander, wanderLegs: cfg.nearMiss.wanderLegs ?? 4, wanderLegSteps: cfg.nearMiss.wanderLegSteps ?? 30 };
-        const off = wanderFrames(env, task, demo, renderer, rng.fork(`wander-${seed}`), opts, cfg.nearMiss.frameStride);
+      if (cfg.nearMiss.wander > 0) {
+        const off = wanderFrames(env, task, demo, renderer, rng.fork(`wander-${seed}`), cfg.nearMiss, cfg.nearMiss.frameStride);
         out.push(...off);
         near += off.length;
       }

@@ -51,7 +51,7 @@ interface Row {
 }
 
 /** Rows of the training set (see the file comment). */
-export function buildRows(frames: readonly LabelledFrame[], stages: number, rng: Rng, useNearMiss: boolean, expertOnlyRows = 1, emptyHandedContext: 'round' | 'all' = 'round'): Row[] {
+export function buildRows(frames: readonly LabelledFrame[], stages: number, rng: Rng, useNearMiss: boolean, expertOnlyRows = 1, emptyHandedContext: SarConfig['train']['emptyHandedContext'] = 'round'): Row[] {
   const rows: Row[] = [];
   frames.forEach((f, i) => {
     if (f.source === 'near_miss') {
