@@ -15,6 +15,7 @@ import { TASKS } from '../../tasks/index.ts';
 import { rewardConfigSchema } from '../../rewards/config.ts';
 import { poeConfigSchema } from '../../rewards/poe/world_model.ts';
 import { physicsRandomizationSchema } from '../../sim/physics_randomization.ts';
+import { describeConfigIssue } from '../../sim/config.ts';
 import { VlaConfigSchema } from '../vla/config.ts';
 import { sarGateOverrideSchema } from '../../rewards/sar/config.ts';
 import { ppoConfigSchema } from './ppo.ts';
@@ -220,13 +221,13 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-/** Formats zod issues as "path: message" lines. */
-function describeIssues(error: z.ZodError): string {
+/** Formats zod issues as "path: message, got VALUE" lines (`raw`: the input, for the value given). */
+function describeIssues(error: z.ZodError, raw: unknown): string {
   return error.issues
     .map((i) => {
       const path = i.path.map(String).join('.') || '(root)';
       if (i.code === 'unrecognized_keys') return `${path ? `${path === '(root)' ? '' : `${path}.`}` : ''}${i.keys.join(', ')}: unknown key${i.keys.length > 1 ? 's' : ''}`;
-      return `${path}: ${i.message}`;
+      return `${path}: ${describeConfigIssue(TrainConfigSchema, i, raw).message}`;
     })
     .join('\n  ');
 }
@@ -234,7 +235,7 @@ function describeIssues(error: z.ZodError): string {
 /** Validates a parsed config object. */
 export function parseTrainConfig(raw: unknown, source = 'config'): TrainConfig {
   const r = TrainConfigSchema.safeParse(raw ?? {});
-  if (!r.success) throw new ConfigError(`${source}:\n  ${describeIssues(r.error)}`);
+  if (!r.success) throw new ConfigError(`${source}:\n  ${describeIssues(r.error, raw ?? {})}`);
   return r.data;
 }
 

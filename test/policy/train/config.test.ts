@@ -14,3 +14,13 @@ test('a PPO phase takes physics randomisation ranges; configs/evovla_stack.yaml 
   const typo = { name: 'x', task: 'stack', phases: [{ kind: 'ppo', physicsRandomization: { massScale: [0.9, 1.1] } }] };
   assert.throws(() => parseTrainConfig(typo), /massScale: unknown key/);
 });
+
+test('a bad value is refused with its key path, what was expected and the value given', () => {
+  const bad = { name: 'x', task: 'stack', data: { dropWaitsBy: 'motion' }, phases: [{ kind: 'bc', steps: -3 }] };
+  assert.throws(() => parseTrainConfig(bad, 'c.yaml'), (e: Error) => {
+    assert.ok(e instanceof ConfigError);
+    assert.match(e.message, /data\.dropWaitsBy: .*"still".*"command".*, got "motion"/);
+    assert.match(e.message, /phases\.0\.steps: .*>=1, got -3/);
+    return true;
+  });
+});
