@@ -11,7 +11,7 @@ import type { TrainSummary } from './run.ts';
 
 /**
  * The built-in config (raw, validated by parseTrainConfig like a YAML file; `--set` overrides
- * apply). Budgets: 20 demos (recorded by 2 processes), BC on them, a SAR scorer from 6 expert
+ * apply). Budgets: 20 demos (recorded by 2 processes), BC on them, a SAR scorer from 8 expert
  * episodes + near-miss states, 16k PPO env steps over 8 envs in 2 workers with SAR, POE and memory,
  * 8 greedy episodes before/after PPO and 16 held-out evaluation episodes. Evaluation is most of the
  * cost (a failing Stack episode runs its 720 steps), so the before/after check is the smaller one
@@ -27,7 +27,10 @@ export function defaultPipelineConfig(): Record<string, unknown> {
     data: { episodes: 20, valEpisodes: 2, workers: 2 },
     phases: [
       { kind: 'bc', steps: 1500, batch: 32, lr: 0.0005, warmupSteps: 100, shift: 4, checkpointEvery: 500, logEvery: 50 },
-      { kind: 'sar', train: { seeds: [0, 1, 2, 3, 4, 5], steps: 600 } },
+      // configs/sar.yaml's defaults (8 expert episodes, 2,500 triplet steps: the scorer bench:sar
+      // measures). The 6-episode, 600-step scorer this job had before was hacked by PPO: every
+      // claim after PPO false, 16 of 16 (docs/rewards.md).
+      { kind: 'sar' },
       {
         kind: 'ppo',
         totalSteps: 16384,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseTrainConfig, type PpoPhaseConfig } from '../../../policy/train/config.ts';
 import { defaultPipelineConfig, pipelineSummary } from '../../../policy/train/pipeline.ts';
+import { SarPhaseSchema, type SarPhaseConfig } from '../../../policy/train/sar_phase.ts';
 import type { TrainSummary } from '../../../policy/train/run.ts';
 
 test('the built-in config is a valid run of demos -> BC -> SAR -> PPO (SAR, POE, memory) -> eval on Stack', () => {
@@ -12,6 +13,14 @@ test('the built-in config is a valid run of demos -> BC -> SAR -> PPO (SAR, POE,
   assert.deepEqual([ppo.sar, ppo.poe, ppo.memory], [true, true, true]);
   assert.equal(ppo.gamma, 0.995);
   assert.ok(cfg.eval.episodes > 0);
+});
+
+test("the built-in config's SAR scorer is the one bench:sar measures (configs/sar.yaml's defaults), not a smaller one PPO can hack", () => {
+  const sar = parseTrainConfig(defaultPipelineConfig(), 'built-in config').phases[1] as SarPhaseConfig;
+  const measured = SarPhaseSchema.parse({ kind: 'sar' });
+  assert.deepEqual(sar.train, measured.train);
+  assert.deepEqual(sar.nearMiss, measured.nearMiss);
+  assert.deepEqual(sar.model, measured.model);
 });
 
 test('the closing summary gives before/after success and hallucination with intervals, the policy and the next commands', () => {
