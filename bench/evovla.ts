@@ -11,14 +11,15 @@
  * measured; --resume skips what is there). At the end (and with --report alone) it writes the
  * summary table and SVG plots into docs/evovla.md (between markers) and docs/evovla/.
  *
- * Usage: node --import tsx bench/evovla.ts [--task stack] [--seeds 1] [--scale 1] [--resume]
+ * Usage: node --import tsx bench/evovla.ts [--task stack] [--seeds 3] [--scale 1] [--resume]
  *          [--out runs/bench-evovla] [--report] [--arms baseline,sar,sar_poe,full] [--bc RUN_DIR]
  *          [--eval-episodes 50] [--episode-steps N (0: the task's limit)]
  * --bc takes the BC checkpoint (phase 0) of an existing training run instead of training one.
- * Default budget (scale 1), sized for <= 90 min on 2 unloaded cores: 20 demos, BC 1500 steps, a SAR
- * scorer from 6 expert episodes (600 steps), 16,384 PPO env steps per arm, 50 evaluation episodes
+ * Default budget (scale 1), sized for <= 90 min on 2 unloaded cores: 20 demos, BC 1500 steps, the
+ * SAR scorer of configs/sar.yaml's defaults (8 expert episodes, 2,500 steps), 16,384 PPO env steps
+ * per arm, 50 evaluation episodes
  * (episodes run to the task's time limit, 720 steps on Stack). --scale k multiplies
- * the demos, BC steps and PPO steps by k (the paper's protocol is about scale 120 for PPO).
+ * the demos, BC steps, SAR steps and PPO steps by k (below 1 also the SAR episodes) (the paper's protocol is about scale 120 for PPO).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { makeDirectory } from '../sim/files.ts';
@@ -41,7 +42,7 @@ import { linePlotSvg } from './svg.ts';
 const { values: args } = parseArgs({
   options: {
     task: { type: 'string', default: 'stack' },
-    seeds: { type: 'string', default: '1' },
+    seeds: { type: 'string', default: '3' },
     scale: { type: 'string', default: '1' },
     resume: { type: 'boolean', default: false },
     report: { type: 'boolean', default: false },
@@ -205,7 +206,10 @@ if (!args.report) {
   const done = new Set(readAblationLog(resultsFile).records.map(runKey));
   const bc = await bcCheckpoint();
   // One SAR scorer for every arm (frozen): reward for the SAR arms, hallucination judge for all.
-  const sarPhase = SarPhaseSchema.parse({ kind: 'sar', model: { imageSize: bc.cfg.model.imageSize }, train: { seeds: Array.from({ length: Math.max(2, Math.round(6 * scale)) }, (_, i) => i), steps: Math.max(100, Math.round(600 * scale)) } });
+  // configs/sar.yaml's defaults (the scorer bench:sar measures, as the main job uses), scaled.
+  const sarDefaults = SarPhaseSchema.parse({ kind: 'sar' }).train;
+  const sarTrain = { seeds: sarDefaults.seeds.slice(0, Math.max(2, Math.round(sarDefaults.seeds.length * Math.min(1, scale)))), steps: Math.max(100, Math.round(sarDefaults.steps * scale)) };
+  const sarPhase = SarPhaseSchema.parse({ kind: 'sar', model: { imageSize: bc.cfg.model.imageSize }, train: sarTrain });
   const { scorer } = await runSarPhase(sarPhase, { task, runDir: out, log, progress: (k, n, note) => log(`sar ${k}/${n} ${note}`) });
   const sar = sarStageScorer(scorer);
   const jobs: Array<{ arm: (typeof ABLATION_ARMS)[number] | null; seed: number }> = [{ arm: null, seed: 0 }];
