@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import { loadCheckpoint } from '../nn/checkpoint.ts';
 import { writeFileAtomic } from '../nn/model.ts';
 import { getTask } from '../tasks/index.ts';
-import { ABLATION_ARMS, START_ARM, ablationMarkdown, appendAblationRecord, readAblationLog, runKey, summariseAblation, type AblationRecord } from '../policy/train/ablation.ts';
+import { ABLATION_ARMS, START_ARM, ablationMarkdown, appendAblationRecord, checkResumable, readAblationLog, runKey, summariseAblation, type AblationRecord } from '../policy/train/ablation.ts';
 import { EVAL_SEED_BASE, parseTrainConfig, type PpoPhaseConfig, PpoPhaseSchema } from '../policy/train/config.ts';
 import { runPpoPhase } from '../policy/train/ppo_phase.ts';
 import { listCheckpoints, readRunConfig, trainRun } from '../policy/train/run.ts';
@@ -72,7 +72,10 @@ const docsFile = 'docs/evovla.md';
 const plotDir = 'docs/evovla';
 const ppoSteps = Math.max(2048, Math.round((16384 * scale) / 2048) * 2048);
 const evalSeeds = Array.from({ length: evalEpisodes }, (_, i) => EVAL_SEED_BASE + 700_000 + i);
-const settings = { scale, ppoSteps, evalEpisodes, episodeSteps, load: os.loadavg().map((x) => +x.toFixed(1)), cpus: os.cpus().length };
+// configs/sar.yaml's defaults (the scorer bench:sar measures, as the main job uses), scaled.
+const sarDefaults = SarPhaseSchema.parse({ kind: 'sar' }).train;
+const sarTrain = { seeds: sarDefaults.seeds.slice(0, Math.max(2, Math.round(sarDefaults.seeds.length * Math.min(1, scale)))), steps: Math.max(100, Math.round(sarDefaults.steps * scale)) };
+const settings = { scale, ppoSteps, evalEpisodes, episodeSteps, sar: sarTrain, bc: args.bc ?? null, load: os.loadavg().map((x) => +x.toFixed(1)), cpus: os.cpus().length };
 
 function log(line: string): void {
   console.error(`[bench:evovla ${new Date().toISOString().slice(11, 19)}] ${line}`);
@@ -203,12 +206,11 @@ function writeReport(): void {
 
 if (!args.report) {
   if (existsSync(resultsFile) && !args.resume) throw new Error(`${resultsFile} exists; pass --resume to continue it or --out to start elsewhere`);
-  const done = new Set(readAblationLog(resultsFile).records.map(runKey));
+  const logged = readAblationLog(resultsFile).records;
+  checkResumable(logged, settings, resultsFile);
+  const done = new Set(logged.map(runKey));
   const bc = await bcCheckpoint();
   // One SAR scorer for every arm (frozen): reward for the SAR arms, hallucination judge for all.
-  // configs/sar.yaml's defaults (the scorer bench:sar measures, as the main job uses), scaled.
-  const sarDefaults = SarPhaseSchema.parse({ kind: 'sar' }).train;
-  const sarTrain = { seeds: sarDefaults.seeds.slice(0, Math.max(2, Math.round(sarDefaults.seeds.length * Math.min(1, scale)))), steps: Math.max(100, Math.round(sarDefaults.steps * scale)) };
   const sarPhase = SarPhaseSchema.parse({ kind: 'sar', model: { imageSize: bc.cfg.model.imageSize }, train: sarTrain });
   const { scorer } = await runSarPhase(sarPhase, { task, runDir: out, log, progress: (k, n, note) => log(`sar ${k}/${n} ${note}`) });
   const sar = sarStageScorer(scorer);

@@ -74,6 +74,29 @@ export function readAblationLog(path: string): { records: AblationRecord[]; drop
   return { records, dropped };
 }
 
+/** Settings that decide what a run measures: a resumed bench adds runs to a log only when they match. */
+export const ABLATION_BUDGET_KEYS = ['scale', 'ppoSteps', 'evalEpisodes', 'episodeSteps', 'sar', 'bc'] as const;
+
+/**
+ * Refuses to resume a log whose runs were made with another budget (different --scale, PPO steps,
+ * evaluation episodes, episode length, SAR scorer settings or --bc start), or by a version of the
+ * bench that did not record one of them: the table would pool runs that measured different things,
+ * and the reused SAR scorer (`<out>/sar/sar.onnx`) could be another version's.
+ */
+export function checkResumable(records: readonly AblationRecord[], current: Readonly<Record<string, unknown>>, path: string): void {
+  for (const r of records) {
+    for (const key of ABLATION_BUDGET_KEYS) {
+      const was = r.settings?.[key];
+      const now = current[key];
+      if (JSON.stringify(was) === JSON.stringify(now)) continue;
+      const wasText = was === undefined ? 'no recorded value' : `${key} = ${JSON.stringify(was)}`;
+      throw new Error(
+        `cannot resume ${path}: its run ${runKey(r)} has ${wasText}, this run has ${key} = ${JSON.stringify(now)}; pass the same flags, or --out DIR to start a new log`,
+      );
+    }
+  }
+}
+
 /** Appends one record as a JSON line (creating the folder). */
 export function appendAblationRecord(path: string, r: AblationRecord): void {
   makeDirectory(dirname(path));

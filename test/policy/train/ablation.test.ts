@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ablationMarkdown, appendAblationRecord, readAblationLog, runKey, stepsToReach, summariseAblation, type AblationRecord } from '../../../policy/train/ablation.ts';
+import { ablationMarkdown, appendAblationRecord, checkResumable, readAblationLog, runKey, stepsToReach, summariseAblation, type AblationRecord } from '../../../policy/train/ablation.ts';
 import { scratchDir } from '../../tmp.ts';
 
 function rec(arm: string, seed: number, successes: number, curve: number[], claims = 10, falseClaims = 2): AblationRecord {
@@ -58,4 +58,17 @@ test('summary pools seeds into Wilson intervals and measures sample efficiency a
   const md = ablationMarkdown(rows);
   assert.match(md, /\| stack \| full EvoVLA \(\+ memory\) \| 2 \| 400 \| 55\.0 \[[0-9.]+, [0-9.]+\] \(40\) \| n\/a \|/);
   assert.match(md, /2\.33x/);
+});
+
+test('a resumed bench refuses a log made with another budget or SAR scorer, or by a bench that did not record one, and names the key', () => {
+  const budget = { scale: 1, ppoSteps: 16384, evalEpisodes: 50, episodeSteps: 0, sar: { seeds: [0, 1, 2, 3, 4, 5, 6, 7], steps: 2500 }, bc: null };
+  const logged = [{ ...rec('baseline', 0, 0, [0]), settings: { ...budget, load: [1, 1, 1], furthestStage: 0.2 } }];
+  // Same budget (load and measurements may differ): fine.
+  checkResumable(logged, { ...budget, load: [3, 2, 2] }, 'log.jsonl');
+  checkResumable([], { ...budget }, 'log.jsonl');
+  assert.throws(() => checkResumable(logged, { ...budget, scale: 0.5 }, 'log.jsonl'), /cannot resume log\.jsonl: its run stack\/baseline\/0 has scale = 1, this run has scale = 0\.5; pass the same flags, or --out DIR/);
+  assert.throws(() => checkResumable(logged, { ...budget, sar: { seeds: [0, 1], steps: 600 } }, 'log.jsonl'), /has sar = \{"seeds":\[0,1,2,3,4,5,6,7\],"steps":2500\}, this run has sar = \{"seeds":\[0,1\],"steps":600\}/);
+  assert.throws(() => checkResumable(logged, { ...budget, bc: 'runs/bc_stack' }, 'log.jsonl'), /has bc = null, this run has bc = "runs\/bc_stack"/);
+  const { sar: _sar, ...older } = budget;
+  assert.throws(() => checkResumable([{ ...rec('full', 1, 0, [0]), settings: older }], budget, 'log.jsonl'), /its run stack\/full\/1 has no recorded value, this run has sar = /);
 });
