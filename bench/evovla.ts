@@ -39,6 +39,12 @@ import { createVla, type NormStats } from '../policy/vla/model.ts';
 import { taskTokenizer } from '../policy/vla/tokenizer.ts';
 import { linePlotSvg } from './svg.ts';
 
+/** A usage error: one line naming the bad value, exit code 2, no stack trace. */
+function usageError(message: string): never {
+  console.error(`bench:evovla: ${message}`);
+  process.exit(2);
+}
+
 const { values: args } = parseArgs({
   options: {
     task: { type: 'string', default: 'stack' },
@@ -57,12 +63,12 @@ const scale = Number(args.scale);
 const seeds = Number(args.seeds);
 const evalEpisodes = Number(args['eval-episodes']);
 const episodeSteps = Number(args['episode-steps']);
-if (!(scale > 0)) throw new Error(`--scale: expected a number > 0, got ${args.scale}`);
-if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`--seeds: expected an integer >= 1, got ${args.seeds}`);
-if (!Number.isInteger(evalEpisodes) || evalEpisodes < 1) throw new Error(`--eval-episodes: expected an integer >= 1, got ${args['eval-episodes']}`);
+if (!(scale > 0)) usageError(`--scale: expected a number > 0, got ${args.scale}`);
+if (!Number.isInteger(seeds) || seeds < 1) usageError(`--seeds: expected an integer >= 1, got ${args.seeds}`);
+if (!Number.isInteger(evalEpisodes) || evalEpisodes < 1) usageError(`--eval-episodes: expected an integer >= 1, got ${args['eval-episodes']}`);
 const arms = args.arms.split(',').map((id) => {
   const arm = ABLATION_ARMS.find((a) => a.id === id);
-  if (!arm) throw new Error(`--arms: unknown arm '${id}' (expected some of ${ABLATION_ARMS.map((a) => a.id).join(', ')})`);
+  if (!arm) usageError(`--arms: unknown arm '${id}' (expected some of ${ABLATION_ARMS.map((a) => a.id).join(', ')})`);
   return arm;
 });
 const task = getTask(args.task);
@@ -205,9 +211,13 @@ function writeReport(): void {
 }
 
 if (!args.report) {
-  if (existsSync(resultsFile) && !args.resume) throw new Error(`${resultsFile} exists; pass --resume to continue it or --out to start elsewhere`);
+  if (existsSync(resultsFile) && !args.resume) usageError(`${resultsFile} exists; pass --resume to continue it or --out to start elsewhere`);
   const logged = readAblationLog(resultsFile).records;
-  checkResumable(logged, settings, resultsFile);
+  try {
+    checkResumable(logged, settings, resultsFile);
+  } catch (e) {
+    usageError((e as Error).message);
+  }
   const done = new Set(logged.map(runKey));
   const bc = await bcCheckpoint();
   // One SAR scorer for every arm (frozen): reward for the SAR arms, hallucination judge for all.

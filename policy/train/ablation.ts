@@ -89,7 +89,7 @@ export function checkResumable(records: readonly AblationRecord[], current: Read
       const was = r.settings?.[key];
       const now = current[key];
       if (JSON.stringify(was) === JSON.stringify(now)) continue;
-      const wasText = was === undefined ? 'no recorded value' : `${key} = ${JSON.stringify(was)}`;
+      const wasText = was === undefined ? `no ${key} recorded (an older bench)` : `${key} = ${JSON.stringify(was)}`;
       throw new Error(
         `cannot resume ${path}: its run ${runKey(r)} has ${wasText}, this run has ${key} = ${JSON.stringify(now)}; pass the same flags, or --out DIR to start a new log`,
       );

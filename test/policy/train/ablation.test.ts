@@ -70,5 +70,5 @@ test('a resumed bench refuses a log made with another budget or SAR scorer, or b
   assert.throws(() => checkResumable(logged, { ...budget, sar: { seeds: [0, 1], steps: 600 } }, 'log.jsonl'), /has sar = \{"seeds":\[0,1,2,3,4,5,6,7\],"steps":2500\}, this run has sar = \{"seeds":\[0,1\],"steps":600\}/);
   assert.throws(() => checkResumable(logged, { ...budget, bc: 'runs/bc_stack' }, 'log.jsonl'), /has bc = null, this run has bc = "runs\/bc_stack"/);
   const { sar: _sar, ...older } = budget;
-  assert.throws(() => checkResumable([{ ...rec('full', 1, 0, [0]), settings: older }], budget, 'log.jsonl'), /its run stack\/full\/1 has no recorded value, this run has sar = /);
+  assert.throws(() => checkResumable([{ ...rec('full', 1, 0, [0]), settings: older }], budget, 'log.jsonl'), /its run stack\/full\/1 has no sar recorded \(an older bench\), this run has sar = /);
 });
