@@ -15,11 +15,11 @@
  *          [--out runs/bench-evovla] [--report] [--arms baseline,sar,sar_poe,full] [--bc RUN_DIR]
  *          [--eval-episodes 50] [--episode-steps N (0: the task's limit)]
  * --bc takes the BC checkpoint (phase 0) of an existing training run instead of training one.
- * Default budget (scale 1), sized for <= 90 min on 2 unloaded cores: 20 demos, BC 1500 steps, the
- * SAR scorer of configs/sar.yaml's defaults (8 expert episodes, 2,500 steps), 16,384 PPO env steps
- * per arm, 50 evaluation episodes
- * (episodes run to the task's time limit, 720 steps on Stack). --scale k multiplies
- * the demos, BC steps, SAR steps and PPO steps by k (below 1 also the SAR episodes) (the paper's protocol is about scale 120 for PPO).
+ * Default budget (scale 1), sized for <= 90 min on 2 unloaded cores (measured 46 min on Stack): 20
+ * demos, BC 1500 steps, the SAR scorer of configs/sar.yaml's defaults (8 expert episodes, 2,500
+ * steps), 16,384 PPO env steps per arm and seed, 3 seeds, 50 evaluation episodes (episodes run to
+ * the task's time limit, 720 steps on Stack). --scale k multiplies the demos, BC steps, SAR steps
+ * and PPO steps by k (below 1 also the SAR episodes); the paper's protocol is about scale 120 for PPO.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { makeDirectory } from '../sim/files.ts';
