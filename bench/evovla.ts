@@ -8,7 +8,8 @@
  *   + SAR, + SAR + POE, full (+ memory); every arm keeps the baseline's shaping (rewards/shaping.ts)
  *
  * Every finished run is appended to the results JSONL as it ends (a killed bench keeps what it
- * measured; --resume skips what is there). At the end (and with --report alone) it writes the
+ * measured; --resume skips what is there; <out>/settings.json records the task and budget its bc/
+ * and sar/ were made with, and a start with others is refused). At the end (and with --report alone) it writes the
  * summary table and SVG plots into docs/evovla.md (between markers) and docs/evovla/.
  *
  * Usage: node --import tsx bench/evovla.ts [--task stack] [--seeds 3] [--scale 1] [--resume]
@@ -29,7 +30,7 @@ import { parseArgs } from 'node:util';
 import { loadCheckpoint } from '../nn/checkpoint.ts';
 import { writeFileAtomic } from '../nn/model.ts';
 import { getTask } from '../tasks/index.ts';
-import { ABLATION_ARMS, START_ARM, ablationMarkdown, appendAblationRecord, checkResumable, readAblationLog, runKey, summariseAblation, type AblationRecord } from '../policy/train/ablation.ts';
+import { ABLATION_ARMS, ABLATION_SETTINGS_FILE, START_ARM, ablationMarkdown, appendAblationRecord, checkBenchFolder, checkResumable, readAblationLog, runKey, summariseAblation, type AblationRecord } from '../policy/train/ablation.ts';
 import { EVAL_SEED_BASE, parseTrainConfig, type PpoPhaseConfig, PpoPhaseSchema } from '../policy/train/config.ts';
 import { runPpoPhase } from '../policy/train/ppo_phase.ts';
 import { listCheckpoints, readRunConfig, trainRun } from '../policy/train/run.ts';
@@ -215,6 +216,7 @@ if (!args.report) {
   const logged = readAblationLog(resultsFile).records;
   try {
     checkResumable(logged, settings, resultsFile);
+    if (checkBenchFolder(out, { ...settings, task: task.id })) log(`recorded this run's task and budget in ${join(out, ABLATION_SETTINGS_FILE)}`);
   } catch (e) {
     usageError((e as Error).message);
   }

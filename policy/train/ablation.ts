@@ -4,9 +4,9 @@
  * and the summary (success and hallucination with 95% intervals, sample efficiency) that becomes
  * the table in docs/evovla.md. Running the arms is bench/evovla.ts's job.
  */
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { makeDirectory } from '../../sim/files.ts';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { wilsonInterval } from '../../tasks/rollout.ts';
 
 /** One configuration of the ablation: which of EvoVLA's parts are on. */
@@ -95,6 +95,46 @@ export function checkResumable(records: readonly AblationRecord[], current: Read
       );
     }
   }
+}
+
+/** The file in a bench folder that records what its reusable artifacts (`bc/`, `sar/`) were made with. */
+export const ABLATION_SETTINGS_FILE = 'settings.json';
+
+/**
+ * Guards a bench folder's reusable artifacts (`<out>/bc/` and `<out>/sar/sar.onnx`, reused on the next
+ * start): the first start writes `<out>/settings.json` (the task and the budget keys); a later start
+ * with another task or budget is refused, as is a folder that holds `bc/` or `sar/` but no
+ * settings file (a bench killed before it recorded one, or an older bench). Returns true when the
+ * file was written now.
+ */
+export function checkBenchFolder(out: string, current: Readonly<Record<string, unknown>>): boolean {
+  const path = join(out, ABLATION_SETTINGS_FILE);
+  const keys = ['task', ...ABLATION_BUDGET_KEYS] as const;
+  const wanted = Object.fromEntries(keys.map((k) => [k, current[k] ?? null]));
+  if (existsSync(path)) {
+    let was: Record<string, unknown>;
+    try {
+      was = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new Error(`${path}: not a JSON object (${(e as Error).message}); remove it with ${out}'s bc/ and sar/, or use --out DIR`);
+    }
+    for (const key of keys) {
+      if (JSON.stringify(was[key] ?? null) === JSON.stringify(wanted[key])) continue;
+      throw new Error(
+        `cannot reuse ${out}: its bc/ and sar/ were made with ${key} = ${JSON.stringify(was[key] ?? null)} (${path}), this run has ${key} = ${JSON.stringify(wanted[key])}; pass the same flags, or --out DIR`,
+      );
+    }
+    return false;
+  }
+  const left = ['bc', 'sar'].filter((d) => existsSync(join(out, d)));
+  if (left.length > 0) {
+    throw new Error(`${out} holds ${left.join('/ and ')}/ but no ${ABLATION_SETTINGS_FILE}, so what they were made with is unknown; remove them, or use --out DIR`);
+  }
+  makeDirectory(out);
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(wanted, null, 2) + '\n');
+  renameSync(tmp, path);
+  return true;
 }
 
 /** Appends one record as a JSON line (creating the folder). */

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ablationMarkdown, appendAblationRecord, checkResumable, readAblationLog, runKey, stepsToReach, summariseAblation, type AblationRecord } from '../../../policy/train/ablation.ts';
+import { ablationMarkdown, appendAblationRecord, checkBenchFolder, checkResumable, readAblationLog, runKey, stepsToReach, summariseAblation, type AblationRecord } from '../../../policy/train/ablation.ts';
 import { scratchDir } from '../../tmp.ts';
 
 function rec(arm: string, seed: number, successes: number, curve: number[], claims = 10, falseClaims = 2): AblationRecord {
@@ -71,4 +71,25 @@ test('a resumed bench refuses a log made with another budget or SAR scorer, or b
   assert.throws(() => checkResumable(logged, { ...budget, bc: 'runs/bc_stack' }, 'log.jsonl'), /has bc = null, this run has bc = "runs\/bc_stack"/);
   const { sar: _sar, ...older } = budget;
   assert.throws(() => checkResumable([{ ...rec('full', 1, 0, [0]), settings: older }], budget, 'log.jsonl'), /its run stack\/full\/1 has no sar recorded \(an older bench\), this run has sar = /);
+});
+
+test("a bench folder's bc/ and sar/ are reused only with the task and budget recorded at its first start", () => {
+  const out = join(scratchDir('evovla-ablation-folder-'), 'bench');
+  const budget = { task: 'stack', scale: 1, ppoSteps: 16384, evalEpisodes: 50, episodeSteps: 0, sar: { seeds: [0, 1], steps: 2500 }, bc: null, load: [1, 1, 1] };
+  assert.equal(checkBenchFolder(out, budget), true);
+  const saved = JSON.parse(readFileSync(join(out, 'settings.json'), 'utf8'));
+  assert.deepEqual(saved, { task: 'stack', scale: 1, ppoSteps: 16384, evalEpisodes: 50, episodeSteps: 0, sar: { seeds: [0, 1], steps: 2500 }, bc: null });
+  mkdirSync(join(out, 'bc'));
+  // The same budget (another load) reuses the folder; another task, scale or start does not.
+  assert.equal(checkBenchFolder(out, { ...budget, load: [5, 5, 5] }), false);
+  assert.throws(() => checkBenchFolder(out, { ...budget, task: 'jujube_cup' }), /cannot reuse .*bench: its bc\/ and sar\/ were made with task = "stack" .*this run has task = "jujube_cup"; pass the same flags, or --out DIR/);
+  assert.throws(() => checkBenchFolder(out, { ...budget, scale: 0.25 }), /made with scale = 1 .*this run has scale = 0\.25/);
+  assert.throws(() => checkBenchFolder(out, { ...budget, bc: 'runs/bc_stack' }), /made with bc = null .*this run has bc = "runs\/bc_stack"/);
+  // A folder with artifacts but no settings file (killed before it wrote one, or an older bench).
+  const old = join(scratchDir('evovla-ablation-folder-'), 'old');
+  mkdirSync(join(old, 'sar'), { recursive: true });
+  assert.throws(() => checkBenchFolder(old, budget), /old holds sar\/ but no settings\.json, so what they were made with is unknown; remove them, or use --out DIR/);
+  assert.equal(existsSync(join(old, 'settings.json')), false);
+  writeFileSync(join(out, 'settings.json'), '{"task":');
+  assert.throws(() => checkBenchFolder(out, budget), /settings\.json: not a JSON object/);
 });
