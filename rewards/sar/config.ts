@@ -146,6 +146,13 @@ export const sarConfigSchema = z.strictObject({
       /** Longest empty-handed replay (control steps; unset: to the demo's end). Bounds a long task's cost. */
       emptyHandedSteps: z.number().int().positive().optional(),
       /**
+       * An empty-handed replay that catches something: 'reject' redraws its offset whenever any
+       * grasp holds anywhere in the replay; 'cut' redraws only when the grasp is caught within
+       * `after` steps of the expert's grasp, and ends the replay at a later accidental catch
+       * (keeping what came before). Long tasks' replays rarely run empty to the end.
+       */
+      emptyHandedCatch: z.enum(['reject', 'cut']).default('cut'),
+      /**
        * Off-task replays per training seed (rewards/sar/data.ts `wanderFrames`): the arm driven to
        * random joint targets from a random demo step, as a failing learner drives it. Without them
        * the main job's scorer granted the first stage to a closed gripper parked by the robot's base.

@@ -181,7 +181,7 @@ function replaySteps(
   steps: number,
   transform: (action: Float32Array, t: number) => Float32Array,
   keep: (i: number) => boolean,
-  reject: (info: StepInfo) => boolean = () => false,
+  reject: (info: StepInfo, i: number) => 'reject' | 'stop' | false = () => false,
 ): ReplayStep[] | null {
   restoreDemo(env, demo, t0);
   const out: ReplayStep[] = [];
@@ -189,7 +189,9 @@ function replaySteps(
     const t = t0 + i;
     const recorded = demo.actions[Math.min(t, demo.actions.length - 1)];
     const res = env.step(transform(recorded, t));
-    if (reject(res.info)) return null;
+    const verdict = reject(res.info, i);
+    if (verdict === 'reject') return null;
+    if (verdict === 'stop') break;
     if (keep(i)) out.push({ info: res.info, step: t + 1 });
     if (res.terminated) break;
   }
@@ -339,14 +341,20 @@ function holdsAnything(task: Task, info: StepInfo): boolean {
  * caught the object (11 of 16 Stack replays, 7 of 8 Jujube-Cup ones), and those frames taught the
  * scorer that the lower, release and retreat stages look done beside the target. So each offset is
  * simulated before anything is rendered; a draw under which any grasp stage or any `isGrasped*` predicate
- * holds is redrawn (up to 8 draws), and a grasp whose every draw holds something gets no replay.
+ * holds within `after` steps of the expert's grasp (the offset hand caught the object after all) is
+ * redrawn (up to 8 draws), and a grasp whose every draw holds something there gets no replay. A
+ * later catch (the offset hand closing on another object rounds later) ends the replay at that step
+ * (`emptyHandedCatch: 'cut'`, the default). Redrawing on any catch to the demo's end
+ * (`'reject'`, the old rule) left Block Bridge's two bar grasps without a replay on every training
+ * seed, and Jujube-Cup's jujube grasp on 3 of 6 seeds: exactly the near miss the hacking probe
+ * performs there.
  *
  * Each frame's target stage is the one the unperturbed expert was working on at that step (what a
  * gate keeping the expert's pace would be asking), labelled by the ground truth; `contextFrom` is
  * the reach before the grasp: a gate stuck on any stage from there on (the probe's reach, grasp,
  * lift ...) sees these frames too.
  */
-export function emptyHandedFrames(env: SimEnv, task: Task, demo: DemoRecord, renderer: FrameRenderer, rng: Rng, opts: NearMissOptions & { emptyHandedSteps?: number }, stride: number): LabelledFrame[] {
+export function emptyHandedFrames(env: SimEnv, task: Task, demo: DemoRecord, renderer: FrameRenderer, rng: Rng, opts: NearMissOptions & { emptyHandedSteps?: number; emptyHandedCatch?: 'reject' | 'cut' }, stride: number): LabelledFrame[] {
   renderer.setScene(demo.randomization);
   const out: LabelledFrame[] = [];
   task.stages.forEach((stage, k) => {
@@ -359,7 +367,12 @@ export function emptyHandedFrames(env: SimEnv, task: Task, demo: DemoRecord, ren
     let kept: ReplayStep[] | null = null;
     for (let draw = 0; draw < EMPTY_HANDED_DRAWS && !kept; draw++) {
       const transform = transformFor(env, demo, 'offset', tk, rng, opts);
-      kept = replaySteps(env, demo, t0, steps, transform, (i) => i % stride === stride - 1, (info) => holdsAnything(task, info));
+      // 'cut': a catch within `after` steps of the expert's grasp is the grasp itself (redraw);
+      // a later one ends the replay there.
+      const graspEnd = tk - t0 + opts.after;
+      kept = replaySteps(env, demo, t0, steps, transform, (i) => i % stride === stride - 1, (info, i) =>
+        !holdsAnything(task, info) ? false : opts.emptyHandedCatch !== 'reject' && i > graspEnd ? 'stop' : 'reject',
+      );
     }
     if (!kept) return;
     const frames = replayFrames(task, demo, renderer, kept, { source: 'near_miss', targetStage: k, perturbation: 'offset' });
@@ -447,7 +460,7 @@ export function trainingFrames(
   renderer: FrameRenderer,
   cfg: {
     train: { seeds: readonly number[]; frameStride: number; nearMissStates: boolean };
-    nearMiss: NearMissOptions & WanderOptions & { frameStride: number; emptyHanded?: boolean; emptyHandedSteps?: number };
+    nearMiss: NearMissOptions & WanderOptions & { frameStride: number; emptyHanded?: boolean; emptyHandedSteps?: number; emptyHandedCatch?: 'reject' | 'cut' };
   },
   rng: Rng,
   log: (line: string) => void = () => {},

@@ -151,3 +151,36 @@ test('off-task replays: the arm goes far from every block, gripper closed or ope
     env.free();
   }
 });
+
+test("empty-handed replays: a later accidental catch ends the replay ('cut'); 'reject' threw the whole grasp's replay away", async () => {
+  // Jujube-Cup seed 0: every offset draw of the jujube grasp closes on air there, but the offset
+  // hand later catches the cup's handle, so 'reject' kept no replay of the jujube grasp at all.
+  const task = getTask('jujube_cup');
+  const env = await createEnv(task);
+  try {
+    const demo = recordDemo(env, task, 0);
+    const opts = { before: 12, after: 24, offsetMin: 0.02, offsetMax: 0.03 };
+    const reject = emptyHandedFrames(env, task, demo, countingRenderer(), new Rng(5), { ...opts, emptyHandedCatch: 'reject' }, 4);
+    const cut = emptyHandedFrames(env, task, demo, countingRenderer(), new Rng(5), { ...opts, emptyHandedCatch: 'cut' }, 4);
+    const jujubeGrasp = task.stages.findIndex((s) => s.name === 'grasp_jujube');
+    assert.ok(jujubeGrasp > 0);
+    const ofGrasp = (fs: typeof cut) => fs.filter((f) => f.contextFrom === jujubeGrasp - 1);
+    assert.equal(ofGrasp(reject).length, 0, 'reject: no replay of the jujube grasp');
+    const kept = ofGrasp(cut);
+    assert.ok(kept.length > 20, `cut: ${kept.length} frames of the jujube grasp`);
+    // Still really empty-handed: the step that caught something is not kept, nor anything after it.
+    const graspStages = task.stages.map((s, k) => (s.name.startsWith('grasp_') ? k : -1)).filter((k) => k >= 0);
+    for (const f of cut) {
+      for (const k of graspStages) assert.equal(f.done[k], 0, `grasp stage ${k} holds at step ${f.step}`);
+      for (const [name, v] of Object.entries(f.predicates)) if (name.startsWith('isGrasped')) assert.equal(v, false, `${name} at step ${f.step}`);
+    }
+    // Cut short of the demo's end (it caught something later), but past the grasp and its lift.
+    const last = Math.max(...kept.map((f) => f.step));
+    assert.ok(last < demo.actions.length - 4, `replay ran to ${last} of ${demo.actions.length}`);
+    assert.ok(last > demo.firstTrue[jujubeGrasp] + 24, `replay ended at ${last}, grasp at ${demo.firstTrue[jujubeGrasp]}`);
+    // The default is 'cut'.
+    assert.deepEqual(emptyHandedFrames(env, task, demo, countingRenderer(), new Rng(5), opts, 4).map((f) => f.step), cut.map((f) => f.step));
+  } finally {
+    env.free();
+  }
+});
