@@ -4,7 +4,8 @@
  * and the summary (success and hallucination with 95% intervals, sample efficiency) that becomes
  * the table in docs/evovla.md. Running the arms is bench/evovla.ts's job.
  */
-import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../../nn/model.ts';
 import { makeDirectory } from '../../sim/files.ts';
 import { dirname, join } from 'node:path';
 import { wilsonInterval } from '../../tasks/rollout.ts';
@@ -130,10 +131,7 @@ export function checkBenchFolder(out: string, current: Readonly<Record<string, u
   if (left.length > 0) {
     throw new Error(`${out} holds ${left.join('/ and ')}/ but no ${ABLATION_SETTINGS_FILE}, so what they were made with is unknown; remove them, or use --out DIR`);
   }
-  makeDirectory(out);
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(wanted, null, 2) + '\n');
-  renameSync(tmp, path);
+  writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(wanted, null, 2) + '\n'));
   return true;
 }
 

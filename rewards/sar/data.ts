@@ -171,8 +171,8 @@ interface ReplayStep {
 
 /**
  * A perturbed replay of the demo's actions from step `t0`, simulated only: the steps where
- * `keep(i)` says so, or null as soon as `reject` holds after a step (nothing is rendered yet, so a
- * rejected replay costs physics alone).
+ * `keep(i)` says so. After each step `judge` may answer 'reject' (null: nothing is rendered yet, so
+ * a rejected replay costs physics alone) or 'stop' (the replay ends before that step).
  */
 function replaySteps(
   env: SimEnv,
@@ -181,7 +181,7 @@ function replaySteps(
   steps: number,
   transform: (action: Float32Array, t: number) => Float32Array,
   keep: (i: number) => boolean,
-  reject: (info: StepInfo, i: number) => 'reject' | 'stop' | false = () => false,
+  judge: (info: StepInfo, i: number) => 'reject' | 'stop' | false = () => false,
 ): ReplayStep[] | null {
   restoreDemo(env, demo, t0);
   const out: ReplayStep[] = [];
@@ -189,7 +189,7 @@ function replaySteps(
     const t = t0 + i;
     const recorded = demo.actions[Math.min(t, demo.actions.length - 1)];
     const res = env.step(transform(recorded, t));
-    const verdict = reject(res.info, i);
+    const verdict = judge(res.info, i);
     if (verdict === 'reject') return null;
     if (verdict === 'stop') break;
     if (keep(i)) out.push({ info: res.info, step: t + 1 });
@@ -330,6 +330,9 @@ function holdsAnything(task: Task, info: StepInfo): boolean {
   return Object.entries(info.predicates).some(([name, v]) => v === true && name.startsWith('isGrasped'));
 }
 
+/** What an empty-handed replay does when the offset hand catches something (config `nearMiss.emptyHandedCatch`). */
+export type EmptyHandedCatch = 'reject' | 'cut';
+
 /**
  * Empty-handed replays: for each grasp stage, the demo restored `before` steps ahead of the reach
  * before the grasp and the expert's actions replayed 2-3 cm sideways to the end of the demo (at
@@ -354,7 +357,7 @@ function holdsAnything(task: Task, info: StepInfo): boolean {
  * the reach before the grasp: a gate stuck on any stage from there on (the probe's reach, grasp,
  * lift ...) sees these frames too.
  */
-export function emptyHandedFrames(env: SimEnv, task: Task, demo: DemoRecord, renderer: FrameRenderer, rng: Rng, opts: NearMissOptions & { emptyHandedSteps?: number; emptyHandedCatch?: 'reject' | 'cut' }, stride: number): LabelledFrame[] {
+export function emptyHandedFrames(env: SimEnv, task: Task, demo: DemoRecord, renderer: FrameRenderer, rng: Rng, opts: NearMissOptions & { emptyHandedSteps?: number; emptyHandedCatch?: EmptyHandedCatch }, stride: number): LabelledFrame[] {
   renderer.setScene(demo.randomization);
   const out: LabelledFrame[] = [];
   task.stages.forEach((stage, k) => {
@@ -364,12 +367,12 @@ export function emptyHandedFrames(env: SimEnv, task: Task, demo: DemoRecord, ren
     const reach = k > 0 && demo.firstTrue[k - 1] >= 0 ? Math.min(demo.firstTrue[k - 1], tk) : tk;
     const t0 = Math.max(0, reach - opts.before);
     const steps = Math.min(demo.actions.length - t0, opts.emptyHandedSteps ?? Number.POSITIVE_INFINITY);
+    // 'cut': a catch within `after` steps of the expert's grasp is the grasp itself (redraw);
+    // a later one ends the replay there.
+    const graspEnd = tk - t0 + opts.after;
     let kept: ReplayStep[] | null = null;
     for (let draw = 0; draw < EMPTY_HANDED_DRAWS && !kept; draw++) {
       const transform = transformFor(env, demo, 'offset', tk, rng, opts);
-      // 'cut': a catch within `after` steps of the expert's grasp is the grasp itself (redraw);
-      // a later one ends the replay there.
-      const graspEnd = tk - t0 + opts.after;
       kept = replaySteps(env, demo, t0, steps, transform, (i) => i % stride === stride - 1, (info, i) =>
         !holdsAnything(task, info) ? false : opts.emptyHandedCatch !== 'reject' && i > graspEnd ? 'stop' : 'reject',
       );
@@ -460,7 +463,7 @@ export function trainingFrames(
   renderer: FrameRenderer,
   cfg: {
     train: { seeds: readonly number[]; frameStride: number; nearMissStates: boolean };
-    nearMiss: NearMissOptions & WanderOptions & { frameStride: number; emptyHanded?: boolean; emptyHandedSteps?: number; emptyHandedCatch?: 'reject' | 'cut' };
+    nearMiss: NearMissOptions & WanderOptions & { frameStride: number; emptyHanded?: boolean; emptyHandedSteps?: number; emptyHandedCatch?: EmptyHandedCatch };
   },
   rng: Rng,
   log: (line: string) => void = () => {},
