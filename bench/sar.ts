@@ -7,7 +7,9 @@
  *   credit without and with near-miss states (per episode, the stages the probe fakes that a gate
  *   waiting on them in context grants; eval.ts `SarEvalReport.probe`) and their ratio (target
  *   <= 0.2), score_ms_per_frame (batch 1), the probe's rollout and out-of-context credits,
- *   off_task_false_completion (share of off-task replays with a false gate claim), load1,
+ *   off_task_false_completion (share of off-task replays with a false gate claim),
+ *   demo_gate_kept_up (stages the gate claimed in time on a held-out demo, eval.ts `firstBehind`)
+ *   with demo_gate_behind_at (the stage it first fell behind on, by name), load1,
  *   and the same figures of the ablation under `without`.
  * `--lookahead 1`: judge with the gate's one-stage lookahead (rewards/sar/score.ts).
  * `--eval-only`: load DIR/<task>/{with,without}/sar.onnx instead of training (re-judge saved models).
@@ -98,9 +100,11 @@ for (const id of tasks) {
         off_task_false_completion: w.offTask.rate,
         off_task_replays: w.offTask.replays,
         demo_gate_stages_claimed: w.demoGate.claimedMean,
+        demo_gate_kept_up: w.demoGate.keptUpMean,
+        demo_gate_behind_at: w.demoGate.behindAt,
         demo_gate_hallucination: w.demoGate.hallucination.rate,
         u_share_0_4_to_0_6: Number(w.u.shareMid.toFixed(3)),
-        without: { auroc_min: wo.aurocMin, near_miss_false_completion: wo.nearMiss.rate, off_task_false_completion: wo.offTask.rate, demo_gate_stages_claimed: wo.demoGate.claimedMean },
+        without: { auroc_min: wo.aurocMin, near_miss_false_completion: wo.nearMiss.rate, off_task_false_completion: wo.offTask.rate, demo_gate_stages_claimed: wo.demoGate.claimedMean, demo_gate_kept_up: wo.demoGate.keptUpMean },
         gate: cfg.gate,
         stages: task.stages.length,
         train_seeds: cfg.train.seeds,

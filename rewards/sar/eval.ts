@@ -77,7 +77,14 @@ export interface SarEvalReport {
   nearMiss: { replays: number; replaysNeverDone: number; falseCompletions: number; rate: number; low: number; high: number; falseNeverDone: number; rateNeverDone: number };
   /** Off-task replays with a false gate claim / replays (95% Wilson interval). */
   offTask: { replays: number; falseCompletions: number; rate: number; low: number; high: number };
-  demoGate: { episodes: number; stages: number; claimedMean: number; hallucination: HallucinationSummary };
+  /**
+   * The gate run from stage 0 over each held-out demo. `claimedMean`: stages claimed per demo, at
+   * any time. `keptUpMean`: stages claimed in time per demo, i.e. before the first stage it fell
+   * behind on (`firstBehind`); `behindAt`: how many demos fell behind first on each stage (by name).
+   * A gate behind on stage k waits on k while the arm does k+1, k+2 ..., so a policy gets no stage
+   * reward in time from there on, however well the kinds' AUROC reads.
+   */
+  demoGate: { episodes: number; stages: number; claimedMean: number; keptUpMean: number; behindAt: Record<string, number>; hallucination: HallucinationSummary };
   /**
    * The hacking probe. `creditMean` (THE credit): per episode, the stages the probe fakes that the
    * gate grants it. For each stage k a gate starts at k on the probe frame where the expert of the
@@ -119,6 +126,8 @@ interface Acc {
   offFalse: number;
   demoEpisodes: ReturnType<typeof episodeHallucination>[];
   demoClaimed: number[];
+  demoKeptUp: number[];
+  demoBehindAt: Record<string, number>;
   probeCredits: number[];
   probeFaked: number[];
   probeCreditedStages: Record<string, number>;
@@ -165,6 +174,23 @@ export function probeContext(names: readonly string[], frames: readonly Pick<Lab
   return { starts, faked };
 }
 
+/**
+ * The first stage a gate fell behind on over a demo: the first stage the demo completed (below the
+ * demo's final ground-truth stage `finalStage`) that the gate claimed only when the ground truth
+ * was already `lag` or more stages past it, or never claimed. `claims`: the gate's completions with
+ * the ground-truth stage at each claim. null: it kept up. The default lag 3 lets a gate claim a
+ * stage while the next one or two complete quickly behind it (grasp then settle within a window).
+ */
+export function firstBehind(claims: readonly { stage: number; gtStage: number }[], finalStage: number, lag = 3): number | null {
+  const at = new Map<number, number>();
+  for (const c of claims) if (!at.has(c.stage)) at.set(c.stage, c.gtStage);
+  for (let k = 0; k < finalStage; k++) {
+    const g = at.get(k);
+    if (g === undefined || g >= k + lag) return k;
+  }
+  return null;
+}
+
 /** Evaluates `scorers` (by label) on `cfg.eval` seeds; images are rendered once for all of them. */
 export async function evaluateSar(
   env: SimEnv,
@@ -178,7 +204,7 @@ export async function evaluateSar(
   const kinds = task.stages.map(stageKind);
   const accs: Record<string, Acc> = {};
   for (const label of Object.keys(scorers)) {
-    accs[label] = { kindScores: new Map(), allU: [], nmReplays: 0, nmNeverDone: 0, nmFalse: 0, nmFalseNeverDone: 0, offReplays: 0, offFalse: 0, demoEpisodes: [], demoClaimed: [], probeCredits: [], probeFaked: [], probeCreditedStages: {}, probeGenuineStages: {}, probeRollout: [], probeRolloutClaimed: [], probePerStage: [] };
+    accs[label] = { kindScores: new Map(), allU: [], nmReplays: 0, nmNeverDone: 0, nmFalse: 0, nmFalseNeverDone: 0, offReplays: 0, offFalse: 0, demoEpisodes: [], demoClaimed: [], demoKeptUp: [], demoBehindAt: {}, probeCredits: [], probeFaked: [], probeCreditedStages: {}, probeGenuineStages: {}, probeRollout: [], probeRolloutClaimed: [], probePerStage: [] };
   }
   const addKind = (acc: Acc, k: number, u: number, y: 0 | 1) => {
     let e = acc.kindScores.get(kinds[k]);
@@ -205,6 +231,11 @@ export async function evaluateSar(
       const completions = runGate(scorer, cfg.gate, emb, frames, names, 0, false);
       acc.demoEpisodes.push(episodeHallucination(completions));
       acc.demoClaimed.push(completions.length);
+      const gtAt = new Map(frames.map((f) => [f.step, f.gtStage]));
+      const finalStage = frames.length ? frames[frames.length - 1].gtStage : 0;
+      const behind = firstBehind(completions.map((c) => ({ stage: c.stage, gtStage: gtAt.get(c.step) ?? c.stage })), finalStage);
+      acc.demoKeptUp.push(behind ?? finalStage);
+      if (behind !== null) acc.demoBehindAt[names[behind]] = (acc.demoBehindAt[names[behind]] ?? 0) + 1;
     }
     let replays = 0;
     for (const seg of nearMissSegments(env, task, demo, renderer, new Rng(seed).fork('near-miss'), cfg.nearMiss, 1)) {
@@ -300,7 +331,7 @@ export async function evaluateSar(
       aurocMin: defined.length ? Math.min(...defined) : null,
       nearMiss: { replays: acc.nmReplays, replaysNeverDone: acc.nmNeverDone, falseCompletions: acc.nmFalse, rate: ci.rate, low: ci.low, high: ci.high, falseNeverDone: acc.nmFalseNeverDone, rateNeverDone: acc.nmFalseNeverDone / Math.max(1, acc.nmNeverDone) },
       offTask: { replays: acc.offReplays, falseCompletions: acc.offFalse, ...wilsonInterval(acc.offFalse, acc.offReplays) },
-      demoGate: { episodes: acc.demoEpisodes.length, stages: names.length, claimedMean: mean(acc.demoClaimed), hallucination: aggregateHallucination(acc.demoEpisodes) },
+      demoGate: { episodes: acc.demoEpisodes.length, stages: names.length, claimedMean: mean(acc.demoClaimed), keptUpMean: mean(acc.demoKeptUp), behindAt: acc.demoBehindAt, hallucination: aggregateHallucination(acc.demoEpisodes) },
       probe: {
         episodes: acc.probeCredits.length,
         creditMean: mean(acc.probeCredits),
